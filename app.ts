@@ -1,0 +1,38 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { cors } from "hono/cors";
+import { secureHeaders } from "hono/secure-headers";
+import { BadRequest, errorResponse, NotFound } from "./errors.ts";
+import type { AppDeps } from "./routes/deps.ts";
+import { registerDocsRoutes } from "./routes/docs.ts";
+import { registerHealthRoutes } from "./routes/health.ts";
+import { registerStaticRoutes } from "./routes/static.ts";
+import { registerStatusRoutes } from "./routes/status.ts";
+import { registerUploadRoutes } from "./routes/upload.ts";
+
+/** Builds the HTTP app from explicit dependencies. */
+export function createApp(deps: AppDeps): OpenAPIHono {
+  const app = new OpenAPIHono({
+    // Every validation failure becomes the one error shape, naming the field.
+    defaultHook: (result) => {
+      if (!result.success) {
+        const issue = result.error.issues[0];
+        const field = issue.path.join(".") || "request";
+        const code = field === "file" ? "missing_file" : "validation_error";
+        throw new BadRequest(code, `${field}: ${issue.message}`);
+      }
+    },
+  });
+  const origins = deps.config.CORS_ORIGINS;
+  app.use("*", cors({ origin: origins.includes("*") ? "*" : origins }));
+  // The docs pages run inline scripts of their own; the rest is JSON and images.
+  app.use("*", secureHeaders({ contentSecurityPolicy: undefined, crossOriginEmbedderPolicy: false }));
+  app.onError((err, c) => errorResponse(err, c));
+  app.notFound((c) => errorResponse(new NotFound(`no route for ${c.req.method} ${c.req.path}`), c));
+
+  registerUploadRoutes(app, deps);
+  registerStatusRoutes(app, deps);
+  registerHealthRoutes(app, deps);
+  registerStaticRoutes(app, deps.config.RESULT_DIR);
+  registerDocsRoutes(app, deps);
+  return app;
+}

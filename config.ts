@@ -1,0 +1,145 @@
+import { z } from "zod";
+
+const bool = z
+  .union([z.boolean(), z.enum(["true", "false", "1", "0", "yes", "no", "on", "off", ""])])
+  .transform((v) => v === true || v === "true" || v === "1" || v === "yes" || v === "on");
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/** The one schema for the service's configuration; every variable is read here and nowhere else. */
+export const ConfigSchema = z
+  .object({
+    APP_NAME: z.string().min(1).default("Background Image Processor"),
+    VERSION: z.string().min(1).default("1.0.0"),
+    DEBUG: bool.default(false),
+    HOST: z.string().min(1).default("0.0.0.0"),
+    PORT: port.default(8000),
+    RELOAD: bool.default(false),
+    UPLOAD_DIR: z.string().min(1).default("uploads"),
+    RESULT_DIR: z.string().min(1).default("result_images"),
+    REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+    REDIS_HOST: z.string().min(1).default("127.0.0.1"),
+    REDIS_PORT: port.default(6379),
+    REDIS_DB: z.coerce.number().int().min(0).max(15).default(0),
+    REDIS_PASSWORD: z.string().optional(),
+    // Where an auto-started private redis-server keeps its files (only used when none answers).
+    REDIS_DATA_DIR: z.string().min(1).default(".redis"),
+    REDIS_AUTOSTART: bool.default(true),
+    MAX_FILE_SIZE: z.coerce.number().int().positive().default(10 * 1024 * 1024),
+    WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+    EMBEDDED_WORKER: bool.default(true),
+    QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]+$/, "letters, digits, _ : . - only").default("bip"),
+    QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("contours"),
+    JOB_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
+    CORS_ORIGINS: z
+      .string()
+      .default("*")
+      .transform((s) => s.split(",").map((o) => o.trim()).filter(Boolean)),
+  });
+
+/** Parsed, validated configuration. */
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** Names of every variable the service reads (for `--allow-env` and the docs). */
+export const CONFIG_VARIABLES = Object.keys(ConfigSchema.shape) as (keyof typeof ConfigSchema.shape)[];
+
+/** Raised when a variable has a bad value; the message names the variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses `KEY=value` lines of a .env file (comments, blank lines, optional quotes, `export ` prefix). */
+export function parseDotEnv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    let value = m[2];
+    const quoted = /^(['"])(.*)\1$/.exec(value);
+    if (quoted) value = quoted[2];
+    else value = value.replace(/\s+#.*$/, "");
+    out[m[1]] = value;
+  }
+  return out;
+}
+
+/** Validates a variable map (environment over .env) into a Config, or throws ConfigError naming each bad variable. */
+export function parseConfig(vars: Record<string, string | undefined>): Config {
+  const input: Record<string, string> = {};
+  for (const key of CONFIG_VARIABLES) {
+    const v = vars[key];
+    if (v !== undefined) input[key] = v;
+  }
+  const result = ConfigSchema.safeParse(input);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) =>
+      `${i.path.join(".")}=${JSON.stringify(input[String(i.path[0])])}: ${i.message}`
+    );
+    throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
+  }
+  return result.data;
+}
+
+/** Reads the process environment and an optional `.env` file (environment wins), then validates. */
+export function loadConfig(envFile = ".env"): Config {
+  let fileVars: Record<string, string> = {};
+  try {
+    fileVars = parseDotEnv(Deno.readTextFileSync(envFile));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const vars: Record<string, string | undefined> = { ...fileVars };
+  for (const key of CONFIG_VARIABLES) {
+    const v = Deno.env.get(key);
+    if (v !== undefined) vars[key] = v;
+  }
+  return parseConfig(vars);
+}
+
+/** The Redis connection options the config describes (REDIS_URL wins over host/port/db/password). */
+export function redisOptions(config: Config): {
+  host: string;
+  port: number;
+  db: number;
+  password?: string;
+  username?: string;
+  tls?: Record<string, never>;
+} {
+  if (config.REDIS_URL) {
+    const u = new URL(config.REDIS_URL);
+    const db = Number(u.pathname.replace("/", "") || config.REDIS_DB);
+    return {
+      host: u.hostname,
+      port: Number(u.port || 6379),
+      db,
+      password: u.password ? decodeURIComponent(u.password) : config.REDIS_PASSWORD,
+      username: u.username ? decodeURIComponent(u.username) : undefined,
+      ...(u.protocol === "rediss:" ? { tls: {} } : {}),
+    };
+  }
+  return { host: config.REDIS_HOST, port: config.REDIS_PORT, db: config.REDIS_DB, password: config.REDIS_PASSWORD };
+}
+
+/** Config with secrets removed, for `/info` and logs. */
+export function publicConfig(config: Config): Record<string, unknown> {
+  const r = redisOptions(config);
+  return {
+    app_name: config.APP_NAME,
+    version: config.VERSION,
+    debug: config.DEBUG,
+    host: config.HOST,
+    port: config.PORT,
+    upload_dir: config.UPLOAD_DIR,
+    result_dir: config.RESULT_DIR,
+    redis: { host: r.host, port: r.port, db: r.db, tls: Boolean(r.tls), password_set: Boolean(r.password) },
+    max_file_size: config.MAX_FILE_SIZE,
+    worker_concurrency: config.WORKER_CONCURRENCY,
+    embedded_worker: config.EMBEDDED_WORKER,
+    queue_prefix: config.QUEUE_PREFIX,
+    queue_name: config.QUEUE_NAME,
+    job_attempts: config.JOB_ATTEMPTS,
+    cors_origins: config.CORS_ORIGINS,
+  };
+}

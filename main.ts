@@ -1,0 +1,112 @@
+import { type Config, ConfigError, loadConfig, redisOptions } from "./config.ts";
+import { createApp } from "./app.ts";
+import { loadOpenCV, openCVVersion } from "./imaging/opencv.ts";
+import { configureLog, log } from "./log.ts";
+import { closeRedis, connectRedis, createRedis } from "./queue/connection.ts";
+import { createContourQueue } from "./queue/contour_queue.ts";
+import { type PrivateRedis, redisAnswers, startPrivateRedis } from "./queue/redis_server.ts";
+import { ensureStorageDirs } from "./storage/files.ts";
+import { type ContourWorker, startContourWorker } from "./worker.ts";
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
+
+/** A running service: HTTP server, queue, optional embedded workers and private Redis. */
+export interface Service {
+  /** The port the server listens on (useful with PORT=0). */
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Makes sure Redis answers: starts a private redis-server when none does and one is installed, else throws. */
+export async function ensureRedis(config: Config): Promise<PrivateRedis | undefined> {
+  const { host, port } = redisOptions(config);
+  if (await redisAnswers(host, port)) return undefined;
+  const where = `${host}:${port}`;
+  if (!config.REDIS_AUTOSTART || !LOOPBACK.has(host)) {
+    throw new Error(`Redis is not reachable at ${where}; start one or point REDIS_URL / REDIS_HOST at one`);
+  }
+  try {
+    log("warn", "no Redis answers; starting a private redis-server", {
+      address: where,
+      data_dir: config.REDIS_DATA_DIR,
+    });
+    return await startPrivateRedis(port, config.REDIS_DATA_DIR);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new Error(
+        `Redis is not reachable at ${where} and redis-server is not installed: install Redis ` +
+          `(apt-get install redis-server, brew install redis) or set REDIS_URL to a running one`,
+      );
+    }
+    throw err;
+  }
+}
+
+/** Starts the whole service: Redis check, queue, HTTP server and (when EMBEDDED_WORKER) the worker pool. */
+export async function startService(config: Config): Promise<Service> {
+  const privateRedis = await ensureRedis(config);
+  await ensureStorageDirs({ uploadDir: config.UPLOAD_DIR, resultDir: config.RESULT_DIR });
+  const redis = createRedis(config, "producer");
+  redis.on("error", () => {}); // reconnects by itself; health reports the outage
+  await connectRedis(redis);
+  const queue = createContourQueue(config, redis);
+  let workers: ContourWorker | undefined;
+  const versions: Record<string, string> = {};
+  if (config.EMBEDDED_WORKER) {
+    workers = await startContourWorker(config);
+    versions.opencv = openCVVersion(await loadOpenCV());
+  }
+  const app = createApp({ config, redis, queue, versions });
+  const server = Deno.serve({
+    hostname: config.HOST,
+    port: config.PORT,
+    onListen: () => {},
+  }, app.fetch);
+  const port = server.addr.port;
+  log("info", "service listening", {
+    url: `http://${config.HOST}:${port}`,
+    docs: `http://${LOOPBACK.has(config.HOST) || config.HOST === "0.0.0.0" ? "localhost" : config.HOST}:${port}/docs`,
+    embedded_worker: config.EMBEDDED_WORKER,
+    concurrency: config.WORKER_CONCURRENCY,
+  });
+  return {
+    port,
+    async close() {
+      // Reverse order of start: stop taking requests, let in-flight ones finish, then workers, queue, Redis.
+      await server.shutdown();
+      await workers?.close();
+      await queue.close().catch(() => {});
+      await closeRedis(redis);
+      await privateRedis?.stop();
+    },
+  };
+}
+
+if (import.meta.main) {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    console.error(err instanceof ConfigError ? err.message : String(err));
+    Deno.exit(2);
+  }
+  configureLog({ pretty: config.DEBUG });
+  if (config.RELOAD) log("info", "RELOAD=true: use `deno task dev` to restart on file changes");
+  let service: Service;
+  try {
+    service = await startService(config);
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    Deno.exit(1);
+  }
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log("info", "shutting down", { signal });
+    await service.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+}

@@ -1,0 +1,55 @@
+import { Redis, type RedisOptions } from "ioredis";
+import { type Config, redisOptions } from "../config.ts";
+
+/** Connection roles: BullMQ workers need blocking commands that wait forever; producers must fail fast. */
+export type ConnectionRole = "producer" | "worker";
+
+/** Opens an ioredis connection for a role (lazily: nothing connects until first use). */
+export function createRedis(config: Config, role: ConnectionRole, extra: RedisOptions = {}): Redis {
+  return new Redis({
+    ...redisOptions(config),
+    lazyConnect: true,
+    connectTimeout: 2000,
+    // Reconnect with a capped backoff so both sides recover by themselves after a Redis restart.
+    retryStrategy: (times) => Math.min(200 * times, 2000),
+    ...(role === "worker"
+      ? { maxRetriesPerRequest: null }
+      // An upload during an outage must get a 503 now, not hang until Redis returns.
+      : { maxRetriesPerRequest: 1, enableOfflineQueue: false }),
+    ...extra,
+  });
+}
+
+/** Resolves once the connection is ready, or rejects after `timeoutMs`. */
+export async function connectRedis(redis: Redis, timeoutMs = 5000): Promise<void> {
+  if (redis.status === "ready") return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    if (redis.status === "wait") await Promise.race([redis.connect(), deadline]);
+    else {
+      await Promise.race([
+        new Promise<void>((resolve) => redis.once("ready", () => resolve())),
+        deadline,
+      ]);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Closes a connection, falling back to a hard disconnect when QUIT cannot get through. */
+export async function closeRedis(redis: Redis): Promise<void> {
+  if (redis.status === "end") return;
+  if (redis.status !== "ready") {
+    redis.disconnect();
+    return;
+  }
+  try {
+    await redis.quit();
+  } catch {
+    redis.disconnect();
+  }
+}

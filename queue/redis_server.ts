@@ -1,0 +1,92 @@
+import { join } from "node:path";
+import { log } from "../log.ts";
+
+/** A private redis-server this process started, and how to stop it. */
+export interface PrivateRedis {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** True when something accepts TCP connections at host:port within `timeoutMs`. */
+export async function redisAnswers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  let conn: Deno.TcpConn | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    conn = await Promise.race([
+      Deno.connect({ hostname: host, port }),
+      new Promise<never>((_, reject) => timer = setTimeout(() => reject(new Error("timeout")), timeoutMs)),
+    ]);
+    await conn.write(new TextEncoder().encode("PING\r\n"));
+    const buf = new Uint8Array(64);
+    const n = await Promise.race([
+      conn.read(buf),
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), timeoutMs)),
+    ]);
+    // "+PONG" or "-NOAUTH ...": either way a Redis is there.
+    return n !== null && (buf[0] === 0x2b || buf[0] === 0x2d);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn?.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** Starts `redis-server` on 127.0.0.1:port with its files under `dataDir`, and waits until it answers. */
+export async function startPrivateRedis(port: number, dataDir: string, deadlineMs = 10_000): Promise<PrivateRedis> {
+  await Deno.mkdir(dataDir, { recursive: true });
+  const child = new Deno.Command("redis-server", {
+    args: [
+      "--bind",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--dir",
+      dataDir,
+      // Append-only so jobs survive a restart of this private server; BullMQ needs noeviction.
+      "--appendonly",
+      "yes",
+      "--save",
+      "",
+      "--maxmemory-policy",
+      "noeviction",
+      "--logfile",
+      join(dataDir, "redis.log"),
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const until = Date.now() + deadlineMs;
+  while (Date.now() < until) {
+    if (await redisAnswers("127.0.0.1", port, 500)) {
+      log("info", "started a private redis-server", { port, data_dir: dataDir });
+      child.stderr.cancel();
+      return {
+        port,
+        async stop() {
+          try {
+            child.kill("SIGTERM");
+          } catch {
+            // already gone
+          }
+          await child.status;
+        },
+      };
+    }
+    const exited = await Promise.race([child.status, new Promise<null>((r) => setTimeout(() => r(null), 100))]);
+    if (exited) {
+      const err = await new Response(child.stderr).text();
+      throw new Error(
+        `redis-server exited with code ${exited.code}: ${err.trim() || "see " + join(dataDir, "redis.log")}`,
+      );
+    }
+  }
+  child.kill("SIGKILL");
+  await child.status;
+  throw new Error(`redis-server did not answer on port ${port} within ${deadlineMs} ms`);
+}

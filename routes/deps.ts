@@ -1,0 +1,17 @@
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { Redis } from "ioredis";
+import type { Config } from "../config.ts";
+import type { ContourQueue } from "../queue/contour_queue.ts";
+
+/** What the HTTP layer needs, passed in explicitly (tests build it with a real Redis and temp folders). */
+export interface AppDeps {
+  config: Config;
+  /** Producer connection: fails fast while Redis is down. */
+  redis: Redis;
+  queue: ContourQueue;
+  /** Versions shown by /info (the OpenCV one is known only once a worker has loaded it). */
+  versions?: Record<string, string>;
+}
+
+/** The Hono app type every route module extends. */
+export type App = OpenAPIHono;

@@ -1,0 +1,59 @@
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { BadRequest, NotFound, Unavailable } from "../errors.ts";
+import { getTaskStatus } from "../queue/contour_queue.ts";
+import { decodeCursor, listResults } from "../queue/results_index.ts";
+import { serviceKeys } from "../queue/keys.ts";
+import type { AppDeps } from "./deps.ts";
+import { errorResponses, ResultsPageSchema, ResultsQuerySchema, TaskIdSchema, TaskStatusSchema } from "./schemas.ts";
+
+const statusRoute = createRoute({
+  method: "get",
+  path: "/api/v1/images/status/{task_id}",
+  tags: ["images"],
+  summary: "State, progress and result of a task",
+  request: { params: z.object({ task_id: TaskIdSchema }) },
+  responses: {
+    200: { description: "The task", content: { "application/json": { schema: TaskStatusSchema } } },
+    ...errorResponses(400, 404, 503),
+  },
+});
+
+const resultsRoute = createRoute({
+  method: "get",
+  path: "/api/v1/images/results",
+  tags: ["images"],
+  summary: "Processed images, newest first",
+  request: { query: ResultsQuerySchema },
+  responses: {
+    200: { description: "One page of results", content: { "application/json": { schema: ResultsPageSchema } } },
+    ...errorResponses(400, 503),
+  },
+});
+
+/** Turns a Redis failure into a 503 while leaving the API's own errors alone. */
+async function fromRedis<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof NotFound || err instanceof BadRequest) throw err;
+    throw new Unavailable(`Redis is not reachable: ${(err as Error).message}`);
+  }
+}
+
+/** Registers the status and results routes. */
+export function registerStatusRoutes(app: OpenAPIHono, deps: AppDeps): void {
+  app.openapi(statusRoute, async (c) => {
+    const { task_id } = c.req.valid("param");
+    const status = await fromRedis(() => getTaskStatus(deps.queue, task_id));
+    if (!status) throw new NotFound(`no task with id ${task_id}`);
+    return c.json(status, 200);
+  });
+
+  app.openapi(resultsRoute, async (c) => {
+    const { limit, cursor } = c.req.valid("query");
+    const position = cursor === undefined ? undefined : decodeCursor(cursor);
+    if (cursor !== undefined && !position) throw new BadRequest("invalid_cursor", "cursor is not one this API issued");
+    const page = await fromRedis(() => listResults(deps.redis, serviceKeys(deps.config), limit, position));
+    return c.json(page, 200);
+  });
+}

@@ -1,0 +1,81 @@
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { join } from "node:path";
+import { BadRequest, errorResponse, TooLarge, Unavailable } from "../errors.ts";
+import { EXTENSIONS, sniffFormat } from "../imaging/format.ts";
+import { log } from "../log.ts";
+import { enqueueContourJob } from "../queue/contour_queue.ts";
+import { removeFile, saveStream } from "../storage/files.ts";
+import type { AppDeps } from "./deps.ts";
+import { errorResponses, UploadAcceptedSchema, UploadFormSchema } from "./schemas.ts";
+
+// Room for the multipart boundaries and part headers around the file itself.
+const MULTIPART_OVERHEAD = 64 * 1024;
+const SNIFF_BYTES = 64;
+
+/** Keeps a client's filename as harmless metadata: no paths, no control characters, bounded length. */
+export function sanitizeFilename(name: string): string {
+  // deno-lint-ignore no-control-regex
+  const base = name.replace(/[\u0000-\u001f\u007f]/g, "").split(/[\\/]/).pop() ?? "";
+  const trimmed = base.trim().slice(0, 255);
+  return trimmed === "" || trimmed === "." || trimmed === ".." ? "upload" : trimmed;
+}
+
+const uploadRoute = (maxSize: number) =>
+  createRoute({
+    method: "post",
+    path: "/api/v1/images/upload",
+    tags: ["images"],
+    summary: "Upload an image for contour detection",
+    description: "Stores the file under a server-generated name and queues a contour-detection job.",
+    middleware: [
+      // Enforced while the body streams in: an oversized body is cut off before it is buffered.
+      bodyLimit({ maxSize: maxSize + MULTIPART_OVERHEAD, onError: (c) => errorResponse(new TooLarge(maxSize), c) }),
+    ] as const,
+    request: { body: { required: true, content: { "multipart/form-data": { schema: UploadFormSchema } } } },
+    responses: {
+      202: { description: "Accepted and queued", content: { "application/json": { schema: UploadAcceptedSchema } } },
+      ...errorResponses(400, 413, 503),
+    },
+  });
+
+/** Registers `POST /api/v1/images/upload`. */
+export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
+  const { config, queue } = deps;
+  app.openapi(uploadRoute(config.MAX_FILE_SIZE), async (c) => {
+    const { file } = c.req.valid("form");
+    if (file.size === 0) throw new BadRequest("empty_file", "the uploaded file is empty");
+    if (file.size > config.MAX_FILE_SIZE) throw new TooLarge(config.MAX_FILE_SIZE);
+    const head = new Uint8Array(await file.slice(0, SNIFF_BYTES).arrayBuffer());
+    const format = sniffFormat(head);
+
+    const taskId = crypto.randomUUID();
+    const filename = sanitizeFilename(file.name);
+    const filePath = join(config.UPLOAD_DIR, `${taskId}.${EXTENSIONS[format]}`);
+    await saveStream(file.stream(), filePath);
+    try {
+      await enqueueContourJob(queue, config, {
+        task_id: taskId,
+        upload_path: filePath,
+        filename,
+        format,
+        size: file.size,
+        submitted_at: new Date().toISOString(),
+      });
+    } catch (err) {
+      // Nothing will ever process this file: remove it rather than leave an orphan.
+      await removeFile(filePath);
+      log("warn", "enqueue failed", { task_id: taskId, error: (err as Error).message });
+      throw new Unavailable("the job queue (Redis) is not reachable; try again shortly");
+    }
+    log("info", "upload accepted", { task_id: taskId, format, size: file.size });
+    return c.json({
+      message: "Image uploaded successfully, processing started",
+      status: "queued" as const,
+      task_id: taskId,
+      filename,
+      file_path: filePath,
+      status_url: `/api/v1/images/status/${taskId}`,
+    }, 202);
+  });
+}

@@ -1,0 +1,51 @@
+import { join } from "node:path";
+
+/** Where the service keeps uploads and results. */
+export interface StorageDirs {
+  uploadDir: string;
+  resultDir: string;
+}
+
+/** Creates the storage folders when missing. */
+export async function ensureStorageDirs(dirs: StorageDirs): Promise<void> {
+  await Deno.mkdir(dirs.uploadDir, { recursive: true });
+  await Deno.mkdir(dirs.resultDir, { recursive: true });
+}
+
+/** Streams an uploaded file to `path`; the partial file is removed if writing fails. */
+export async function saveStream(stream: ReadableStream<Uint8Array>, path: string): Promise<void> {
+  const file = await Deno.open(path, { write: true, createNew: true });
+  try {
+    await stream.pipeTo(file.writable);
+  } catch (err) {
+    await removeFile(path);
+    throw err;
+  }
+}
+
+/** Removes a file, ignoring one that is already gone. */
+export async function removeFile(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}
+
+/** Writes bytes atomically (temp file + rename), so readers never see half a result. */
+export async function writeAtomically(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+  try {
+    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
+    else await Deno.writeFile(tmp, data);
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await removeFile(tmp);
+    throw err;
+  }
+}
+
+/** The files of one task's result. */
+export function resultFiles(resultDir: string, taskId: string): { image: string; data: string } {
+  return { image: join(resultDir, `${taskId}.png`), data: join(resultDir, `${taskId}.json`) };
+}

@@ -1,0 +1,40 @@
+/** Sample images (copied from the shared public-domain set) and what native OpenCV 4.6 found in them. */
+const DIR = new URL("./fixtures/", import.meta.url);
+
+/** Names of every sample image. */
+export const SAMPLES = [
+  "coins.png",
+  "camera.png",
+  "page.png",
+  "hubble_deep_field.jpg",
+  "rocket.jpg",
+  "coins.bmp",
+  "camera.tif",
+];
+
+/** The bytes of one sample. */
+export function fixture(name: string): Promise<Uint8Array> {
+  return Deno.readFile(new URL(name, DIR));
+}
+
+/** Native OpenCV's numbers for one image. */
+export interface NativeReference {
+  width: number;
+  height: number;
+  otsu_threshold: number;
+  contour_count: number;
+  top_level_count: number;
+  total_points: number;
+  areas_desc: number[];
+}
+
+const reference = JSON.parse(Deno.readTextFileSync(new URL("native_reference.json", DIR))) as {
+  images: Record<string, NativeReference>;
+};
+
+/** The reference for a sample. */
+export function nativeReference(name: string): NativeReference {
+  const ref = reference.images[name];
+  if (!ref) throw new Error(`no native reference for ${name}`);
+  return ref;
+}

@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { decodeImage } from "../imaging/decode.ts";
+import { sniffFormat } from "../imaging/format.ts";
+import { ImageError } from "../imaging/image_error.ts";
+import { loadOpenCV } from "../imaging/opencv.ts";
+import { analyseImage } from "../imaging/pipeline.ts";
+import { fixture, nativeReference } from "./fixtures.ts";
+
+const LOSSLESS = ["coins.png", "camera.png", "page.png", "coins.bmp", "camera.tif"];
+
+Deno.test("lossless samples: contour count and every area equal native OpenCV 4.6", async (t) => {
+  const cv = await loadOpenCV();
+  for (const name of LOSSLESS) {
+    await t.step(name, async () => {
+      const ref = nativeReference(name);
+      const { report, png } = analyseImage(cv, await fixture(name));
+      assert.equal(report.width, ref.width);
+      assert.equal(report.height, ref.height);
+      assert.equal(report.threshold, ref.otsu_threshold);
+      assert.equal(report.contour_count, ref.contour_count);
+      assert.equal(report.top_level_count, ref.top_level_count);
+      assert.equal(report.total_points, ref.total_points);
+      const areas = report.contours.map((c) => Math.round(c.area * 10) / 10).sort((a, b) => b - a);
+      assert.deepEqual(areas, ref.areas_desc);
+      const annotated = decodeImage(png);
+      assert.equal(annotated.format, "png");
+      assert.deepEqual([annotated.raster.width, annotated.raster.height], [ref.width, ref.height]);
+    });
+  }
+});
+
+Deno.test("JPEG samples: within a small tolerance of native OpenCV (decoders differ by a grey level)", async (t) => {
+  const cv = await loadOpenCV();
+  for (const name of ["hubble_deep_field.jpg", "rocket.jpg"]) {
+    await t.step(name, async () => {
+      const ref = nativeReference(name);
+      const { report } = analyseImage(cv, await fixture(name));
+      assert.equal(report.width, ref.width);
+      assert.equal(report.height, ref.height);
+      assert.ok(Math.abs(report.threshold - ref.otsu_threshold) <= 2, `threshold ${report.threshold}`);
+      // Small contours (a few pixels) come and go with one grey level of decoder difference; large ones do not.
+      const countDiff = Math.abs(report.contour_count - ref.contour_count) / ref.contour_count;
+      assert.ok(countDiff <= 0.1, `contour count ${report.contour_count} vs native ${ref.contour_count}`);
+      const total = report.contours.reduce((s, c) => s + c.area, 0);
+      const refTotal = ref.areas_desc.reduce((s, a) => s + a, 0);
+      assert.ok(Math.abs(total - refTotal) / refTotal <= 0.02, `total area ${total} vs native ${refTotal}`);
+    });
+  }
+});
+
+Deno.test("format sniffing uses content, not names", async (t) => {
+  await t.step("text → not_an_image", () => {
+    assert.throws(
+      () => sniffFormat(new TextEncoder().encode("hello, world")),
+      (e) => e instanceof ImageError && e.code === "not_an_image",
+    );
+  });
+  await t.step("GIF → unsupported_image", () => {
+    assert.throws(
+      () => sniffFormat(new TextEncoder().encode("GIF89a......")),
+      (e) => e instanceof ImageError && e.code === "unsupported_image",
+    );
+  });
+  await t.step("truncated PNG → corrupt_image", async () => {
+    const bytes = (await fixture("coins.png")).subarray(0, 2000);
+    assert.throws(() => decodeImage(bytes), (e) => e instanceof ImageError && e.code === "corrupt_image");
+  });
+  await t.step("each sample's format", async () => {
+    const expected: Record<string, string> = {
+      "coins.png": "png",
+      "rocket.jpg": "jpeg",
+      "coins.bmp": "bmp",
+      "camera.tif": "tiff",
+    };
+    for (const [name, format] of Object.entries(expected)) assert.equal(sniffFormat(await fixture(name)), format);
+  });
+});

@@ -1,0 +1,135 @@
+import { type Job, UnrecoverableError, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import { type Config, loadConfig } from "./config.ts";
+import { ImageError } from "./imaging/image_error.ts";
+import { loadOpenCV } from "./imaging/opencv.ts";
+import { analyseImage } from "./imaging/pipeline.ts";
+import { configureLog, log } from "./log.ts";
+import { closeRedis, createRedis } from "./queue/connection.ts";
+import { type ContourJob, ContourJobSchema, type ContourSummary } from "./queue/job.ts";
+import { serviceKeys } from "./queue/keys.ts";
+import { recordResult } from "./queue/results_index.ts";
+import { ensureStorageDirs, removeFile, resultFiles, writeAtomically } from "./storage/files.ts";
+
+/** A running worker pool and how to stop it. */
+export interface ContourWorker {
+  worker: Worker<ContourJob, ContourSummary>;
+  /** Waits for active jobs up to `graceMs`, then stops; never hangs on an unreachable Redis. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Processes one contour job: decode → contours → annotated PNG + JSON under RESULT_DIR. */
+export async function processContourJob(
+  config: Config,
+  redis: Redis,
+  job: Job<ContourJob, ContourSummary>,
+): Promise<ContourSummary> {
+  const started = performance.now();
+  const data = ContourJobSchema.parse(job.data);
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(data.upload_path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new UnrecoverableError(`upload_missing: the uploaded file ${data.upload_path} no longer exists`);
+    }
+    throw err;
+  }
+  await job.updateProgress(10);
+  const cv = await loadOpenCV();
+  let analysed;
+  try {
+    analysed = analyseImage(cv, bytes);
+  } catch (err) {
+    // The same bytes would fail the same way again: no retries.
+    if (err instanceof ImageError) throw new UnrecoverableError(`${err.code}: ${err.message}`);
+    throw err;
+  }
+  await job.updateProgress(80);
+  const { report, png } = analysed;
+  const files = resultFiles(config.RESULT_DIR, data.task_id);
+  const finishedAt = new Date().toISOString();
+  // Named after the task id and overwritten, so a retried job writes the same files, never a second result.
+  await writeAtomically(files.image, png);
+  await writeAtomically(files.data, JSON.stringify({ task_id: data.task_id, filename: data.filename, ...report }));
+  const summary: ContourSummary = {
+    task_id: data.task_id,
+    filename: data.filename,
+    format: report.format,
+    width: report.width,
+    height: report.height,
+    threshold: report.threshold,
+    contour_count: report.contour_count,
+    top_level_count: report.top_level_count,
+    total_points: report.total_points,
+    result_url: `/static/results/${data.task_id}.png`,
+    data_url: `/static/results/${data.task_id}.json`,
+    finished_at: finishedAt,
+    timings_ms: { ...report.timings_ms, total: Math.round((performance.now() - started) * 100) / 100 },
+  };
+  await recordResult(redis, serviceKeys(config), summary);
+  await job.updateProgress(100);
+  log("info", "job completed", { task_id: data.task_id, contours: report.contour_count, ms: summary.timings_ms.total });
+  return summary;
+}
+
+/** Starts a BullMQ worker for the contour queue with WORKER_CONCURRENCY slots. */
+export async function startContourWorker(config: Config): Promise<ContourWorker> {
+  await ensureStorageDirs({ uploadDir: config.UPLOAD_DIR, resultDir: config.RESULT_DIR });
+  // Initialised before taking jobs, so the first job does not pay OpenCV's start-up.
+  await loadOpenCV();
+  const connection = createRedis(config, "worker");
+  const indexRedis = createRedis(config, "worker");
+  const worker = new Worker<ContourJob, ContourSummary>(
+    config.QUEUE_NAME,
+    (job) => processContourJob(config, indexRedis, job),
+    { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WORKER_CONCURRENCY, autorun: true },
+  );
+  worker.on("error", (err) => log("warn", "worker connection error", { error: err.message }));
+  worker.on("failed", (job, err) => {
+    log("warn", "job failed", { task_id: job?.id, attempts: job?.attemptsMade, error: err.message });
+  });
+  worker.on("completed", async (job) => {
+    // The upload is no longer needed once its result exists.
+    await removeFile(job.data.upload_path).catch(() => {});
+  });
+  return {
+    worker,
+    async close(graceMs = 10_000) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), graceMs));
+      const outcome = await Promise.race([worker.close().then(() => "closed" as const), deadline]);
+      clearTimeout(timer);
+      if (outcome === "timeout") {
+        log("warn", "worker did not stop within the grace period; forcing", { grace_ms: graceMs });
+        await Promise.race([worker.close(true), new Promise((r) => setTimeout(r, 1000))]);
+      }
+      await closeRedis(indexRedis);
+      await closeRedis(connection);
+    },
+  };
+}
+
+if (import.meta.main) {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    console.error((err as Error).message);
+    Deno.exit(2);
+  }
+  configureLog({ pretty: config.DEBUG });
+  const pool = await startContourWorker(config);
+  log("info", "worker started", {
+    queue: config.QUEUE_NAME,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: config.WORKER_CONCURRENCY,
+  });
+  const stop = async (signal: string) => {
+    log("info", "worker stopping", { signal });
+    await pool.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+}
