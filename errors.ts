@@ -39,6 +39,12 @@ export class Unavailable extends AppError {
   }
 }
 
+const HTTP_CODES: Record<number, string> = {
+  400: "bad_request",
+  413: "file_too_large",
+  415: "unsupported_media_type",
+};
+
 /** Maps any thrown value to the `{error: {code, message}}` body and its status. */
 export function errorResponse(err: unknown, c: Context): Response {
   let status: ContentfulStatusCode = 500;
@@ -51,7 +57,7 @@ export function errorResponse(err: unknown, c: Context): Response {
     ({ code, message } = err);
   } else if (err instanceof HTTPException) {
     status = err.status as ContentfulStatusCode;
-    code = status === 413 ? "file_too_large" : "http_error";
+    code = HTTP_CODES[status] ?? "http_error";
     message = err.message || "request failed";
   } else {
     console.error(

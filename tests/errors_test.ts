@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { fixture } from "./fixtures.ts";
+import { listDir, startTestService, upload, waitForTask } from "./harness.ts";
+
+async function expectError(res: Response, status: number, code: string): Promise<void> {
+  const body = await res.json();
+  assert.equal(res.status, status, JSON.stringify(body));
+  assert.equal(body.error?.code, code, JSON.stringify(body));
+  assert.equal(typeof body.error.message, "string");
+  assert.ok(body.error.message.length > 0);
+}
+
+Deno.test("bad uploads get a clear JSON error and leave nothing on disk", async (t) => {
+  const svc = await startTestService({ MAX_FILE_SIZE: String(200 * 1024) });
+  try {
+    await t.step("no file field → 400 missing_file", async () => {
+      await expectError(await upload(svc.base, await fixture("coins.png"), "coins.png", "image"), 400, "missing_file");
+    });
+    await t.step("not multipart at all → 415 unsupported_media_type", async () => {
+      const res = await fetch(`${svc.base}/api/v1/images/upload`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ file: "coins.png" }),
+      });
+      await expectError(res, 415, "unsupported_media_type");
+    });
+    await t.step("empty file → 400 empty_file", async () => {
+      await expectError(await upload(svc.base, new Uint8Array(0), "empty.png"), 400, "empty_file");
+    });
+    await t.step("text named .png → 400 not_an_image", async () => {
+      await expectError(
+        await upload(svc.base, new TextEncoder().encode("just some text"), "x.png"),
+        400,
+        "not_an_image",
+      );
+    });
+    await t.step("GIF → 400 unsupported_image", async () => {
+      const gif = new TextEncoder().encode("GIF89a\u0001\u0000\u0001\u0000\u0000\u0000\u0000;");
+      await expectError(await upload(svc.base, gif, "x.gif"), 400, "unsupported_image");
+    });
+    await t.step("over MAX_FILE_SIZE → 413 file_too_large", async () => {
+      await expectError(
+        await upload(svc.base, await fixture("hubble_deep_field.jpg"), "big.jpg"),
+        413,
+        "file_too_large",
+      );
+    });
+    await t.step(
+      "over MAX_FILE_SIZE with chunked encoding (no Content-Length) → 413 before the body is read",
+      async () => {
+        const boundary = "----bip" + crypto.randomUUID();
+        const head = new TextEncoder().encode(
+          `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n` +
+            `Content-Type: image/png\r\n\r\n`,
+        );
+        let sent = 0;
+        const total = 50 * 1024 * 1024;
+        const chunk = new Uint8Array(64 * 1024);
+        const body = new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(head);
+          },
+          pull(c) {
+            if (sent >= total) return c.close();
+            sent += chunk.length;
+            c.enqueue(chunk);
+          },
+        });
+        const res = await fetch(`${svc.base}/api/v1/images/upload`, {
+          method: "POST",
+          headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
+          body,
+        });
+        await expectError(res, 413, "file_too_large");
+        assert.ok(sent < total, `the server read the whole ${total}-byte body`);
+      },
+    );
+    await t.step("a declared Content-Length over the limit → 413 without reading the body", async () => {
+      // Raw socket: fetch would correct the header to the body's real length.
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: svc.service.port });
+      try {
+        await conn.write(new TextEncoder().encode(
+          "POST /api/v1/images/upload HTTP/1.1\r\nHost: localhost\r\n" +
+            "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 1073741824\r\n\r\n--x\r\n",
+        ));
+        const buf = new Uint8Array(4096);
+        const n = await conn.read(buf);
+        const text = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+        assert.match(text, /^HTTP\/1\.1 413/, text);
+        assert.match(text, /file_too_large/);
+      } finally {
+        conn.close();
+      }
+    });
+    await t.step("unknown task → 404; malformed id → 400", async () => {
+      await expectError(await fetch(`${svc.base}/api/v1/images/status/${crypto.randomUUID()}`), 404, "not_found");
+      await expectError(await fetch(`${svc.base}/api/v1/images/status/..%2f..%2fetc`), 400, "validation_error");
+    });
+    await t.step("static results cannot escape the result folder", async () => {
+      for (const path of ["..%2f..%2fdeno.json", "%2e%2e%2fmain.ts", "x.png%00", "..", "/etc/passwd"]) {
+        const res = await fetch(`${svc.base}/static/results/${path}`);
+        assert.equal(res.status, 404, path);
+        await res.body?.cancel();
+      }
+    });
+    await t.step("nothing was written for any rejected upload", async () => {
+      assert.deepEqual(await listDir(svc.config.UPLOAD_DIR), []);
+    });
+    await t.step("a file that fails to decode ends as failed with a reason, without retries", async () => {
+      const png = await fixture("coins.png");
+      // A valid PNG signature and header, then garbage: accepted at upload, refused by the decoder.
+      const broken = png.slice(0, 4000);
+      broken.fill(0x55, 100);
+      const res = await upload(svc.base, broken, "broken.png");
+      assert.equal(res.status, 202);
+      const { task_id } = await res.json();
+      const status = await waitForTask(svc.base, task_id);
+      assert.equal(status.state, "failed");
+      assert.equal(status.attempts, 1, "an undecodable image must not be retried");
+      const error = status.error as { code: string; message: string };
+      assert.equal(error.code, "corrupt_image");
+      assert.match(error.message, /PNG/);
+    });
+  } finally {
+    await svc.close();
+  }
+});

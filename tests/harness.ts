@@ -1,0 +1,105 @@
+import { Redis } from "ioredis";
+import { type Config, parseConfig } from "../config.ts";
+import { type Service, startService } from "../main.ts";
+
+/** A free TCP port on loopback (the kernel picks it; nothing listens there once this returns). */
+export function sparePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = l.addr as Deno.NetAddr;
+  l.close();
+  return port;
+}
+
+/** Test configuration: a unique queue prefix, temp folders, ephemeral port. */
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  const root = Deno.makeTempDirSync({ prefix: "bip-test-" });
+  return parseConfig({
+    HOST: "127.0.0.1",
+    PORT: "0",
+    UPLOAD_DIR: `${root}/uploads`,
+    RESULT_DIR: `${root}/results`,
+    REDIS_DATA_DIR: `${root}/redis`,
+    QUEUE_PREFIX: `test-${crypto.randomUUID()}`,
+    REDIS_AUTOSTART: "false",
+    ...overrides,
+  });
+}
+
+/** Deletes every key under the config's queue prefix. */
+export async function dropPrefix(config: Config): Promise<void> {
+  const redis = new Redis({
+    host: config.REDIS_HOST,
+    port: config.REDIS_PORT,
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+  });
+  try {
+    await redis.connect();
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${config.QUEUE_PREFIX}:*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== "0");
+  } catch {
+    // Redis is gone (a test stopped it): nothing left to clean there.
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** A real service on an ephemeral port with real Redis, OpenCV.js and in-process workers. */
+export interface TestService {
+  config: Config;
+  service: Service;
+  base: string;
+  close(): Promise<void>;
+}
+
+/** Starts the real service for a test; `close` stops it, drops its Redis keys and removes its folders. */
+export async function startTestService(overrides: Record<string, string> = {}): Promise<TestService> {
+  const config = testConfig(overrides);
+  const service = await startService(config);
+  return {
+    config,
+    service,
+    base: `http://127.0.0.1:${service.port}`,
+    async close() {
+      await service.close();
+      await dropPrefix(config);
+      const root = config.UPLOAD_DIR.replace(/\/uploads$/, "");
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Polls a task until it reaches `completed` or `failed`, failing the test after `timeoutMs`. */
+export async function waitForTask(base: string, taskId: string, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+  const until = Date.now() + timeoutMs;
+  let last: Record<string, unknown> = {};
+  while (Date.now() < until) {
+    const res = await fetch(`${base}/api/v1/images/status/${taskId}`);
+    last = await res.json();
+    if (last.state === "completed" || last.state === "failed") return last;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`task ${taskId} did not finish within ${timeoutMs} ms; last status ${JSON.stringify(last)}`);
+}
+
+/** Uploads bytes as the multipart field `file`. */
+export function upload(base: string, bytes: Uint8Array, name: string, field = "file"): Promise<Response> {
+  const form = new FormData();
+  form.append(field, new File([bytes as Uint8Array<ArrayBuffer>], name));
+  return fetch(`${base}/api/v1/images/upload`, { method: "POST", body: form });
+}
+
+/** Names of the files in a folder (empty when it does not exist). */
+export async function listDir(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  return names;
+}
