@@ -47,7 +47,6 @@ export async function startService(config: Config): Promise<Service> {
   const privateRedis = await ensureRedis(config);
   await ensureStorageDirs({ uploadDir: config.UPLOAD_DIR, resultDir: config.RESULT_DIR });
   const redis = createRedis(config, "producer");
-  redis.on("error", () => {}); // reconnects by itself; health reports the outage
   await connectRedis(redis);
   const queue = createContourQueue(config, redis);
   let workers: ContourWorker | undefined;

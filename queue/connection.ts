@@ -1,12 +1,13 @@
 import { Redis, type RedisOptions } from "ioredis";
 import { type Config, redisOptions } from "../config.ts";
+import { log } from "../log.ts";
 
 /** Connection roles: BullMQ workers need blocking commands that wait forever; producers must fail fast. */
 export type ConnectionRole = "producer" | "worker";
 
 /** Opens an ioredis connection for a role (lazily: nothing connects until first use). */
 export function createRedis(config: Config, role: ConnectionRole, extra: RedisOptions = {}): Redis {
-  return new Redis({
+  const redis = new Redis({
     ...redisOptions(config),
     lazyConnect: true,
     connectTimeout: 2000,
@@ -18,6 +19,14 @@ export function createRedis(config: Config, role: ConnectionRole, extra: RedisOp
       : { maxRetriesPerRequest: 1, enableOfflineQueue: false }),
     ...extra,
   });
+  // ioredis reconnects by itself; without a listener each failed attempt would print an "Unhandled error event".
+  let lastLogged = 0;
+  redis.on("error", (err: Error) => {
+    if (Date.now() - lastLogged < 10_000) return;
+    lastLogged = Date.now();
+    log("warn", "Redis connection error", { role, error: err.message });
+  });
+  return redis;
 }
 
 /** Resolves once the connection is ready, or rejects after `timeoutMs`. */

@@ -11,17 +11,12 @@ export interface PrivateRedis {
 export async function redisAnswers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   let conn: Deno.TcpConn | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => timer = setTimeout(() => reject(new Error("timeout")), timeoutMs));
   try {
-    conn = await Promise.race([
-      Deno.connect({ hostname: host, port }),
-      new Promise<never>((_, reject) => timer = setTimeout(() => reject(new Error("timeout")), timeoutMs)),
-    ]);
+    conn = await Promise.race([Deno.connect({ hostname: host, port }), timeout]);
     await conn.write(new TextEncoder().encode("PING\r\n"));
     const buf = new Uint8Array(64);
-    const n = await Promise.race([
-      conn.read(buf),
-      new Promise<null>((resolve) => setTimeout(() => resolve(null), timeoutMs)),
-    ]);
+    const n = await Promise.race([conn.read(buf), timeout]);
     // "+PONG" or "-NOAUTH ...": either way a Redis is there.
     return n !== null && (buf[0] === 0x2b || buf[0] === 0x2d);
   } catch {

@@ -10,9 +10,17 @@ export function sparePort(): number {
   return port;
 }
 
+const TMP = new URL("./.tmp/", import.meta.url).pathname;
+
+/** A fresh folder under tests/.tmp (inside the project, so the test task's narrow --allow-write covers it). */
+export function testTempDir(): string {
+  Deno.mkdirSync(TMP, { recursive: true });
+  return Deno.makeTempDirSync({ dir: TMP, prefix: "bip-" });
+}
+
 /** Test configuration: a unique queue prefix, temp folders, ephemeral port. */
 export function testConfig(overrides: Record<string, string> = {}): Config {
-  const root = Deno.makeTempDirSync({ prefix: "bip-test-" });
+  const root = testTempDir();
   return parseConfig({
     HOST: "127.0.0.1",
     PORT: "0",
@@ -33,6 +41,7 @@ export async function dropPrefix(config: Config): Promise<void> {
     lazyConnect: true,
     maxRetriesPerRequest: 1,
   });
+  redis.on("error", () => {});
   try {
     await redis.connect();
     let cursor = "0";

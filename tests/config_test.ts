@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { ConfigError, parseConfig, parseDotEnv, publicConfig, redisOptions } from "../config.ts";
+
+Deno.test("config: defaults match the original service", () => {
+  const c = parseConfig({});
+  assert.equal(c.PORT, 8000);
+  assert.equal(c.HOST, "0.0.0.0");
+  assert.equal(c.MAX_FILE_SIZE, 10 * 1024 * 1024);
+  assert.equal(c.UPLOAD_DIR, "uploads");
+  assert.equal(c.RESULT_DIR, "result_images");
+  assert.equal(c.EMBEDDED_WORKER, true);
+  assert.deepEqual(redisOptions(c), { host: "127.0.0.1", port: 6379, db: 0, password: undefined });
+});
+
+Deno.test("config: a bad value is refused with a message naming the variable", async (t) => {
+  const cases: Record<string, string> = {
+    PORT: "eighty",
+    REDIS_PORT: "70000",
+    MAX_FILE_SIZE: "-1",
+    DEBUG: "maybe",
+    EMBEDDED_WORKER: "sometimes",
+    WORKER_CONCURRENCY: "0",
+    REDIS_DB: "99",
+    QUEUE_PREFIX: "has space",
+    REDIS_URL: "http://example",
+  };
+  for (const [key, value] of Object.entries(cases)) {
+    await t.step(`${key}=${value}`, () => {
+      assert.throws(() => parseConfig({ [key]: value }), (e) => e instanceof ConfigError && e.message.includes(key));
+    });
+  }
+});
+
+Deno.test("config: booleans, lists and REDIS_URL", () => {
+  const c = parseConfig({
+    DEBUG: "true",
+    EMBEDDED_WORKER: "0",
+    CORS_ORIGINS: "https://a.example, https://b.example",
+    REDIS_URL: "redis://user:s%40cret@cache.internal:6380/2",
+  });
+  assert.equal(c.DEBUG, true);
+  assert.equal(c.EMBEDDED_WORKER, false);
+  assert.deepEqual(c.CORS_ORIGINS, ["https://a.example", "https://b.example"]);
+  assert.deepEqual(redisOptions(c), {
+    host: "cache.internal",
+    port: 6380,
+    db: 2,
+    password: "s@cret",
+    username: "user",
+  });
+  const shown = JSON.stringify(publicConfig(c));
+  assert.ok(!shown.includes("s@cret") && !shown.includes("s%40cret"), "no secrets in the public config");
+});
+
+Deno.test(".env parsing: comments, quotes, export prefix", () => {
+  const vars = parseDotEnv(`# comment\nexport PORT=9000\nAPP_NAME="My Service"\nDEBUG=true # inline\n\nBAD LINE\n`);
+  assert.deepEqual(vars, { PORT: "9000", APP_NAME: "My Service", DEBUG: "true" });
+});
+
+Deno.test("config: the process exits at start with the variable named", async () => {
+  const cmd = new Deno.Command("deno", {
+    args: ["run", "--allow-read=.", "--allow-env", "main.ts"],
+    env: { PORT: "not-a-port" },
+    cwd: new URL("..", import.meta.url),
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const out = await cmd.output();
+  assert.equal(out.code, 2);
+  assert.match(new TextDecoder().decode(out.stderr), /PORT/);
+});

@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { startTestService, testTempDir } from "./harness.ts";
+
+Deno.test("OpenAPI document, /info and the docs pages' own scripts", async (t) => {
+  const svc = await startTestService();
+  try {
+    await t.step("/ redirects to /docs", async () => {
+      const res = await fetch(`${svc.base}/`, { redirect: "manual" });
+      assert.equal(res.status, 302);
+      assert.equal(res.headers.get("location"), "/docs");
+      await res.body?.cancel();
+    });
+    await t.step("/openapi.json documents every route with the shared schemas", async () => {
+      const doc = await (await fetch(`${svc.base}/openapi.json`)).json();
+      for (
+        const path of [
+          "/api/v1/images/upload",
+          "/api/v1/images/status/{task_id}",
+          "/api/v1/images/results",
+          "/api/v1/health/",
+          "/api/v1/health/redis",
+          "/api/v1/health/celery",
+          "/api/v1/health/worker",
+          "/api/v1/health/full",
+          "/info",
+        ]
+      ) assert.ok(doc.paths[path], `missing ${path}`);
+      const upload = doc.paths["/api/v1/images/upload"].post;
+      assert.ok(upload.requestBody.content["multipart/form-data"]);
+      for (const s of ["202", "400", "413", "503"]) assert.ok(upload.responses[s], `upload ${s}`);
+      for (const name of ["Error", "TaskStatus", "UploadAccepted", "ContourSummary", "ResultsPage"]) {
+        assert.ok(doc.components.schemas[name], `schema ${name}`);
+      }
+    });
+    await t.step("/info: versions and config, no secrets", async () => {
+      const info = await (await fetch(`${svc.base}/info`)).json();
+      assert.equal(info.name, svc.config.APP_NAME);
+      assert.ok(info.runtime.deno && info.runtime.opencv);
+      assert.equal(info.config.max_file_size, svc.config.MAX_FILE_SIZE);
+      assert.equal(JSON.stringify(info).includes('password":"'), false);
+    });
+    await t.step("the docs pages load scripts only from this server", async () => {
+      for (const page of ["/docs", "/redoc"]) {
+        const html = await (await fetch(svc.base + page)).text();
+        const srcs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
+        assert.ok(srcs.length > 0);
+        for (const src of srcs) assert.ok(src.startsWith("/"), `${page} loads ${src} from elsewhere`);
+        for (const src of srcs) {
+          const res = await fetch(svc.base + src);
+          assert.equal(res.status, 200, src);
+          assert.match(res.headers.get("content-type") ?? "", /javascript/);
+          await res.body?.cancel();
+        }
+      }
+    });
+    await t.step({
+      name: "Scalar and ReDoc render in headless Chromium with every outside request blocked",
+      fn: async () => {
+        const shots = testTempDir();
+        const out = await new Deno.Command("node", {
+          args: [new URL("./browser/render_docs.mjs", import.meta.url).pathname, svc.base, shots],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const stderr = new TextDecoder().decode(out.stderr);
+        assert.equal(out.code, 0, stderr);
+        const report = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+        if (report.missing) {
+          // CI installs Chromium (.ci/run), so there a missing browser is a failure, not a skip.
+          assert.ok(!Deno.env.get("CI"), `Chromium is not installed at ${report.missing}`);
+          console.warn(`skipped: no Chromium at ${report.missing} (apt-get install chromium)`);
+          return;
+        }
+        assert.deepEqual(report.pages, { "/docs": "rendered", "/redoc": "rendered" }, JSON.stringify(report));
+        // Outside requests were blocked, so the pages rendered from this server alone.
+        assert.ok(
+          report.outside.every((u: string) => !/\.m?js(\?|$)/.test(u)),
+          `scripts from outside: ${report.outside}`,
+        );
+        assert.ok(Deno.statSync(`${shots}/docs.png`).size > 10_000, "screenshot of /docs");
+      },
+    });
+  } finally {
+    await svc.close();
+  }
+});
