@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { fixture } from "./fixtures.ts";
+import { startTestService, upload, waitForTask } from "./harness.ts";
+
+Deno.test("a dedicated worker process (deno task worker) takes the API's jobs and exits 0 on SIGTERM", async (t) => {
+  const svc = await startTestService({ EMBEDDED_WORKER: "false" });
+  const root = svc.config.UPLOAD_DIR.replace(/\/uploads$/, "");
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
+  // The worker task's own flags, with write access moved to this test's folders.
+  const flags = (tasks.worker as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write"));
+  const child = new Deno.Command("deno", {
+    args: ["run", ...flags, `--allow-write=${root}`, "worker.ts"],
+    cwd: new URL("..", import.meta.url),
+    env: {
+      QUEUE_PREFIX: svc.config.QUEUE_PREFIX,
+      UPLOAD_DIR: svc.config.UPLOAD_DIR,
+      RESULT_DIR: svc.config.RESULT_DIR,
+      REDIS_PORT: String(svc.config.REDIS_PORT),
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text()]);
+  try {
+    await t.step("with no embedded worker, /health/worker reports none until the process connects", async () => {
+      const until = Date.now() + 20_000;
+      let body: { workers?: number } = {};
+      while (Date.now() < until) {
+        body = await (await fetch(`${svc.base}/api/v1/health/worker`)).json();
+        if (body.workers === 1) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(body.workers, 1, JSON.stringify(body));
+    });
+    await t.step("an upload completes in the worker process", async () => {
+      const res = await upload(svc.base, await fixture("coins.bmp"), "coins.bmp");
+      assert.equal(res.status, 202);
+      const status = await waitForTask(svc.base, (await res.json()).task_id);
+      assert.equal(status.state, "completed");
+      assert.equal((status.result as { contour_count: number }).contour_count, 61);
+    });
+    await t.step("SIGTERM → the worker closes and exits 0", async () => {
+      child.kill("SIGTERM");
+      const { code } = await child.status;
+      const [out, err] = await output;
+      assert.equal(code, 0, out + err);
+      assert.match(out, /worker stopping/);
+    });
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await child.status;
+    await output;
+    await svc.close();
+  }
+});
