@@ -1,11 +1,11 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { join } from "node:path";
-import { BadRequest, errorResponse, TooLarge, Unavailable } from "../errors.ts";
+import { BadRequest, TooLarge, Unavailable } from "../errors.ts";
 import { EXTENSIONS, sniffFormat } from "../imaging/format.ts";
 import { log } from "../log.ts";
 import { enqueueContourJob } from "../queue/contour_queue.ts";
 import { removeFile, saveStream } from "../storage/files.ts";
+import { limitBody } from "./body_limit.ts";
 import type { AppDeps } from "./deps.ts";
 import { errorResponses, UploadAcceptedSchema, UploadFormSchema } from "./schemas.ts";
 
@@ -30,7 +30,7 @@ const uploadRoute = (maxSize: number) =>
     description: "Stores the file under a server-generated name and queues a contour-detection job.",
     middleware: [
       // Enforced while the body streams in: an oversized body is cut off before it is buffered.
-      bodyLimit({ maxSize: maxSize + MULTIPART_OVERHEAD, onError: (c) => errorResponse(new TooLarge(maxSize), c) }),
+      limitBody(maxSize + MULTIPART_OVERHEAD, maxSize),
     ] as const,
     request: { body: { required: true, content: { "multipart/form-data": { schema: UploadFormSchema } } } },
     responses: {

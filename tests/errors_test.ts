@@ -64,25 +64,30 @@ Deno.test("bad uploads get a clear JSON error and leave nothing on disk", async 
         const buf = new Uint8Array(4096);
         const reply = conn.read(buf);
         let answered = false;
-        reply.then(() => answered = true, () => answered = true);
         const frame = enc.encode(`${chunk.length.toString(16)}\r\n`);
-        while (!answered && sent < total) {
-          try {
+        // Writes block once the server stops reading, so they run beside the wait for the answer.
+        const writing = (async () => {
+          while (!answered && sent < total) {
             await conn.write(frame);
             await conn.write(chunk);
             await conn.write(enc.encode("\r\n"));
-          } catch {
-            break; // the server closed the connection after answering
+            sent += chunk.length;
           }
-          sent += chunk.length;
-        }
+        })().catch(() => {/* the socket closed under a blocked write */});
         const n = await reply;
+        answered = true;
+        conn.close();
+        await writing;
         const text = new TextDecoder().decode(buf.subarray(0, n ?? 0));
         assert.match(text, /^HTTP\/1\.1 413/, text);
         assert.match(text, /file_too_large/);
         assert.ok(sent < total, `the server read the whole ${total}-byte body before answering`);
       } finally {
-        conn.close();
+        try {
+          conn.close();
+        } catch {
+          // closed above
+        }
       }
     });
     await t.step("a declared Content-Length over the limit → 413 without reading the body", async () => {
