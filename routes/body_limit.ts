@@ -34,7 +34,9 @@ export function limitBody(maxBytes: number, reportedLimit = maxBytes): Middlewar
       buffer.set(chunk, offset);
       offset += chunk.length;
     }
-    c.req.raw = new Request(c.req.raw, { body: buffer });
+    // Built from parts: copying the request itself would touch its `signal`, which Deno warns about.
+    const { url, method, headers } = c.req.raw;
+    c.req.raw = new Request(url, { method, headers, body: buffer });
     return next();
   };
 }

@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { fileURLToPath } from "node:url";
 import { publicConfig } from "../config.ts";
+import { NotFound, Unavailable } from "../errors.ts";
 import type { AppDeps } from "./deps.ts";
 
 // Browser bundles shipped inside npm packages, served by the app itself so the docs render with no internet.
@@ -69,8 +70,14 @@ export function registerDocsRoutes(app: OpenAPIHono, deps: AppDeps): void {
   app.get("/redoc", (c) => c.html(REDOC_PAGE));
   app.get("/static/vendor/:name", async (c) => {
     const rel = VENDOR[c.req.param("name")];
-    if (!rel) return c.json({ error: { code: "not_found", message: "no such file" } }, 404);
-    const file = await Deno.open(fileURLToPath(new URL(rel, import.meta.url)));
+    if (!rel) throw new NotFound("no such file");
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(fileURLToPath(new URL(rel, import.meta.url)));
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      throw new Unavailable(`the bundled script ${rel} is missing: run \`deno install\``);
+    }
     return c.body(file.readable, 200, {
       "content-type": "text/javascript; charset=utf-8",
       "cache-control": "public, max-age=86400",
