@@ -5,3 +5,19 @@ export interface Raster {
   channels: 1 | 3 | 4;
   data: Uint8Array;
 }
+
+/** What a decoder noticed besides the pixels (surfaced in results so users know what was done). */
+export interface DecodeInfo {
+  /** Pages/frames in the file; only the first is analysed. */
+  pages?: number;
+  /** EXIF orientation (1–8) that was applied to the pixels. */
+  orientation?: number;
+  /** Human-readable remarks, e.g. "CMYK converted to RGB", "multi-page TIFF: first of 3 pages analysed". */
+  notes?: string[];
+}
+
+/** A decoder's output. */
+export interface Decoded {
+  raster: Raster;
+  info: DecodeInfo;
+}
