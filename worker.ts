@@ -39,18 +39,18 @@ export async function processContourJob(
   const cv = await loadOpenCV();
   let analysed;
   try {
-    analysed = analyseImage(cv, bytes);
+    analysed = analyseImage(cv, bytes, data.options);
   } catch (err) {
     // The same bytes would fail the same way again: no retries.
     if (err instanceof ImageError) throw new UnrecoverableError(`${err.code}: ${err.message}`);
     throw err;
   }
   await job.updateProgress(80);
-  const { report, png } = analysed;
-  const files = resultFiles(config.RESULT_DIR, data.task_id);
+  const { report, image } = analysed;
+  const files = resultFiles(config.RESULT_DIR, data.task_id, data.options.output_format);
   const finishedAt = new Date().toISOString();
   // Named after the task id and overwritten, so a retried job writes the same files, never a second result.
-  await writeAtomically(files.image, png);
+  await writeAtomically(files.image, image);
   await writeAtomically(files.data, JSON.stringify({ task_id: data.task_id, filename: data.filename, ...report }));
   const summary: ContourSummary = {
     task_id: data.task_id,
@@ -62,8 +62,13 @@ export async function processContourJob(
     contour_count: report.contour_count,
     top_level_count: report.top_level_count,
     total_points: report.total_points,
-    result_url: `/static/results/${data.task_id}.png`,
-    data_url: `/static/results/${data.task_id}.json`,
+    total_area: report.total_area,
+    mean_area: report.mean_area,
+    result_url: `/static/results/${files.imageName}`,
+    data_url: `/static/results/${files.dataName}`,
+    contours_url: `/api/v1/images/${data.task_id}/contours`,
+    decode: report.decode,
+    options: data.options,
     finished_at: finishedAt,
     timings_ms: { ...report.timings_ms, total: Math.round((performance.now() - started) * 100) / 100 },
   };

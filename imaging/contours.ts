@@ -1,14 +1,26 @@
+import { type AnalysisOptions, DEFAULT_OPTIONS, parseColor } from "./options.ts";
 import { type OpenCV, withMats } from "./opencv.ts";
 import type { Raster } from "./raster.ts";
 
-/** One contour found in the image. */
-export interface Contour {
+/** One contour and its measurements (pixel units). */
+export interface MeasuredContour {
   id: number;
-  /** Index of the enclosing contour, or -1 for a top-level one. */
+  /** Id of the enclosing kept contour, or -1 at the top level. */
   parent: number;
-  /** Area in square pixels, as OpenCV's contourArea. */
+  /** Number of kept contours enclosing this one. */
+  depth: number;
+  /** OpenCV's contourArea (px²). */
   area: number;
-  /** Vertices as [x, y] pixel coordinates (after CHAIN_APPROX_SIMPLE). */
+  /** Closed arc length (px). */
+  perimeter: number;
+  bbox: { x: number; y: number; width: number; height: number };
+  /** From image moments; the vertex mean for zero-area contours (lines, points). */
+  centroid: { x: number; y: number };
+  convex: boolean;
+  /** 4πA/P²: 1 for a circle, towards 0 for thin shapes (0 when the perimeter is 0). */
+  circularity: number;
+  point_count: number;
+  /** Vertices as [x, y]. */
   points: [number, number][];
 }
 
@@ -16,23 +28,39 @@ export interface Contour {
 export interface ContourAnalysis {
   width: number;
   height: number;
-  /** The threshold Otsu picked (0–255). */
-  threshold: number;
-  contours: Contour[];
-  /** The input as RGB with every contour drawn in green, 2 px. */
+  /** The threshold applied (Otsu's choice for "otsu"); null for adaptive and Canny, which have no single value. */
+  threshold: number | null;
+  contours: MeasuredContour[];
+  /** The input as RGB with the kept contours drawn. */
   annotated: Raster;
+  /** Milliseconds per stage. */
+  timings: { analyse: number; measure: number; draw: number };
 }
 
 const GRAY_CODES = { 3: "COLOR_RGB2GRAY", 4: "COLOR_RGBA2GRAY" } as const;
 const RGB_CODES = { 1: "COLOR_GRAY2RGB", 4: "COLOR_RGBA2RGB" } as const;
+const RETRIEVAL = { external: "RETR_EXTERNAL", list: "RETR_LIST", ccomp: "RETR_CCOMP", tree: "RETR_TREE" } as const;
+const APPROX = {
+  none: "CHAIN_APPROX_NONE",
+  simple: "CHAIN_APPROX_SIMPLE",
+  tc89_l1: "CHAIN_APPROX_TC89_L1",
+  tc89_kcos: "CHAIN_APPROX_TC89_KCOS",
+} as const;
+
+const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
 
 /**
- * Runs the reference pipeline: gray → GaussianBlur 5×5 (σ 0) → Otsu binary threshold →
- * findContours(RETR_TREE, CHAIN_APPROX_SIMPLE), then draws the contours (green, 2 px) on the colour image.
+ * Finds, measures and draws contours. With the default options this is native OpenCV's reference pipeline:
+ * gray → GaussianBlur 5×5 (σ 0) → Otsu binary threshold → findContours(RETR_TREE, CHAIN_APPROX_SIMPLE).
  */
-export function detectContours(cv: OpenCV, raster: Raster): ContourAnalysis {
+export function analyseContours(
+  cv: OpenCV,
+  raster: Raster,
+  options: AnalysisOptions = DEFAULT_OPTIONS,
+): ContourAnalysis {
   const { width, height, channels } = raster;
   return withMats((keep) => {
+    const t0 = performance.now();
     const type = channels === 1 ? cv.CV_8UC1 : channels === 3 ? cv.CV_8UC3 : cv.CV_8UC4;
     const src = keep(new cv.Mat(height, width, type));
     src.data.set(raster.data.subarray(0, width * height * channels));
@@ -42,36 +70,118 @@ export function detectContours(cv: OpenCV, raster: Raster): ContourAnalysis {
       gray = keep(new cv.Mat());
       cv.cvtColor(src, gray, cv[GRAY_CODES[channels]]);
     }
-    const blurred = keep(new cv.Mat());
-    cv.GaussianBlur(gray, blurred, new cv.Size(5, 5), 0, 0, cv.BORDER_DEFAULT);
+    let smoothed = gray;
+    if (options.blur > 0) {
+      smoothed = keep(new cv.Mat());
+      cv.GaussianBlur(gray, smoothed, new cv.Size(options.blur, options.blur), 0, 0, cv.BORDER_DEFAULT);
+    }
     const binary = keep(new cv.Mat());
-    const threshold = cv.threshold(blurred, binary, 0, 255, cv.THRESH_BINARY | cv.THRESH_OTSU);
+    const mode = options.invert ? cv.THRESH_BINARY_INV : cv.THRESH_BINARY;
+    let threshold: number | null = null;
+    switch (options.threshold) {
+      case "otsu":
+        threshold = cv.threshold(smoothed, binary, 0, 255, mode | cv.THRESH_OTSU);
+        break;
+      case "binary":
+        threshold = cv.threshold(smoothed, binary, options.threshold_value, 255, mode);
+        break;
+      case "adaptive":
+        cv.adaptiveThreshold(smoothed, binary, 255, cv.ADAPTIVE_THRESH_GAUSSIAN_C, mode, options.block_size, options.c);
+        break;
+      case "canny":
+        cv.Canny(smoothed, binary, options.canny_low, options.canny_high);
+        if (options.invert) cv.bitwise_not(binary, binary);
+        break;
+    }
 
     const found = keep(new cv.MatVector());
     const hierarchy = keep(new cv.Mat());
-    cv.findContours(binary, found, hierarchy, cv.RETR_TREE, cv.CHAIN_APPROX_SIMPLE);
+    cv.findContours(binary, found, hierarchy, cv[RETRIEVAL[options.retrieval]], cv[APPROX[options.approximation]]);
+    const t1 = performance.now();
 
-    const contours: Contour[] = [];
+    // Simplify first, so measurements, drawing and exports all describe the same polygons.
     const count = found.size();
+    const shapes: { mat: InstanceType<OpenCV["Mat"]>; area: number; parent: number }[] = [];
     for (let i = 0; i < count; i++) {
-      const c = keep(found.get(i));
-      const xy = c.data32S;
+      let c = keep(found.get(i));
+      if (options.epsilon > 0) {
+        const approx = keep(new cv.Mat());
+        cv.approxPolyDP(c, approx, options.epsilon, true);
+        c = approx;
+      }
+      shapes.push({ mat: c, area: cv.contourArea(c, false), parent: hierarchy.data32S[i * 4 + 3] });
+    }
+    let kept = shapes.map((s, i) => (s.area >= options.min_area ? i : -1)).filter((i) => i >= 0);
+    if (options.max_contours !== undefined && kept.length > options.max_contours) {
+      const largest = new Set(
+        [...kept].sort((a, b) => shapes[b].area - shapes[a].area || a - b).slice(0, options.max_contours),
+      );
+      kept = kept.filter((i) => largest.has(i));
+    }
+    const newId = new Map(kept.map((raw, id) => [raw, id]));
+    // A dropped contour's children hang from its nearest kept ancestor, so the tree stays a tree.
+    const keptAncestors = (raw: number): number[] => {
+      const chain: number[] = [];
+      for (let p = shapes[raw].parent; p >= 0; p = shapes[p].parent) if (newId.has(p)) chain.push(newId.get(p)!);
+      return chain;
+    };
+
+    const contours: MeasuredContour[] = kept.map((raw, id) => {
+      const { mat, area } = shapes[raw];
+      const xy = mat.data32S;
       const points: [number, number][] = [];
       for (let p = 0; p < xy.length; p += 2) points.push([xy[p], xy[p + 1]]);
-      // hierarchy row i is [next, previous, first child, parent].
-      contours.push({ id: i, parent: hierarchy.data32S[i * 4 + 3], area: cv.contourArea(c, false), points });
-    }
+      const perimeter = cv.arcLength(mat, true);
+      const r = cv.boundingRect(mat);
+      const m = cv.moments(mat, false);
+      const centroid = m.m00 !== 0 ? { x: m.m10 / m.m00, y: m.m01 / m.m00 } : {
+        x: points.reduce((s, p) => s + p[0], 0) / points.length,
+        y: points.reduce((s, p) => s + p[1], 0) / points.length,
+      };
+      const ancestors = keptAncestors(raw);
+      return {
+        id,
+        parent: ancestors.length ? ancestors[0] : -1,
+        depth: ancestors.length,
+        area,
+        perimeter: round(perimeter),
+        bbox: { x: r.x, y: r.y, width: r.width, height: r.height },
+        centroid: { x: round(centroid.x), y: round(centroid.y) },
+        convex: cv.isContourConvex(mat),
+        circularity: perimeter > 0 ? round((4 * Math.PI * area) / (perimeter * perimeter), 4) : 0,
+        point_count: points.length,
+        points,
+      };
+    });
+    const t2 = performance.now();
 
-    let colour = src;
-    if (channels !== 3) {
+    let colour: typeof src;
+    if (channels === 3) colour = keep(src.clone());
+    else {
       colour = keep(new cv.Mat());
       cv.cvtColor(src, colour, cv[RGB_CODES[channels]]);
-    } else {
-      colour = keep(src.clone());
     }
-    cv.drawContours(colour, found, -1, new cv.Scalar(0, 255, 0, 255), 2, cv.LINE_8);
+    const drawn = keep(new cv.MatVector());
+    for (const raw of kept) drawn.push_back(shapes[raw].mat);
+    const [r, g, b] = parseColor(options.color);
+    cv.drawContours(
+      colour,
+      drawn,
+      -1,
+      new cv.Scalar(r, g, b, 255),
+      options.fill ? cv.FILLED : options.thickness,
+      cv.LINE_8,
+    );
     // Copied out of the WASM heap: the Mat's memory is released when this scope ends.
     const annotated: Raster = { width, height, channels: 3, data: colour.data.slice() };
-    return { width, height, threshold, contours, annotated };
+    const t3 = performance.now();
+    return {
+      width,
+      height,
+      threshold,
+      contours,
+      annotated,
+      timings: { analyse: round(t1 - t0, 2), measure: round(t2 - t1, 2), draw: round(t3 - t2, 2) },
+    };
   });
 }

@@ -4,12 +4,13 @@ import UTIF from "utif2";
 import { decodeBmp } from "./bmp.ts";
 import { type ImageFormat, sniffFormat } from "./format.ts";
 import { ImageError } from "./image_error.ts";
-import type { Raster } from "./raster.ts";
+import type { DecodeInfo, Raster } from "./raster.ts";
 
-/** A decoded image and the format its bytes were in. */
+/** A decoded image, what the decoder noticed, and the format its bytes were in. */
 export interface DecodedImage {
   format: ImageFormat;
   raster: Raster;
+  info: DecodeInfo;
 }
 
 /** Decodes JPEG, PNG, BMP or TIFF bytes (format detected from content) into an 8-bit raster. */
@@ -18,13 +19,13 @@ export function decodeImage(bytes: Uint8Array): DecodedImage {
   try {
     switch (format) {
       case "png":
-        return { format, raster: decodePng(bytes) };
+        return { format, raster: decodePng(bytes), info: {} };
       case "jpeg":
-        return { format, raster: decodeJpeg(bytes) };
+        return { format, raster: decodeJpeg(bytes), info: {} };
       case "bmp":
-        return { format, raster: decodeBmp(bytes) };
+        return { format, raster: decodeBmp(bytes), info: {} };
       case "tiff":
-        return { format, raster: decodeTiff(bytes) };
+        return { format, raster: decodeTiff(bytes), info: {} };
     }
   } catch (err) {
     if (err instanceof ImageError) throw err;

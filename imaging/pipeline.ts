@@ -1,45 +1,61 @@
-import { type Contour, detectContours } from "./contours.ts";
+import { analyseContours, type MeasuredContour } from "./contours.ts";
 import { decodeImage } from "./decode.ts";
-import { encodePng } from "./encode.ts";
+import { encodeImage } from "./encode.ts";
 import type { ImageFormat } from "./format.ts";
 import type { OpenCV } from "./opencv.ts";
+import { type AnalysisOptions, DEFAULT_OPTIONS } from "./options.ts";
+import type { DecodeInfo } from "./raster.ts";
 
-/** What one image's analysis produced: the measurements and the annotated PNG. */
+/** What one image's analysis produced. */
 export interface AnalysisReport {
   format: ImageFormat;
   width: number;
   height: number;
-  threshold: number;
+  decode: DecodeInfo;
+  options: AnalysisOptions;
+  /** The threshold applied (null for adaptive and Canny). */
+  threshold: number | null;
   contour_count: number;
   top_level_count: number;
   total_points: number;
-  contours: Contour[];
-  /** Milliseconds spent per stage. */
-  timings_ms: { decode: number; analyse: number; encode: number };
+  total_area: number;
+  mean_area: number;
+  contours: MeasuredContour[];
+  /** Milliseconds per stage. */
+  timings_ms: { decode: number; analyse: number; measure: number; draw: number; encode: number };
 }
 
-/** Decodes image bytes, detects contours and renders the annotated PNG. */
-export function analyseImage(cv: OpenCV, bytes: Uint8Array): { report: AnalysisReport; png: Uint8Array } {
+/** Decodes image bytes, detects and measures contours, and renders the annotated image in the chosen format. */
+export function analyseImage(
+  cv: OpenCV,
+  bytes: Uint8Array,
+  options: AnalysisOptions = DEFAULT_OPTIONS,
+): { report: AnalysisReport; image: Uint8Array } {
   const t0 = performance.now();
-  const { format, raster } = decodeImage(bytes);
+  const { format, raster, info } = decodeImage(bytes);
   const t1 = performance.now();
-  const analysis = detectContours(cv, raster);
+  const analysis = analyseContours(cv, raster, options);
   const t2 = performance.now();
-  const png = encodePng(analysis.annotated);
+  const image = encodeImage(analysis.annotated, options.output_format);
   const t3 = performance.now();
   const contours = analysis.contours;
+  const total = contours.reduce((s, c) => s + c.area, 0);
   const report: AnalysisReport = {
     format,
     width: analysis.width,
     height: analysis.height,
+    decode: info,
+    options,
     threshold: analysis.threshold,
     contour_count: contours.length,
     top_level_count: contours.filter((c) => c.parent < 0).length,
-    total_points: contours.reduce((n, c) => n + c.points.length, 0),
+    total_points: contours.reduce((n, c) => n + c.point_count, 0),
+    total_area: total,
+    mean_area: contours.length ? Math.round((total / contours.length) * 1000) / 1000 : 0,
     contours,
-    timings_ms: { decode: round(t1 - t0), analyse: round(t2 - t1), encode: round(t3 - t2) },
+    timings_ms: { decode: ms(t1 - t0), ...analysis.timings, encode: ms(t3 - t2) },
   };
-  return { report, png };
+  return { report, image };
 }
 
-const round = (ms: number) => Math.round(ms * 100) / 100;
+const ms = (v: number) => Math.round(v * 100) / 100;

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { AnalysisOptionsSchema } from "../imaging/options.ts";
 
 /** The job payload: references to files, never pixels. Shared by the upload route (producer) and the worker. */
 export const ContourJobSchema = z.object({
@@ -11,6 +12,7 @@ export const ContourJobSchema = z.object({
   format: z.enum(["jpeg", "png", "bmp", "tiff"]),
   size: z.number().int().nonnegative(),
   submitted_at: z.iso.datetime(),
+  options: AnalysisOptionsSchema,
 });
 
 /** A contour job's payload. */
@@ -24,14 +26,33 @@ export const ContourSummarySchema = z
     format: z.enum(["jpeg", "png", "bmp", "tiff"]),
     width: z.number().int().openapi({ example: 384 }),
     height: z.number().int().openapi({ example: 303 }),
-    threshold: z.number().openapi({ description: "Threshold Otsu chose (0–255)", example: 104 }),
+    threshold: z.number().nullable().openapi({
+      description: "Threshold applied (Otsu's choice by default); null for adaptive and Canny",
+      example: 104,
+    }),
     contour_count: z.number().int().openapi({ example: 61 }),
+    total_area: z.number().openapi({ description: "Sum of contour areas (px²)" }),
+    mean_area: z.number(),
     top_level_count: z.number().int().openapi({ description: "Contours with no parent", example: 34 }),
     total_points: z.number().int(),
-    result_url: z.string().openapi({ description: "The annotated PNG", example: "/static/results/<task_id>.png" }),
-    data_url: z.string().openapi({ description: "Full contour data as JSON (points, areas, hierarchy)" }),
+    result_url: z.string().openapi({ description: "The annotated image", example: "/static/results/<task_id>.png" }),
+    data_url: z.string().openapi({ description: "Full contour data as JSON (points, measurements, hierarchy)" }),
+    contours_url: z.string().openapi({ description: "Contours as JSON, SVG or GeoJSON (?format=)" }),
+    decode: z.object({
+      pages: z.number().int().optional(),
+      orientation: z.number().int().optional(),
+      notes: z.array(z.string()).optional(),
+    }).openapi({ description: "What the decoder did (pages, EXIF orientation applied, conversions)" }),
+    options: AnalysisOptionsSchema,
     finished_at: z.iso.datetime(),
-    timings_ms: z.object({ decode: z.number(), analyse: z.number(), encode: z.number(), total: z.number() }),
+    timings_ms: z.object({
+      decode: z.number(),
+      analyse: z.number(),
+      measure: z.number(),
+      draw: z.number(),
+      encode: z.number(),
+      total: z.number(),
+    }),
   })
   .openapi("ContourSummary");
 

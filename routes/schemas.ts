@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { AnalysisOptionsFields, checkOptions } from "../imaging/options.ts";
 import { ContourSummarySchema } from "../queue/job.ts";
 
 /** Every error body the API sends. */

@@ -3,8 +3,8 @@ import { join } from "node:path";
 import { NotFound } from "../errors.ts";
 
 // Only names the worker writes are served, so no path can reach outside RESULT_DIR.
-const RESULT_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(png|json)$/;
-const TYPES: Record<string, string> = { png: "image/png", json: "application/json" };
+const RESULT_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(png|jpg|json)$/;
+const TYPES: Record<string, string> = { png: "image/png", jpg: "image/jpeg", json: "application/json" };
 
 /** Registers `/static/results/{name}`: the annotated images and contour data. */
 export function registerStaticRoutes(app: OpenAPIHono, resultDir: string): void {

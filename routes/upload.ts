@@ -2,6 +2,7 @@ import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { join } from "node:path";
 import { BadRequest, TooLarge, Unavailable } from "../errors.ts";
 import { EXTENSIONS, sniffFormat } from "../imaging/format.ts";
+import { AnalysisOptionsSchema } from "../imaging/options.ts";
 import { log } from "../log.ts";
 import { enqueueContourJob } from "../queue/contour_queue.ts";
 import { removeFile, saveStream } from "../storage/files.ts";
@@ -43,7 +44,9 @@ const uploadRoute = (maxSize: number) =>
 export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
   const { config, queue } = deps;
   app.openapi(uploadRoute(config.MAX_FILE_SIZE), async (c) => {
-    const { file } = c.req.valid("form");
+    const { file, ...fields } = c.req.valid("form");
+    // Already validated by the route; parsed again only to get the typed, defaulted options.
+    const options = AnalysisOptionsSchema.parse(fields);
     if (file.size === 0) throw new BadRequest("empty_file", "the uploaded file is empty");
     if (file.size > config.MAX_FILE_SIZE) throw new TooLarge(config.MAX_FILE_SIZE);
     const head = new Uint8Array(await file.slice(0, SNIFF_BYTES).arrayBuffer());
@@ -61,6 +64,7 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
         format,
         size: file.size,
         submitted_at: new Date().toISOString(),
+        options,
       });
     } catch (err) {
       // Nothing will ever process this file: remove it rather than leave an orphan.

@@ -45,7 +45,16 @@ export async function writeAtomically(path: string, data: Uint8Array | string): 
   }
 }
 
+/** Extension of the annotated image for each output format. */
+export const RESULT_EXTENSIONS = { png: "png", jpeg: "jpg" } as const;
+
 /** The files of one task's result. */
-export function resultFiles(resultDir: string, taskId: string): { image: string; data: string } {
-  return { image: join(resultDir, `${taskId}.png`), data: join(resultDir, `${taskId}.json`) };
+export function resultFiles(
+  resultDir: string,
+  taskId: string,
+  format: keyof typeof RESULT_EXTENSIONS = "png",
+): { image: string; data: string; imageName: string; dataName: string } {
+  const imageName = `${taskId}.${RESULT_EXTENSIONS[format]}`;
+  const dataName = `${taskId}.json`;
+  return { image: join(resultDir, imageName), data: join(resultDir, dataName), imageName, dataName };
 }

@@ -13,7 +13,7 @@ Deno.test("lossless samples: contour count and every area equal native OpenCV 4.
   for (const name of LOSSLESS) {
     await t.step(name, async () => {
       const ref = nativeReference(name);
-      const { report, png } = analyseImage(cv, await fixture(name));
+      const { report, image: png } = analyseImage(cv, await fixture(name));
       assert.equal(report.width, ref.width);
       assert.equal(report.height, ref.height);
       assert.equal(report.threshold, ref.otsu_threshold);
@@ -37,7 +37,7 @@ Deno.test("JPEG samples: within a small tolerance of native OpenCV (decoders dif
       const { report } = analyseImage(cv, await fixture(name));
       assert.equal(report.width, ref.width);
       assert.equal(report.height, ref.height);
-      assert.ok(Math.abs(report.threshold - ref.otsu_threshold) <= 2, `threshold ${report.threshold}`);
+      assert.ok(Math.abs((report.threshold ?? -99) - ref.otsu_threshold) <= 2, `threshold ${report.threshold}`);
       // Small contours (a few pixels) come and go with one grey level of decoder difference; large ones do not.
       const countDiff = Math.abs(report.contour_count - ref.contour_count) / ref.contour_count;
       assert.ok(countDiff <= 0.1, `contour count ${report.contour_count} vs native ${ref.contour_count}`);
