@@ -5,6 +5,7 @@ import { BadRequest, errorResponse, NotFound } from "./errors.ts";
 import type { AppDeps } from "./routes/deps.ts";
 import { registerDocsRoutes } from "./routes/docs.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
+import { registerImageRoutes } from "./routes/images.ts";
 import { registerStaticRoutes } from "./routes/static.ts";
 import { registerStatusRoutes } from "./routes/status.ts";
 import { registerUploadRoutes } from "./routes/upload.ts";
@@ -31,6 +32,8 @@ export function createApp(deps: AppDeps): OpenAPIHono {
 
   registerUploadRoutes(app, deps);
   registerStatusRoutes(app, deps);
+  // After the fixed paths (/results, /status/…), so they are not taken for a task id.
+  registerImageRoutes(app, deps);
   registerHealthRoutes(app, deps);
   registerStaticRoutes(app, deps.config.RESULT_DIR);
   registerDocsRoutes(app, deps);

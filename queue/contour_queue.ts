@@ -51,10 +51,12 @@ export function parseFailure(reason: string | undefined): { code: string; messag
 
 /** Reads a task's status from the queue, or undefined when no such task exists. */
 export async function getTaskStatus(queue: ContourQueue, taskId: string): Promise<TaskStatus | undefined> {
+  // State first, then the job: read the other way round, a job that finishes in between would be reported
+  // completed with the stale (empty) return value fetched before.
+  const raw = await queue.getJobState(taskId);
+  if (raw === "unknown") return undefined;
   const job = await queue.getJob(taskId);
   if (!job) return undefined;
-  const raw = await job.getState();
-  if (raw === "unknown") return undefined;
   const state: TaskState = raw === "completed" || raw === "failed" || raw === "active" ? raw : "queued";
   const progress = typeof job.progress === "number" ? job.progress : 0;
   const status: TaskStatus = {

@@ -16,6 +16,11 @@ export async function recordResult(redis: Redis, keys: ResultKeys, summary: Cont
     .exec();
 }
 
+/** Removes a task from the results index (when its job is deleted). */
+export async function forgetResult(redis: Redis, keys: ResultKeys, taskId: string): Promise<void> {
+  await redis.multi().hdel(keys.summaries, taskId).zrem(keys.results, taskId).exec();
+}
+
 /** Opaque pagination position: the last item's score and id. */
 interface Cursor {
   s: number;

@@ -18,18 +18,16 @@ export const TaskIdSchema = z.uuid({ message: "task_id must be a UUID" }).openap
   example: "3b241101-e2bb-4255-8caf-4136c566a962",
 });
 
-/** The multipart form of an upload. */
-export const UploadFormSchema = z
-  .object({
-    file: z
-      .instanceof(File, { message: "the form needs a 'file' field holding the image" })
-      .openapi({
-        type: "string",
-        format: "binary",
-        description: "JPEG, PNG, BMP or TIFF (format detected from content)",
-      }),
-  })
-  .openapi("UploadForm");
+/** The multipart form of an upload: the file plus optional processing options. */
+export const UploadFormSchema = checkOptions(AnalysisOptionsFields.extend({
+  file: z
+    .instanceof(File, { message: "the form needs a 'file' field holding the image" })
+    .openapi({
+      type: "string",
+      format: "binary",
+      description: "JPEG, PNG, BMP or TIFF (format detected from content)",
+    }),
+})).openapi("UploadForm");
 
 /** 202 body of an accepted upload (the first five fields as the original service sent them). */
 export const UploadAcceptedSchema = z

@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { BadRequest, NotFound, Unavailable } from "../errors.ts";
+import { BadRequest, NotFound } from "../errors.ts";
+import { fromRedis } from "./redis_errors.ts";
 import { getTaskStatus } from "../queue/contour_queue.ts";
 import { decodeCursor, listResults } from "../queue/results_index.ts";
 import { serviceKeys } from "../queue/keys.ts";
@@ -29,16 +30,6 @@ const resultsRoute = createRoute({
     ...errorResponses(400, 503),
   },
 });
-
-/** Turns a Redis failure into a 503 while leaving the API's own errors alone. */
-async function fromRedis<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof NotFound || err instanceof BadRequest) throw err;
-    throw new Unavailable(`Redis is not reachable: ${(err as Error).message}`);
-  }
-}
 
 /** Registers the status and results routes. */
 export function registerStatusRoutes(app: OpenAPIHono, deps: AppDeps): void {
