@@ -40,7 +40,7 @@ Deno.test("upload → queue → contours → results, for every sample", async (
         if (LOSSLESS.has(name)) assert.equal(result.contour_count, ref.contour_count, name);
         else {
           const diff = Math.abs(result.contour_count - ref.contour_count) / ref.contour_count;
-          assert.ok(diff <= 0.1, `${name}: ${result.contour_count} vs native ${ref.contour_count}`);
+          assert.ok(diff <= 0.05, `${name}: ${result.contour_count} vs native ${ref.contour_count}`);
         }
         assert.equal(result.result_url, `/static/results/${id}.png`);
         const img = await fetch(svc.base + result.result_url);

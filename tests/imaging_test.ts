@@ -40,10 +40,10 @@ Deno.test("JPEG samples: within a small tolerance of native OpenCV (decoders dif
       assert.ok(Math.abs((report.threshold ?? -99) - ref.otsu_threshold) <= 2, `threshold ${report.threshold}`);
       // Small contours (a few pixels) come and go with one grey level of decoder difference; large ones do not.
       const countDiff = Math.abs(report.contour_count - ref.contour_count) / ref.contour_count;
-      assert.ok(countDiff <= 0.1, `contour count ${report.contour_count} vs native ${ref.contour_count}`);
+      assert.ok(countDiff <= 0.05, `contour count ${report.contour_count} vs native ${ref.contour_count}`);
       const total = report.contours.reduce((s, c) => s + c.area, 0);
       const refTotal = ref.areas_desc.reduce((s, a) => s + a, 0);
-      assert.ok(Math.abs(total - refTotal) / refTotal <= 0.1, `total area ${total} vs native ${refTotal}`);
+      assert.ok(Math.abs(total - refTotal) / refTotal <= 0.01, `total area ${total} vs native ${refTotal}`);
     });
   }
 });

@@ -1,0 +1,858 @@
+import assert from "node:assert/strict";
+import jpeg from "jpeg-js";
+import { decodeJpeg, readJpegSize } from "../imaging/jpeg.ts";
+import { ImageError } from "../imaging/image_error.ts";
+import type { Raster } from "../imaging/raster.ts";
+
+const FIXTURES = new URL("./fixtures/", import.meta.url);
+
+type Rgb = [number, number, number];
+
+// ---------------------------------------------------------------------------------------------------------------
+// Test-only JPEG encoder (baseline or progressive, any sampling, restart intervals, Adobe/EXIF segments), so that
+// every variant can be made here from pixels we know. With quantisation 1 and images made of flat 8×8 (or, when
+// subsampled, 16×16) blocks only DC coefficients are non-zero, so decoding is exact up to colour conversion.
+
+const ZIGZAG = [
+  0,
+  1,
+  8,
+  16,
+  9,
+  2,
+  3,
+  10,
+  17,
+  24,
+  32,
+  25,
+  18,
+  11,
+  4,
+  5,
+  12,
+  19,
+  26,
+  33,
+  40,
+  48,
+  41,
+  34,
+  27,
+  20,
+  13,
+  6,
+  7,
+  14,
+  21,
+  28,
+  35,
+  42,
+  49,
+  56,
+  57,
+  50,
+  43,
+  36,
+  29,
+  22,
+  15,
+  23,
+  30,
+  37,
+  44,
+  51,
+  58,
+  59,
+  52,
+  45,
+  38,
+  31,
+  39,
+  46,
+  53,
+  60,
+  61,
+  54,
+  47,
+  55,
+  62,
+  63,
+];
+
+// ITU T.81 K.3 tables: 16 code-length counts, then the symbols. Slot 0 luminance, slot 1 chrominance.
+const fromHex = (s: string) => Uint8Array.from(s.match(/../g)!, (h) => parseInt(h, 16));
+const STD_DC = [
+  fromHex("00010501010101010100000000000000000102030405060708090a0b"),
+  fromHex("00030101010101010101010000000000000102030405060708090a0b"),
+];
+const STD_AC = [
+  fromHex(
+    "0002010303020403050504040000017d01020300041105122131410613516107227114328191a1082342b1c11552d1f02433627282" +
+      "090a161718191a25262728292a3435363738393a434445464748494a535455565758595a636465666768696a737475767778797a" +
+      "838485868788898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9" +
+      "dae1e2e3e4e5e6e7e8e9eaf1f2f3f4f5f6f7f8f9fa",
+  ),
+  fromHex(
+    "00020102040403040705040400010277000102031104052131061241510761711322328108144291a1b1c109233352f0156272d1" +
+      "0a162434e125f11718191a262728292a35363738393a434445464748494a535455565758595a636465666768696a737475767778" +
+      "797a82838485868788898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6" +
+      "d7d8d9dae2e3e4e5e6e7e8e9eaf2f3f4f5f6f7f8f9fa",
+  ),
+];
+
+interface HuffCode {
+  code: number[];
+  size: number[];
+}
+
+function huffCodes(spec: Uint8Array): HuffCode {
+  const code: number[] = [], size: number[] = [];
+  let next = 0, k = 16;
+  for (let len = 1; len <= 16; len++) {
+    for (let i = 0; i < spec[len - 1]; i++) {
+      code[spec[k]] = next++;
+      size[spec[k]] = len;
+      k++;
+    }
+    next <<= 1;
+  }
+  return { code, size };
+}
+
+class BitWriter {
+  bytes: number[] = [];
+  private acc = 0;
+  private n = 0;
+  write(value: number, len: number) {
+    for (let i = len - 1; i >= 0; i--) {
+      this.acc = (this.acc << 1) | ((value >> i) & 1);
+      if (++this.n === 8) {
+        this.bytes.push(this.acc);
+        if (this.acc === 0xff) this.bytes.push(0);
+        this.acc = 0;
+        this.n = 0;
+      }
+    }
+  }
+  symbol(table: HuffCode, s: number) {
+    if (table.size[s] === undefined) throw new Error(`symbol ${s.toString(16)} not in table`);
+    this.write(table.code[s], table.size[s]);
+  }
+  /** Pads with 1 bits, as the standard requires before a marker. */
+  flush() {
+    if (this.n > 0) this.write((1 << (8 - this.n)) - 1, 8 - this.n);
+  }
+}
+
+function category(v: number): number {
+  let a = Math.abs(v), s = 0;
+  while (a > 0) {
+    a >>= 1;
+    s++;
+  }
+  return s;
+}
+
+function writeValue(w: BitWriter, v: number, s: number) {
+  w.write(v < 0 ? v + (1 << s) - 1 : v, s);
+}
+
+interface EncodeOptions {
+  width: number;
+  height: number;
+  /** Full-resolution samples per component, already in the file's colour space. */
+  planes: Uint8Array[];
+  sampling?: [number, number][];
+  ids?: number[];
+  restartInterval?: number;
+  progressive?: boolean;
+  adobeTransform?: number;
+  jfif?: boolean;
+  /** APP1 payload. */
+  exif?: Uint8Array;
+  quant?: number;
+  omitHuffmanTables?: boolean;
+}
+
+function seg(marker: number, body: ArrayLike<number>): number[] {
+  return [0xff, marker, (body.length + 2) >> 8, (body.length + 2) & 0xff, ...Array.from(body)];
+}
+
+function encodeJpeg(o: EncodeOptions): Uint8Array {
+  const { width: W, height: H, planes } = o;
+  const n = planes.length;
+  const sampling = o.sampling ?? planes.map((): [number, number] => [1, 1]);
+  const ids = o.ids ?? planes.map((_, i) => i + 1);
+  const q = o.quant ?? 1;
+  const maxH = Math.max(...sampling.map((s) => s[0]));
+  const maxV = Math.max(...sampling.map((s) => s[1]));
+  const comps = planes.map((plane, ci) => {
+    const [h, v] = sampling[ci];
+    const hr = maxH / h, vr = maxV / v;
+    const cw = Math.ceil((W * h) / maxH), ch = Math.ceil((H * v) / maxV);
+    const samples = new Float64Array(cw * ch);
+    for (let y = 0; y < ch; y++) {
+      for (let x = 0; x < cw; x++) {
+        let sum = 0, count = 0;
+        for (let dy = 0; dy < vr; dy++) {
+          for (let dx = 0; dx < hr; dx++) {
+            const sx = Math.min(x * hr + dx, W - 1), sy = Math.min(y * vr + dy, H - 1);
+            sum += plane[sy * W + sx];
+            count++;
+          }
+        }
+        samples[y * cw + x] = sum / count;
+      }
+    }
+    return {
+      h,
+      v,
+      cw,
+      ch,
+      samples,
+      bw: Math.ceil(cw / 8),
+      bh: Math.ceil(ch / 8),
+      cache: new Map<number, Int32Array>(),
+    };
+  });
+
+  const coefficients = (ci: number, bx: number, by: number): Int32Array => {
+    const c = comps[ci];
+    const key = by * 65536 + bx;
+    const hit = c.cache.get(key);
+    if (hit) return hit;
+    const out = new Int32Array(64);
+    for (let v = 0; v < 8; v++) {
+      for (let u = 0; u < 8; u++) {
+        let sum = 0;
+        for (let y = 0; y < 8; y++) {
+          for (let x = 0; x < 8; x++) {
+            const sx = Math.min(bx * 8 + x, c.cw - 1), sy = Math.min(by * 8 + y, c.ch - 1);
+            sum += (c.samples[sy * c.cw + sx] - 128) * Math.cos(((2 * x + 1) * u * Math.PI) / 16) *
+              Math.cos(((2 * y + 1) * v * Math.PI) / 16);
+          }
+        }
+        const cu = u === 0 ? Math.SQRT1_2 : 1, cv = v === 0 ? Math.SQRT1_2 : 1;
+        out[v * 8 + u] = Math.round((0.25 * cu * cv * sum) / q);
+      }
+    }
+    for (let k = 1; k < 64; k++) if (category(out[k]) > 10) throw new Error("AC too large for the standard tables");
+    c.cache.set(key, out);
+    return out;
+  };
+
+  const dcTables = STD_DC.map(huffCodes), acTables = STD_AC.map(huffCodes);
+  const slot = (ci: number) => (ci === 0 ? 0 : 1);
+  const out: number[] = [0xff, 0xd8];
+  if (o.jfif ?? n !== 4) out.push(...seg(0xe0, [0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0]));
+  if (o.exif) out.push(...seg(0xe1, o.exif));
+  if (o.adobeTransform !== undefined) {
+    out.push(...seg(0xee, [0x41, 0x64, 0x6f, 0x62, 0x65, 0, 100, 0, 0, 0, 0, o.adobeTransform]));
+  }
+  out.push(...seg(0xdb, [0, ...new Array(64).fill(q)]));
+  const sof = [8, H >> 8, H & 0xff, W >> 8, W & 0xff, n];
+  comps.forEach((c, ci) => sof.push(ids[ci], (c.h << 4) | c.v, 0));
+  out.push(...seg(o.progressive ? 0xc2 : 0xc0, sof));
+  if (!o.omitHuffmanTables) {
+    for (let t = 0; t < (n > 1 ? 2 : 1); t++) {
+      out.push(...seg(0xc4, [t, ...STD_DC[t]]), ...seg(0xc4, [0x10 | t, ...STD_AC[t]]));
+    }
+  }
+  const ri = o.restartInterval ?? 0;
+  if (ri) out.push(...seg(0xdd, [ri >> 8, ri & 0xff]));
+
+  type Kind = "baseline" | "dcFirst" | "dcRefine" | "acFirst";
+  const scan = (cis: number[], ss: number, se: number, ah: number, al: number, kind: Kind) => {
+    const header = [cis.length];
+    for (const ci of cis) header.push(ids[ci], (slot(ci) << 4) | slot(ci));
+    header.push(ss, se, (ah << 4) | al);
+    out.push(...seg(0xda, header));
+    const w = new BitWriter();
+    const pred = new Array(n).fill(0);
+    const block = (ci: number, bx: number, by: number) => {
+      const coef = coefficients(ci, bx, by);
+      if (kind === "dcRefine") return w.write((coef[0] >> al) & 1, 1);
+      if (kind !== "acFirst") {
+        const dc = coef[0] >> al;
+        const diff = dc - pred[ci];
+        pred[ci] = dc;
+        const s = category(diff);
+        w.symbol(dcTables[slot(ci)], s);
+        writeValue(w, diff, s);
+        if (kind === "dcFirst") return;
+      }
+      const ac = acTables[slot(ci)];
+      let run = 0;
+      for (let k = Math.max(ss, 1); k <= se; k++) {
+        const v = coef[ZIGZAG[k]];
+        if (v === 0) {
+          run++;
+          continue;
+        }
+        while (run > 15) {
+          w.symbol(ac, 0xf0);
+          run -= 16;
+        }
+        const s = category(v);
+        w.symbol(ac, (run << 4) | s);
+        writeValue(w, v, s);
+        run = 0;
+      }
+      if (run > 0) w.symbol(ac, 0x00);
+    };
+    const units: (() => void)[] = [];
+    if (cis.length > 1) {
+      const mcusX = Math.ceil(W / (8 * maxH)), mcusY = Math.ceil(H / (8 * maxV));
+      for (let my = 0; my < mcusY; my++) {
+        for (let mx = 0; mx < mcusX; mx++) {
+          units.push(() => {
+            for (const ci of cis) {
+              const c = comps[ci];
+              for (let by = 0; by < c.v; by++) for (let bx = 0; bx < c.h; bx++) block(ci, mx * c.h + bx, my * c.v + by);
+            }
+          });
+        }
+      }
+    } else {
+      const c = comps[cis[0]];
+      for (let by = 0; by < c.bh; by++) for (let bx = 0; bx < c.bw; bx++) units.push(() => block(cis[0], bx, by));
+    }
+    units.forEach((unit, i) => {
+      if (ri && i > 0 && i % ri === 0) {
+        w.flush();
+        w.bytes.push(0xff, 0xd0 + ((i / ri - 1) & 7));
+        pred.fill(0);
+      }
+      unit();
+    });
+    w.flush();
+    out.push(...w.bytes);
+  };
+
+  const all = comps.map((_, i) => i);
+  if (!o.progressive) {
+    scan(all, 0, 63, 0, 0, "baseline");
+  } else {
+    // DC with successive approximation, then AC by spectral selection per component.
+    scan(all, 0, 0, 0, 1, "dcFirst");
+    for (const ci of all) scan([ci], 1, 5, 0, 0, "acFirst");
+    for (const ci of all) scan([ci], 6, 63, 0, 0, "acFirst");
+    scan(all, 0, 0, 1, 0, "dcRefine");
+  }
+  out.push(0xff, 0xd9);
+  return Uint8Array.from(out);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Test images and helpers.
+
+/** JFIF RGB→YCbCr, rounded. */
+function toYcc([r, g, b]: Rgb): Rgb {
+  const c = (v: number) => Math.max(0, Math.min(255, Math.round(v)));
+  return [
+    c(0.299 * r + 0.587 * g + 0.114 * b),
+    c(-0.168736 * r - 0.331264 * g + 0.5 * b + 128),
+    c(0.5 * r - 0.418688 * g - 0.081312 * b + 128),
+  ];
+}
+
+/** An image of `cols`×`rows` flat cells, each `cell` pixels square, coloured by `colour(col, row)`. */
+function cells(cols: number, rows: number, cell: number, colour: (col: number, row: number) => number[]) {
+  const width = cols * cell, height = rows * cell;
+  const channels = colour(0, 0).length;
+  const planes = Array.from({ length: channels }, () => new Uint8Array(width * height));
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const c = colour(Math.floor(x / cell), Math.floor(y / cell));
+      for (let k = 0; k < channels; k++) planes[k][y * width + x] = c[k];
+    }
+  }
+  return { width, height, planes };
+}
+
+const RED: Rgb = [220, 30, 40], GREEN: Rgb = [40, 200, 60], BLUE: Rgb = [30, 50, 210], YELLOW: Rgb = [240, 220, 40];
+const GREY: Rgb = [128, 128, 128];
+
+/** 5×3 cells of 8 px with distinct corners, so every flip and rotation is told apart. */
+function cornerImage() {
+  return cells(5, 3, 8, (c, r) => {
+    if (c === 0 && r === 0) return RED;
+    if (c === 4 && r === 0) return GREEN;
+    if (c === 0 && r === 2) return BLUE;
+    if (c === 4 && r === 2) return YELLOW;
+    return GREY;
+  });
+}
+
+function ycc(img: { width: number; height: number; planes: Uint8Array[] }) {
+  const planes = img.planes.map(() => new Uint8Array(img.width * img.height));
+  for (let i = 0; i < img.width * img.height; i++) {
+    const [y, cb, cr] = toYcc([img.planes[0][i], img.planes[1][i], img.planes[2][i]]);
+    planes[0][i] = y;
+    planes[1][i] = cb;
+    planes[2][i] = cr;
+  }
+  return { ...img, planes };
+}
+
+function pixel(r: Raster, x: number, y: number): number[] {
+  const i = (y * r.width + x) * r.channels;
+  return Array.from(r.data.subarray(i, i + r.channels));
+}
+
+function assertClose(actual: number[], expected: number[], tolerance: number, what = "") {
+  assert.equal(actual.length, expected.length, `${what}: ${actual} vs ${expected}`);
+  for (let i = 0; i < actual.length; i++) {
+    assert.ok(
+      Math.abs(actual[i] - expected[i]) <= tolerance,
+      `${what}: got ${actual}, expected ${expected} ±${tolerance}`,
+    );
+  }
+}
+
+function expectImageError(fn: () => unknown, code: string, pattern?: RegExp) {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof ImageError, `expected ImageError, got ${err}`);
+    assert.equal(err.code, code, err.message);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+/** Offset of the first marker FFxx at or after the SOI. */
+function findMarker(bytes: Uint8Array, marker: number): number {
+  let p = 2;
+  while (p < bytes.length) {
+    if (bytes[p + 1] === marker) return p;
+    if (bytes[p + 1] === 0xda) throw new Error("marker not found before the scan");
+    p += 2 + ((bytes[p + 2] << 8) | bytes[p + 3]);
+  }
+  throw new Error("marker not found");
+}
+
+function withoutSegments(bytes: Uint8Array, marker: number): Uint8Array {
+  const out: number[] = [0xff, 0xd8];
+  let p = 2;
+  while (bytes[p + 1] !== 0xda) {
+    const end = p + 2 + ((bytes[p + 2] << 8) | bytes[p + 3]);
+    if (bytes[p + 1] !== marker) out.push(...bytes.subarray(p, end));
+    p = end;
+  }
+  out.push(...bytes.subarray(p));
+  return Uint8Array.from(out);
+}
+
+/** Inserts an APP1 segment right after the SOI. */
+function withApp1(bytes: Uint8Array, payload: ArrayLike<number>): Uint8Array {
+  return Uint8Array.from([0xff, 0xd8, ...seg(0xe1, payload), ...bytes.subarray(2)]);
+}
+
+function exifPayload(orientation: number, littleEndian: boolean): Uint8Array {
+  const tiff = new DataView(new ArrayBuffer(8 + 2 + 2 * 12 + 4));
+  tiff.setUint16(0, littleEndian ? 0x4949 : 0x4d4d);
+  tiff.setUint16(2, 42, littleEndian);
+  tiff.setUint32(4, 8, littleEndian);
+  tiff.setUint16(8, 2, littleEndian);
+  // An unrelated tag first (ImageWidth, LONG), so the reader has to walk the directory.
+  tiff.setUint16(10, 0x0100, littleEndian);
+  tiff.setUint16(12, 4, littleEndian);
+  tiff.setUint32(14, 1, littleEndian);
+  tiff.setUint32(18, 40, littleEndian);
+  tiff.setUint16(22, 0x0112, littleEndian);
+  tiff.setUint16(24, 3, littleEndian);
+  tiff.setUint32(26, 1, littleEndian);
+  tiff.setUint16(30, orientation, littleEndian);
+  return Uint8Array.from([0x45, 0x78, 0x69, 0x66, 0, 0, ...new Uint8Array(tiff.buffer)]);
+}
+
+function readPpm(bytes: Uint8Array): Raster {
+  const header = new TextDecoder("latin1").decode(bytes.subarray(0, 32)).match(/^P6\s+(\d+)\s+(\d+)\s+255\s/);
+  assert.ok(header, "not a binary PPM");
+  const width = Number(header[1]), height = Number(header[2]);
+  return { width, height, channels: 3, data: bytes.subarray(header[0].length, header[0].length + width * height * 3) };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+Deno.test("real samples", async (t) => {
+  for (const [name, width, height] of [["rocket.jpg", 640, 427], ["hubble_deep_field.jpg", 1000, 872]] as const) {
+    await t.step(`${name} decodes at ${width}x${height}`, async () => {
+      const bytes = await Deno.readFile(new URL(name, FIXTURES));
+      assert.deepEqual(readJpegSize(bytes), { width, height });
+      const { raster, info } = decodeJpeg(bytes);
+      assert.deepEqual([raster.width, raster.height, raster.channels], [width, height, 3]);
+      assert.equal(raster.data.length, width * height * 3);
+      // hubble carries EXIF orientation 1 and an Adobe marker (YCbCr): neither may alter the picture.
+      assert.deepEqual(info, {});
+    });
+  }
+
+  await t.step("a byte view into a larger buffer decodes the same as the file alone", async () => {
+    const bytes = await Deno.readFile(new URL("rocket.jpg", FIXTURES));
+    const padded = new Uint8Array(bytes.length + 20);
+    padded.set(bytes, 7);
+    assert.deepEqual(decodeJpeg(padded.subarray(7, 7 + bytes.length)).raster.data, decodeJpeg(bytes).raster.data);
+  });
+
+  // References decoded by libjpeg-turbo 2.1.5 (djpeg, defaults: islow IDCT, fancy upsampling), the library behind
+  // OpenCV's imread. 45×29 crops of rocket.jpg so that odd edges are covered; they cannot be made without libjpeg.
+  for (const sampling of ["420", "422", "440"]) {
+    await t.step(`${sampling} chroma: within 3 levels of libjpeg, mostly equal`, async () => {
+      const bytes = await Deno.readFile(new URL(`jpeg/crop_${sampling}.jpg`, FIXTURES));
+      const ref = readPpm(await Deno.readFile(new URL(`jpeg/crop_${sampling}.libjpeg.ppm`, FIXTURES)));
+      const { raster } = decodeJpeg(bytes);
+      assert.deepEqual([raster.width, raster.height, raster.channels], [ref.width, ref.height, 3]);
+      let maxDiff = 0, differing = 0;
+      for (let i = 0; i < ref.data.length; i++) {
+        const d = Math.abs(raster.data[i] - ref.data[i]);
+        maxDiff = Math.max(maxDiff, d);
+        if (d > 1) differing++;
+      }
+      // What is left is jpeg-js's IDCT rounding; plain jpeg-js (replicated chroma, truncating conversion) is off by
+      // up to 51 here on most samples.
+      assert.ok(maxDiff <= 3, `max difference ${maxDiff}`);
+      assert.ok(differing / ref.data.length < 0.05, `${differing} samples differ by more than 1`);
+    });
+  }
+});
+
+Deno.test("generated variants", async (t) => {
+  const palette: Rgb[] = [RED, GREEN, BLUE, YELLOW, GREY, [0, 0, 0], [255, 255, 255], [90, 160, 200]];
+  const colourful = cells(4, 2, 8, (c, r) => palette[r * 4 + c]);
+
+  await t.step("baseline colour from jpeg-js's encoder", () => {
+    const rgba = new Uint8Array(colourful.width * colourful.height * 4);
+    for (let i = 0; i < colourful.width * colourful.height; i++) {
+      rgba.set([colourful.planes[0][i], colourful.planes[1][i], colourful.planes[2][i], 255], i * 4);
+    }
+    const bytes = new Uint8Array(
+      jpeg.encode({ width: colourful.width, height: colourful.height, data: rgba }, 100).data,
+    );
+    const { raster } = decodeJpeg(bytes);
+    assert.deepEqual([raster.width, raster.height, raster.channels], [32, 16, 3]);
+    palette.forEach((rgb, i) => assertClose(pixel(raster, (i % 4) * 8 + 4, Math.floor(i / 4) * 8 + 4), rgb, 2, `${i}`));
+  });
+
+  await t.step("baseline colour, 4:4:4 and 4:2:0", () => {
+    for (const sampling of [undefined, [[2, 2], [1, 1], [1, 1]] as [number, number][]]) {
+      const img = cells(4, 2, 16, (c, r) => palette[r * 4 + c]);
+      const { raster } = decodeJpeg(encodeJpeg({ ...ycc(img), sampling }));
+      assert.deepEqual([raster.width, raster.height, raster.channels], [64, 32, 3]);
+      palette.forEach((rgb, i) => {
+        const x = (i % 4) * 16, y = Math.floor(i / 4) * 16;
+        // Cell interiors; at cell borders 4:2:0 chroma is interpolated, as libjpeg does.
+        for (const [dx, dy] of [[2, 2], [8, 8], [13, 13]]) assertClose(pixel(raster, x + dx, y + dy), rgb, 2, `${i}`);
+      });
+    }
+  });
+
+  await t.step("grayscale stays one channel", () => {
+    const img = cells(3, 2, 8, (c, r) => [[0, 60, 255, 17, 128, 200][r * 3 + c]]);
+    const bytes = encodeJpeg(img);
+    const { raster, info } = decodeJpeg(bytes);
+    assert.deepEqual([raster.width, raster.height, raster.channels], [24, 16, 1]);
+    assert.equal(raster.data.length, 24 * 16);
+    assert.deepEqual(raster.data, img.planes[0]);
+    assert.deepEqual(info, {});
+    assert.deepEqual(readJpegSize(bytes), { width: 24, height: 16 });
+  });
+
+  await t.step("RGB-coded JPEG (Adobe transform 0, or component ids R G B) is not treated as YCbCr", () => {
+    const adobe = encodeJpeg({ ...colourful, adobeTransform: 0, jfif: false });
+    const ids = encodeJpeg({ ...colourful, ids: [0x52, 0x47, 0x42], jfif: false });
+    for (const bytes of [adobe, ids]) {
+      const { raster } = decodeJpeg(bytes);
+      palette.forEach((rgb, i) => assertClose(pixel(raster, (i % 4) * 8 + 4, Math.floor(i / 4) * 8 + 4), rgb, 1));
+    }
+  });
+
+  await t.step("YCbCr with an Adobe marker (transform 1) is converted once", () => {
+    const { raster } = decodeJpeg(encodeJpeg({ ...ycc(colourful), adobeTransform: 1, jfif: false }));
+    palette.forEach((rgb, i) => assertClose(pixel(raster, (i % 4) * 8 + 4, Math.floor(i / 4) * 8 + 4), rgb, 2));
+  });
+
+  await t.step("restart markers (baseline, interleaved 4:2:0 and gray, intervals that do and do not divide)", () => {
+    const img = ycc(cells(5, 3, 16, (c, r) => palette[(c + 2 * r) % palette.length]));
+    const sampling: [number, number][] = [[2, 2], [1, 1], [1, 1]];
+    const plain = decodeJpeg(encodeJpeg({ ...img, sampling })).raster;
+    for (const restartInterval of [1, 2, 4, 7]) {
+      const bytes = encodeJpeg({ ...img, sampling, restartInterval });
+      assert.ok(bytes.some((b, i) => b === 0xff && bytes[i + 1] === 0xd0), "RST0 written");
+      assert.deepEqual(decodeJpeg(bytes).raster, plain, `interval ${restartInterval}`);
+    }
+    const gray = { ...img, planes: [img.planes[0]] };
+    const grayPlain = decodeJpeg(encodeJpeg(gray)).raster;
+    for (const restartInterval of [1, 3, 16]) {
+      assert.deepEqual(decodeJpeg(encodeJpeg({ ...gray, restartInterval })).raster, grayPlain);
+    }
+  });
+
+  await t.step("progressive (successive-approximation DC, spectral-selection AC) equals baseline", () => {
+    // Textured content, so that AC coefficients are really exercised.
+    const width = 37, height = 21;
+    const planes = [0, 1, 2].map((k) =>
+      Uint8Array.from({ length: width * height }, (_, i) => {
+        const x = i % width, y = Math.floor(i / width);
+        return Math.round(128 + 100 * Math.sin((x + 3 * k) / 3) * Math.cos((y - k) / 4));
+      })
+    );
+    for (
+      const [sampling, restartInterval] of [[undefined, 0], [[[2, 2], [1, 1], [1, 1]], 0], [undefined, 3]] as const
+    ) {
+      const spec = { width, height, planes, quant: 2, sampling: sampling as [number, number][] | undefined };
+      const baseline = decodeJpeg(encodeJpeg({ ...spec, restartInterval })).raster;
+      const progressive = decodeJpeg(encodeJpeg({ ...spec, restartInterval, progressive: true })).raster;
+      assert.deepEqual(progressive, baseline);
+    }
+    const grayBaseline = decodeJpeg(encodeJpeg({ width, height, planes: [planes[0]], quant: 2 })).raster;
+    const grayProgressive = decodeJpeg(encodeJpeg({ width, height, planes: [planes[0]], quant: 2, progressive: true }));
+    assert.equal(grayProgressive.raster.channels, 1);
+    assert.deepEqual(grayProgressive.raster, grayBaseline);
+  });
+
+  await t.step("MJPEG-style frame without Huffman tables gets the standard ones", () => {
+    const bytes = encodeJpeg(ycc(colourful));
+    const stripped = withoutSegments(bytes, 0xc4);
+    assert.ok(stripped.length < bytes.length);
+    const { raster, info } = decodeJpeg(stripped);
+    assert.deepEqual(raster, decodeJpeg(bytes).raster);
+    assert.deepEqual(info.notes, ["JPEG lacks Huffman tables: standard tables used"]);
+  });
+});
+
+Deno.test("CMYK and YCCK", async (t) => {
+  // Ink amounts 0–255; Adobe files store them inverted (255 = no ink).
+  const inks: [number, number, number, number][] = [
+    [0, 0, 0, 0],
+    [255, 0, 0, 0],
+    [0, 255, 0, 0],
+    [0, 0, 255, 0],
+    [0, 0, 0, 255],
+    [40, 120, 200, 60],
+    [200, 30, 90, 128],
+    [10, 250, 130, 20],
+  ];
+  const stored = inks.map((cmyk) => cmyk.map((v) => 255 - v));
+  // OpenCV (icvCvt_CMYK2BGR_8u_C4C3R) on libjpeg's CMYK output: R = K - (255 - C)·K/256 ≈ C·K/255.
+  const expected = stored.map(([c, m, y, k]) => [c, m, y].map((v) => Math.round((v * k) / 255)));
+  const img = cells(4, 2, 8, (c, r) => stored[r * 4 + c]);
+
+  const check = (bytes: Uint8Array) => {
+    const { raster, info } = decodeJpeg(bytes);
+    assert.deepEqual([raster.width, raster.height, raster.channels], [32, 16, 3]);
+    assert.deepEqual(info.notes, ["CMYK converted to RGB"]);
+    expected.forEach((rgb, i) =>
+      assertClose(pixel(raster, (i % 4) * 8 + 4, Math.floor(i / 4) * 8 + 4), rgb, 3, `${i}`)
+    );
+  };
+
+  await t.step("Adobe CMYK (transform 0)", () => check(encodeJpeg({ ...img, adobeTransform: 0 })));
+
+  await t.step("Adobe YCCK (transform 2)", () => {
+    // YCCK is the inverted CMY, taken as RGB and coded as YCbCr, plus K unchanged.
+    const planes = img.planes.map(() => new Uint8Array(img.width * img.height));
+    for (let i = 0; i < img.width * img.height; i++) {
+      const [y, cb, cr] = toYcc([255 - img.planes[0][i], 255 - img.planes[1][i], 255 - img.planes[2][i]]);
+      planes[0][i] = y;
+      planes[1][i] = cb;
+      planes[2][i] = cr;
+      planes[3][i] = img.planes[3][i];
+    }
+    check(encodeJpeg({ ...img, planes, adobeTransform: 2 }));
+  });
+
+  await t.step("4 components without an Adobe marker are taken as CMYK, as libjpeg does", () => {
+    check(encodeJpeg(img));
+  });
+
+  await t.step("4:2:0-sampled CMYK", () => {
+    const big = cells(4, 2, 16, (c, r) => stored[r * 4 + c]);
+    const bytes = encodeJpeg({ ...big, adobeTransform: 0, sampling: [[2, 2], [1, 1], [1, 1], [2, 2]] });
+    const { raster } = decodeJpeg(bytes);
+    expected.forEach((rgb, i) => assertClose(pixel(raster, (i % 4) * 16 + 8, Math.floor(i / 4) * 16 + 8), rgb, 3));
+  });
+});
+
+Deno.test("EXIF orientation", async (t) => {
+  const img = cornerImage();
+  const base = encodeJpeg(ycc(img));
+  const CORNERS = { TL: RED, TR: GREEN, BL: BLUE, BR: YELLOW };
+  // Which stored corner shows up at [top-left, top-right, bottom-left, bottom-right] once upright.
+  const EXPECTED: Record<number, (keyof typeof CORNERS)[]> = {
+    1: ["TL", "TR", "BL", "BR"],
+    2: ["TR", "TL", "BR", "BL"],
+    3: ["BR", "BL", "TR", "TL"],
+    4: ["BL", "BR", "TL", "TR"],
+    5: ["TL", "BL", "TR", "BR"],
+    6: ["BL", "TL", "BR", "TR"],
+    7: ["BR", "TR", "BL", "TL"],
+    8: ["TR", "BR", "TL", "BL"],
+  };
+  const corners = (r: Raster) => [
+    pixel(r, 0, 0),
+    pixel(r, r.width - 1, 0),
+    pixel(r, 0, r.height - 1),
+    pixel(r, r.width - 1, r.height - 1),
+  ];
+
+  for (const littleEndian of [true, false]) {
+    for (let orientation = 1; orientation <= 8; orientation++) {
+      await t.step(`orientation ${orientation}, ${littleEndian ? "II" : "MM"}`, () => {
+        const bytes = withApp1(base, exifPayload(orientation, littleEndian));
+        const { raster, info } = decodeJpeg(bytes);
+        const swapped = orientation >= 5;
+        assert.deepEqual([raster.width, raster.height], swapped ? [24, 40] : [40, 24]);
+        assert.equal(info.orientation, orientation === 1 ? undefined : orientation);
+        corners(raster).forEach((px, i) => assertClose(px, CORNERS[EXPECTED[orientation][i]], 3, `corner ${i}`));
+        // The stored size is what limits are checked against.
+        assert.deepEqual(readJpegSize(bytes), { width: 40, height: 24 });
+      });
+    }
+  }
+
+  await t.step("grayscale is rotated too", () => {
+    const gray = encodeJpeg({ ...img, planes: [img.planes[0]] });
+    const { raster } = decodeJpeg(withApp1(gray, exifPayload(6, true)));
+    assert.deepEqual([raster.width, raster.height, raster.channels], [24, 40, 1]);
+    assert.deepEqual(pixel(raster, 23, 0), [RED[0]]);
+    assert.deepEqual(pixel(raster, 0, 39), [YELLOW[0]]);
+  });
+
+  await t.step("malformed EXIF is ignored", () => {
+    const good = exifPayload(6, true);
+    const variants: [string, Uint8Array][] = [
+      ["bad byte order", Uint8Array.from(good, (b, i) => (i === 6 || i === 7 ? 0x58 : b))],
+      ["bad magic", Uint8Array.from(good, (b, i) => (i === 8 ? 41 : b))],
+      ["IFD offset past the end", Uint8Array.from(good, (b, i) => (i === 10 ? 0xf0 : b))],
+      ["entry count past the end", Uint8Array.from(good, (b, i) => (i === 14 || i === 15 ? 0xff : b))],
+      ["cut inside the directory", good.subarray(0, 30)],
+      ["cut inside the TIFF header", good.subarray(0, 9)],
+      ["orientation 9", exifPayload(9, true)],
+      ["orientation 0", exifPayload(0, false)],
+      ["no TIFF at all", Uint8Array.from([0x45, 0x78, 0x69, 0x66, 0, 0])],
+    ];
+    for (const [what, payload] of variants) {
+      const { raster, info } = decodeJpeg(withApp1(base, payload));
+      assert.deepEqual([raster.width, raster.height], [40, 24], what);
+      assert.equal(info.orientation, undefined, what);
+      assertClose(pixel(raster, 0, 0), RED, 3, what);
+    }
+  });
+
+  await t.step("only the first EXIF segment counts; other APP1 payloads (XMP) are skipped", () => {
+    const xmp = new TextEncoder().encode("http://ns.adobe.com/xap/1.0/\0<x:xmpmeta/>");
+    const bytes = withApp1(withApp1(withApp1(base, exifPayload(3, true)), exifPayload(6, false)), xmp);
+    assert.equal(decodeJpeg(bytes).info.orientation, 6);
+  });
+});
+
+Deno.test("unsupported coding processes are named", async (t) => {
+  const base = encodeJpeg(ycc(cornerImage()));
+  const sof = findMarker(base, 0xc0);
+  const patched = (marker: number, precision = 8) =>
+    Uint8Array.from(base, (b, i) => (i === sof + 1 ? marker : i === sof + 4 ? precision : b));
+
+  const cases: [string, Uint8Array, RegExp][] = [
+    ["arithmetic SOF9", patched(0xc9), /arithmetic coding \(SOF9\)/],
+    ["progressive arithmetic SOF10", patched(0xca), /arithmetic coding \(SOF10\)/],
+    ["lossless SOF3", patched(0xc3), /lossless JPEG \(SOF3\)/],
+    ["12-bit SOF1", patched(0xc1, 12), /12-bit JPEG \(SOF1/],
+    ["12-bit SOF2", patched(0xc2, 12), /12-bit JPEG \(SOF2/],
+    ["hierarchical SOF5", patched(0xc5), /hierarchical JPEG \(SOF5\)/],
+    [
+      "hierarchical DHP",
+      Uint8Array.from([0xff, 0xd8, ...seg(0xde, [8, 0, 24, 0, 40, 1, 1, 0x11, 0]), ...base.slice(2)]),
+      /DHP/,
+    ],
+    ["2 components", Uint8Array.from(base, (b, i) => (i === sof + 9 ? 2 : b)), /2 colour components/],
+  ];
+  for (const [what, bytes, pattern] of cases) {
+    await t.step(what, () => expectImageError(() => decodeJpeg(bytes), "unsupported_image", pattern));
+  }
+
+  await t.step("a progressive 4:2:0 scan jpeg-js would overrun is refused, not reported as damage", () => {
+    // 21 rows → 3 luma block rows, an odd count; 7 luma blocks per row with a 4-MCU interval leave a partial one.
+    const img = cells(7, 3, 7, (c, r) => [(c * 30 + r * 50) % 256, 100, 150]);
+    const spec = { ...img, sampling: [[2, 2], [1, 1], [1, 1]] as [number, number][], progressive: true, quant: 4 };
+    const bytes = encodeJpeg({ ...spec, restartInterval: 4 });
+    expectImageError(() => decodeJpeg(bytes), "unsupported_image", /restart/);
+    // The same picture without restart markers is fine.
+    const { raster } = decodeJpeg(encodeJpeg(spec));
+    assert.deepEqual([raster.width, raster.height], [49, 21]);
+  });
+});
+
+Deno.test("damaged files", async (t) => {
+  const rocket = await Deno.readFile(new URL("rocket.jpg", FIXTURES));
+
+  await t.step("rocket.jpg cut to 100 bytes", () => {
+    expectImageError(() => decodeJpeg(rocket.subarray(0, 100)), "corrupt_image", /truncated/);
+  });
+
+  await t.step("rocket.jpg cut inside its only scan", () => {
+    expectImageError(() => decodeJpeg(rocket.subarray(0, rocket.length >> 1)), "corrupt_image", /truncated/);
+  });
+
+  await t.step("only the EOI missing: decoded, with a note", () => {
+    const { raster, info } = decodeJpeg(rocket.subarray(0, rocket.length - 2));
+    assert.deepEqual(raster, decodeJpeg(rocket).raster);
+    assert.deepEqual(info.notes, ["JPEG file is truncated (end marker missing)"]);
+  });
+
+  await t.step("progressive cut inside its last scan: earlier scans decoded, with a note", () => {
+    const img = ycc(cells(4, 2, 8, (c, r) => [[RED, GREEN, BLUE, YELLOW][c], GREY][r]));
+    const bytes = encodeJpeg({ ...img, progressive: true });
+    let lastSos = bytes.length;
+    while (!(bytes[lastSos] === 0xff && bytes[lastSos + 1] === 0xda)) lastSos--;
+    const { raster, info } = decodeJpeg(bytes.subarray(0, lastSos + 15));
+    assert.deepEqual([raster.width, raster.height], [32, 16]);
+    assert.deepEqual(info.notes, ["JPEG file is truncated: decoded 7 of 8 scans"]);
+    // Only the last DC bit is missing: colours are a few levels off at most.
+    assertClose(pixel(raster, 4, 4), RED, 10);
+  });
+
+  await t.step("progressive cut inside its first scan", () => {
+    const bytes = encodeJpeg({ ...ycc(cornerImage()), progressive: true });
+    const sos = findMarker(bytes, 0xda);
+    expectImageError(() => decodeJpeg(bytes.subarray(0, sos + 16)), "corrupt_image", /truncated/);
+  });
+
+  await t.step("no scan at all", () => {
+    const bytes = encodeJpeg(ycc(cornerImage()));
+    const headersOnly = Uint8Array.from([...bytes.subarray(0, findMarker(bytes, 0xda)), 0xff, 0xd9]);
+    expectImageError(() => decodeJpeg(headersOnly), "corrupt_image", /no image data/);
+    assert.deepEqual(readJpegSize(headersOnly), { width: 40, height: 24 });
+  });
+
+  await t.step("garbage after the SOI", () => {
+    const junk = Uint8Array.from({ length: 300 }, (_, i) => (i * 37 + 11) & 0xff);
+    expectImageError(() => decodeJpeg(Uint8Array.from([0xff, 0xd8, ...junk])), "corrupt_image");
+    expectImageError(() => readJpegSize(Uint8Array.from([0xff, 0xd8, ...junk])), "corrupt_image");
+  });
+
+  await t.step("garbage inside the scan data", () => {
+    const bytes = rocket.slice();
+    const sos = findMarker(bytes, 0xda);
+    for (let i = sos + 200; i < sos + 260; i++) bytes[i] = i % 2 ? 0xff : 0xc4;
+    expectImageError(() => decodeJpeg(bytes), "corrupt_image");
+  });
+
+  await t.step("no SOI", () => {
+    expectImageError(() => decodeJpeg(rocket.subarray(2)), "not_an_image");
+    expectImageError(() => readJpegSize(new Uint8Array(0)), "not_an_image");
+  });
+
+  await t.step("readJpegSize needs the frame header", () => {
+    expectImageError(() => readJpegSize(rocket.subarray(0, 10)), "corrupt_image", /truncated/);
+    assert.deepEqual(readJpegSize(rocket.subarray(0, findMarker(rocket, 0xc0) + 19)), { width: 640, height: 427 });
+  });
+
+  await t.step("a huge declared size is refused before decoding", () => {
+    const bytes = encodeJpeg(ycc(cornerImage()));
+    const sof = findMarker(bytes, 0xc0);
+    const huge = Uint8Array.from(bytes, (b, i) => (i >= sof + 5 && i <= sof + 8 ? 0xff : b));
+    assert.deepEqual(readJpegSize(huge), { width: 65535, height: 65535 });
+    expectImageError(() => decodeJpeg(huge), "image_too_large");
+  });
+});
