@@ -120,6 +120,17 @@ Deno.test("options over HTTP, measurements, exports and delete", async (t) => {
       assert.equal(again.status, 404);
       await again.body?.cancel();
     });
+    await t.step("a format feature the decoders lack → failed with unsupported_image naming it", async () => {
+      const bmp = (await fixture("coins.bmp")).slice();
+      // biCompression = 4 (a JPEG inside the BMP), which no decoder here handles.
+      new DataView(bmp.buffer).setUint32(30, 4, true);
+      const res = await uploadWith(svc.base, bmp, "coins.bmp", {});
+      assert.equal(res.status, 202);
+      const status = await waitForTask(svc.base, (await res.json()).task_id);
+      assert.equal(status.state, "failed");
+      assert.equal(status.attempts, 1);
+      assert.deepEqual(status.error, { code: "unsupported_image", message: "BMP compression 4" });
+    });
   } finally {
     await svc.close();
   }
