@@ -26,6 +26,8 @@ export const ConfigSchema = z
     REDIS_DATA_DIR: z.string().min(1).default(".redis"),
     REDIS_AUTOSTART: bool.default(true),
     MAX_FILE_SIZE: z.coerce.number().int().positive().default(10 * 1024 * 1024),
+    // Decompression-bomb guard: a tiny file can declare a huge image; checked from the header before decoding.
+    MAX_PIXELS: z.coerce.number().int().positive().default(50_000_000),
     WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
     EMBEDDED_WORKER: bool.default(true),
     QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]+$/, "letters, digits, _ : . - only").default("bip"),
@@ -135,6 +137,7 @@ export function publicConfig(config: Config): Record<string, unknown> {
     result_dir: config.RESULT_DIR,
     redis: { host: r.host, port: r.port, db: r.db, tls: Boolean(r.tls), password_set: Boolean(r.password) },
     max_file_size: config.MAX_FILE_SIZE,
+    max_pixels: config.MAX_PIXELS,
     worker_concurrency: config.WORKER_CONCURRENCY,
     embedded_worker: config.EMBEDDED_WORKER,
     queue_prefix: config.QUEUE_PREFIX,

@@ -39,7 +39,8 @@ export async function processContourJob(
   const cv = await loadOpenCV();
   let analysed;
   try {
-    analysed = analyseImage(cv, bytes, data.options);
+    // The upload route checked the header too, but this worker may be the only check (an older API, a bad header).
+    analysed = analyseImage(cv, bytes, data.options, config.MAX_PIXELS);
   } catch (err) {
     // The same bytes would fail the same way again: no retries.
     if (err instanceof ImageError) throw new UnrecoverableError(`${err.code}: ${err.message}`);

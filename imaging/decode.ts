@@ -22,9 +22,23 @@ export function readImageSize(bytes: Uint8Array): { format: ImageFormat; width: 
   return { format, ...guard(format, () => SIZE_READERS[format](bytes)) };
 }
 
+/** Throws `image_too_large` when the header declares more than `maxPixels` pixels (checked before any decoding). */
+export function assertPixelLimit(bytes: Uint8Array, maxPixels: number): void {
+  const { format, width, height } = readImageSize(bytes);
+  if (width * height > maxPixels) {
+    throw new ImageError(
+      "image_too_large",
+      `the ${format.toUpperCase()} declares ${width}×${height} = ${
+        width * height
+      } pixels, over the limit of ${maxPixels} (MAX_PIXELS)`,
+    );
+  }
+}
+
 /** Decodes JPEG, PNG, BMP or TIFF bytes (format detected from content) into an 8-bit raster. */
-export function decodeImage(bytes: Uint8Array): DecodedImage {
+export function decodeImage(bytes: Uint8Array, maxPixels = Infinity): DecodedImage {
   const format = sniffFormat(bytes);
+  if (maxPixels !== Infinity) assertPixelLimit(bytes, maxPixels);
   const decoded = guard(
     format,
     () => format === "bmp" ? { raster: decodeBmp(bytes), info: {} } : DECODERS[format](bytes),

@@ -30,9 +30,10 @@ export function analyseImage(
   cv: OpenCV,
   bytes: Uint8Array,
   options: AnalysisOptions = DEFAULT_OPTIONS,
+  maxPixels = Infinity,
 ): { report: AnalysisReport; image: Uint8Array } {
   const t0 = performance.now();
-  const { format, raster, info } = decodeImage(bytes);
+  const { format, raster, info } = decodeImage(bytes, maxPixels);
   const t1 = performance.now();
   const analysis = analyseContours(cv, raster, options);
   const t2 = performance.now();

@@ -1,7 +1,9 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { join } from "node:path";
 import { BadRequest, TooLarge, Unavailable } from "../errors.ts";
+import { assertPixelLimit } from "../imaging/decode.ts";
 import { EXTENSIONS, sniffFormat } from "../imaging/format.ts";
+import { ImageError } from "../imaging/image_error.ts";
 import { AnalysisOptionsSchema } from "../imaging/options.ts";
 import { log } from "../log.ts";
 import { enqueueContourJob } from "../queue/contour_queue.ts";
@@ -51,6 +53,12 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
     if (file.size > config.MAX_FILE_SIZE) throw new TooLarge(config.MAX_FILE_SIZE);
     const head = new Uint8Array(await file.slice(0, SNIFF_BYTES).arrayBuffer());
     const format = sniffFormat(head);
+    try {
+      assertPixelLimit(new Uint8Array(await file.arrayBuffer()), config.MAX_PIXELS);
+    } catch (err) {
+      // Only a bomb is refused here; a header too damaged to read is left for the worker to report.
+      if (err instanceof ImageError && err.code === "image_too_large") throw err;
+    }
 
     const taskId = crypto.randomUUID();
     const filename = sanitizeFilename(file.name);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { jpegBomb, pngBomb } from "./bombs.ts";
 import { fixture } from "./fixtures.ts";
 import { listDir, startTestService, upload, waitForTask } from "./harness.ts";
 
@@ -107,6 +108,17 @@ Deno.test("bad uploads get a clear JSON error and leave nothing on disk", async 
         conn.close();
       }
     });
+    await t.step(
+      "decompression bombs (a PNG declaring 50000×50000, a JPEG 65500×65500) → 400 image_too_large",
+      async () => {
+        await expectError(await upload(svc.base, pngBomb(), "bomb.png"), 400, "image_too_large");
+        await expectError(
+          await upload(svc.base, jpegBomb(await fixture("rocket.jpg")), "bomb.jpg"),
+          400,
+          "image_too_large",
+        );
+      },
+    );
     await t.step("unknown task → 404; malformed id → 400", async () => {
       await expectError(await fetch(`${svc.base}/api/v1/images/status/${crypto.randomUUID()}`), 404, "not_found");
       await expectError(await fetch(`${svc.base}/api/v1/images/status/..%2f..%2fetc`), 400, "validation_error");

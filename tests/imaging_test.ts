@@ -4,6 +4,7 @@ import { sniffFormat } from "../imaging/format.ts";
 import { ImageError } from "../imaging/image_error.ts";
 import { loadOpenCV } from "../imaging/opencv.ts";
 import { analyseImage } from "../imaging/pipeline.ts";
+import { jpegBomb, pngBomb } from "./bombs.ts";
 import { fixture, nativeReference } from "./fixtures.ts";
 
 const LOSSLESS = ["coins.png", "camera.png", "page.png", "coins.bmp", "camera.tif"];
@@ -73,5 +74,25 @@ Deno.test("format sniffing uses content, not names", async (t) => {
       "camera.tif": "tiff",
     };
     for (const [name, format] of Object.entries(expected)) assert.equal(sniffFormat(await fixture(name)), format);
+  });
+});
+
+Deno.test("MAX_PIXELS is checked from the header before decoding, in the worker's pipeline too", async (t) => {
+  const cv = await loadOpenCV();
+  const tooLarge = (e: unknown) => e instanceof ImageError && e.code === "image_too_large";
+  await t.step("PNG declaring 50000×50000", () => {
+    assert.throws(() => analyseImage(cv, pngBomb(), undefined, 50_000_000), tooLarge);
+  });
+  await t.step("JPEG declaring 65500×65500", async () => {
+    const bomb = jpegBomb(await fixture("rocket.jpg"));
+    assert.throws(() => analyseImage(cv, bomb, undefined, 50_000_000), tooLarge);
+  });
+  await t.step("a real image over a small limit; under it, fine", async () => {
+    const coins = await fixture("coins.png");
+    assert.throws(
+      () => analyseImage(cv, coins, undefined, 384 * 303 - 1),
+      (e) => tooLarge(e) && /384×303/.test(String(e)),
+    );
+    assert.equal(analyseImage(cv, coins, undefined, 384 * 303).report.contour_count, 61);
   });
 });
