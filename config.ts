@@ -28,7 +28,8 @@ export const ConfigSchema = z
     MAX_FILE_SIZE: z.coerce.number().int().positive().default(10 * 1024 * 1024),
     // Decompression-bomb guard: a tiny file can declare a huge image; checked from the header before decoding.
     MAX_PIXELS: z.coerce.number().int().positive().default(50_000_000),
-    WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+    // One OpenCV.js Web Worker per slot: by default one per core.
+    WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(navigator.hardwareConcurrency || 1),
     EMBEDDED_WORKER: bool.default(true),
     QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]+$/, "letters, digits, _ : . - only").default("bip"),
     QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("contours"),

@@ -1,6 +1,5 @@
 import { type Config, ConfigError, loadConfig, redisOptions } from "./config.ts";
 import { createApp } from "./app.ts";
-import { loadOpenCV, openCVVersion } from "./imaging/opencv.ts";
 import { configureLog, log } from "./log.ts";
 import { closeRedis, connectRedis, createRedis } from "./queue/connection.ts";
 import { createContourQueue } from "./queue/contour_queue.ts";
@@ -53,7 +52,7 @@ export async function startService(config: Config): Promise<Service> {
   const versions: Record<string, string> = {};
   if (config.EMBEDDED_WORKER) {
     workers = await startContourWorker(config);
-    versions.opencv = openCVVersion(await loadOpenCV());
+    versions.opencv = workers.opencvVersion;
   }
   const app = createApp({ config, redis, queue, versions });
   const server = Deno.serve({

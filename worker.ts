@@ -2,8 +2,7 @@ import { type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { type Config, loadConfig } from "./config.ts";
 import { ImageError } from "./imaging/image_error.ts";
-import { loadOpenCV } from "./imaging/opencv.ts";
-import { analyseImage } from "./imaging/pipeline.ts";
+import { type AnalysisPool, createAnalysisPool } from "./imaging/pool.ts";
 import { configureLog, log } from "./log.ts";
 import { closeRedis, createRedis } from "./queue/connection.ts";
 import { type ContourJob, ContourJobSchema, type ContourSummary } from "./queue/job.ts";
@@ -14,6 +13,8 @@ import { ensureStorageDirs, removeFile, resultFiles, writeAtomically } from "./s
 /** A running worker pool and how to stop it. */
 export interface ContourWorker {
   worker: Worker<ContourJob, ContourSummary>;
+  /** The OpenCV.js version the pool runs. */
+  opencvVersion: string;
   /** Waits for active jobs up to `graceMs`, then stops; never hangs on an unreachable Redis. */
   close(graceMs?: number): Promise<void>;
 }
@@ -22,6 +23,7 @@ export interface ContourWorker {
 export async function processContourJob(
   config: Config,
   redis: Redis,
+  pool: AnalysisPool,
   job: Job<ContourJob, ContourSummary>,
 ): Promise<ContourSummary> {
   const started = performance.now();
@@ -36,11 +38,10 @@ export async function processContourJob(
     throw err;
   }
   await job.updateProgress(10);
-  const cv = await loadOpenCV();
   let analysed;
   try {
     // The upload route checked the header too, but this worker may be the only check (an older API, a bad header).
-    analysed = analyseImage(cv, bytes, data.options, config.MAX_PIXELS);
+    analysed = await pool.analyse(bytes, data.options, config.MAX_PIXELS);
   } catch (err) {
     // The same bytes would fail the same way again: no retries.
     if (err instanceof ImageError) throw new UnrecoverableError(`${err.code}: ${err.message}`);
@@ -79,16 +80,19 @@ export async function processContourJob(
   return summary;
 }
 
-/** Starts a BullMQ worker for the contour queue with WORKER_CONCURRENCY slots. */
+/**
+ * Starts a BullMQ worker with WORKER_CONCURRENCY slots, each backed by a Web Worker with its own OpenCV.js: the images
+ * are processed in parallel on every core, and this thread stays free to renew job locks.
+ */
 export async function startContourWorker(config: Config): Promise<ContourWorker> {
   await ensureStorageDirs({ uploadDir: config.UPLOAD_DIR, resultDir: config.RESULT_DIR });
   // Initialised before taking jobs, so the first job does not pay OpenCV's start-up.
-  await loadOpenCV();
+  const pool = await createAnalysisPool(config.WORKER_CONCURRENCY);
   const connection = createRedis(config, "worker");
   const indexRedis = createRedis(config, "worker");
   const worker = new Worker<ContourJob, ContourSummary>(
     config.QUEUE_NAME,
-    (job) => processContourJob(config, indexRedis, job),
+    (job) => processContourJob(config, indexRedis, pool, job),
     { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WORKER_CONCURRENCY, autorun: true },
   );
   worker.on("error", (err) => log("warn", "worker connection error", { error: err.message }));
@@ -101,6 +105,7 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
   });
   return {
     worker,
+    opencvVersion: pool.opencvVersion,
     async close(graceMs = 10_000) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const deadline = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), graceMs));
@@ -113,6 +118,7 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
         log("warn", "worker did not stop within the grace period; forcing", { grace_ms: graceMs });
         await Promise.race([worker.close(true), new Promise((r) => setTimeout(r, 1000))]);
       }
+      pool.close();
       await closeRedis(indexRedis);
       await closeRedis(connection);
     },

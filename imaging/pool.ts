@@ -1,0 +1,127 @@
+import { ImageError, type ImageErrorCode } from "./image_error.ts";
+import type { AnalysisOptions } from "./options.ts";
+import type { AnalysisReport } from "./pipeline.ts";
+import type { PoolRequest } from "./pool_worker.ts";
+
+/** A set of Web Workers, each with its own OpenCV.js, that run analyses in parallel. */
+export interface AnalysisPool {
+  size: number;
+  /** The OpenCV.js version the members run. */
+  opencvVersion: string;
+  /** Analyses one image on a free member (queued until one is free). */
+  analyse(
+    bytes: Uint8Array,
+    options: AnalysisOptions,
+    maxPixels: number,
+  ): Promise<{ report: AnalysisReport; image: Uint8Array }>;
+  close(): void;
+}
+
+interface Member {
+  worker: Worker;
+  busy: boolean;
+}
+
+type Reply = { id: number; report: AnalysisReport; image: Uint8Array } | {
+  id: number;
+  error: { image: boolean; code?: ImageErrorCode; message: string };
+};
+
+const WORKER_URL = new URL("./pool_worker.ts", import.meta.url);
+
+/** Starts `size` pool members and waits until each has initialised OpenCV.js. */
+export async function createAnalysisPool(size: number): Promise<AnalysisPool> {
+  const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; member: Member }>();
+  const waiting: ((m: Member) => void)[] = [];
+  const members: Member[] = [];
+  let nextId = 1;
+  let closed = false;
+  let opencvVersion = "unknown";
+
+  const spawn = async (): Promise<Member> => {
+    const worker = new Worker(WORKER_URL, { type: "module" });
+    const member: Member = { worker, busy: true };
+    await new Promise<void>((resolve, reject) => {
+      worker.onmessage = (e: MessageEvent<{ version: string }>) => {
+        opencvVersion = e.data.version;
+        resolve();
+      };
+      worker.onerror = (e) => {
+        e.preventDefault();
+        reject(new Error(`analysis worker failed to start: ${e.message}`));
+      };
+      worker.postMessage("init");
+    });
+    worker.onmessage = (e: MessageEvent<Reply>) => {
+      const job = pending.get(e.data.id);
+      if (!job) return;
+      pending.delete(e.data.id);
+      job.resolve(e.data);
+    };
+    worker.onerror = (e) => {
+      // A crashed member (out of memory, a WASM abort) fails its job as a transient error and is replaced.
+      e.preventDefault();
+      for (const [id, job] of pending) {
+        if (job.member !== member) continue;
+        pending.delete(id);
+        job.reject(new Error(`analysis worker crashed: ${e.message}`));
+      }
+      worker.terminate();
+      const i = members.indexOf(member);
+      if (!closed && i >= 0) {
+        spawn().then((m) => {
+          members[i] = m;
+          release(m);
+        }, () => members.splice(i, 1));
+      }
+    };
+    return member;
+  };
+
+  const release = (m: Member) => {
+    const next = waiting.shift();
+    if (next) next(m);
+    else m.busy = false;
+  };
+  const acquire = (): Promise<Member> => {
+    const free = members.find((m) => !m.busy);
+    if (free) {
+      free.busy = true;
+      return Promise.resolve(free);
+    }
+    return new Promise((resolve) => waiting.push(resolve));
+  };
+
+  members.push(...await Promise.all(Array.from({ length: size }, spawn)));
+  for (const m of members) m.busy = false;
+
+  return {
+    size,
+    opencvVersion,
+    async analyse(bytes, options, maxPixels) {
+      const member = await acquire();
+      const id = nextId++;
+      try {
+        const reply = await new Promise<Reply>((resolve, reject) => {
+          pending.set(id, { resolve, reject, member });
+          const request: PoolRequest = { id, bytes, options, maxPixels };
+          // Transferred, not copied: the caller does not use the bytes again.
+          member.worker.postMessage(request, [bytes.buffer as ArrayBuffer]);
+        });
+        if ("error" in reply) {
+          const { error } = reply;
+          throw error.image ? new ImageError(error.code!, error.message) : new Error(error.message);
+        }
+        return { report: reply.report, image: reply.image };
+      } finally {
+        if (members.includes(member)) release(member);
+      }
+    },
+    close() {
+      closed = true;
+      for (const m of members) m.worker.terminate();
+      for (const [, job] of pending) job.reject(new Error("analysis pool closed"));
+      pending.clear();
+    },
+  };
+}
