@@ -4,6 +4,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { BadRequest, errorResponse, NotFound } from "./errors.ts";
 import type { AppDeps } from "./routes/deps.ts";
 import { registerDocsRoutes } from "./routes/docs.ts";
+import { registerEventRoutes } from "./routes/events.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerImageRoutes } from "./routes/images.ts";
 import { registerStaticRoutes } from "./routes/static.ts";
@@ -32,6 +33,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
 
   registerUploadRoutes(app, deps);
   registerStatusRoutes(app, deps);
+  registerEventRoutes(app, deps);
   // After the fixed paths (/results, /status/…), so they are not taken for a task id.
   registerImageRoutes(app, deps);
   registerHealthRoutes(app, deps);

@@ -2,6 +2,7 @@ import { type Config, ConfigError, loadConfig, redisOptions } from "./config.ts"
 import { createApp } from "./app.ts";
 import { configureLog, log } from "./log.ts";
 import { closeRedis, connectRedis, createRedis } from "./queue/connection.ts";
+import { QueueEvents } from "bullmq";
 import { createContourQueue } from "./queue/contour_queue.ts";
 import { type PrivateRedis, redisAnswers, startPrivateRedis } from "./queue/redis_server.ts";
 import { ensureStorageDirs } from "./storage/files.ts";
@@ -48,13 +49,19 @@ export async function startService(config: Config): Promise<Service> {
   const redis = createRedis(config, "producer");
   await connectRedis(redis);
   const queue = createContourQueue(config, redis);
+  const eventsRedis = createRedis(config, "worker");
+  const events = new QueueEvents(config.QUEUE_NAME, { connection: eventsRedis, prefix: config.QUEUE_PREFIX });
+  events.on("error", () => {}); // the connection logs its own errors and reconnects
+  // One subscription serves every live stream, each adding its own listeners.
+  events.setMaxListeners(0);
+  await events.waitUntilReady();
   let workers: ContourWorker | undefined;
   const versions: Record<string, string> = {};
   if (config.EMBEDDED_WORKER) {
     workers = await startContourWorker(config);
     versions.opencv = workers.opencvVersion;
   }
-  const app = createApp({ config, redis, queue, versions });
+  const app = createApp({ config, redis, queue, events, versions });
   const server = Deno.serve({
     hostname: config.HOST,
     port: config.PORT,
@@ -73,6 +80,11 @@ export async function startService(config: Config): Promise<Service> {
       // Reverse order of start: stop taking requests, let in-flight ones finish, then workers, queue, Redis.
       await server.shutdown();
       await workers?.close();
+      // QueueEvents.close() waits on its blocking connection, which may be gone with Redis.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([events.close(), new Promise((r) => timer = setTimeout(r, 2000))]).catch(() => {});
+      clearTimeout(timer);
+      await closeRedis(eventsRedis);
       await queue.close().catch(() => {});
       await closeRedis(redis);
       await privateRedis?.stop();

@@ -1,4 +1,5 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import type { ContourQueue } from "../queue/contour_queue.ts";
@@ -9,6 +10,8 @@ export interface AppDeps {
   /** Producer connection: fails fast while Redis is down. */
   redis: Redis;
   queue: ContourQueue;
+  /** BullMQ's queue events, which drive the live status stream. */
+  events?: QueueEvents;
   /** Versions shown by /info (the OpenCV one is known only once a worker has loaded it). */
   versions?: Record<string, string>;
 }

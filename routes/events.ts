@@ -1,0 +1,79 @@
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { streamSSE } from "hono/streaming";
+import { NotFound } from "../errors.ts";
+import { getTaskStatus, type TaskStatus } from "../queue/contour_queue.ts";
+import type { AppDeps } from "./deps.ts";
+import { fromRedis } from "./redis_errors.ts";
+import { errorResponses, TaskIdSchema } from "./schemas.ts";
+
+const KEEPALIVE_MS = 15_000;
+
+const eventsRoute = createRoute({
+  method: "get",
+  path: "/api/v1/images/status/{task_id}/events",
+  tags: ["images"],
+  summary: "Live status as Server-Sent Events, ending at completed or failed",
+  description:
+    "Each `status` event carries the same JSON as GET /status/{task_id}: first the current state, then one " +
+    "event per change (queued → active → progress … → completed | failed), after which the stream closes.",
+  request: { params: z.object({ task_id: TaskIdSchema }) },
+  responses: {
+    200: { description: "An event stream", content: { "text/event-stream": { schema: z.string() } } },
+    ...errorResponses(400, 404, 503),
+  },
+});
+
+const finished = (s: TaskStatus) => s.state === "completed" || s.state === "failed";
+
+/** Registers the SSE status stream, driven by BullMQ's queue events (no polling). */
+export function registerEventRoutes(app: OpenAPIHono, deps: AppDeps): void {
+  const { queue, events } = deps;
+  app.openapi(eventsRoute, async (c) => {
+    const { task_id } = c.req.valid("param");
+    const first = await fromRedis(() => getTaskStatus(queue, task_id));
+    if (!first) throw new NotFound(`no task with id ${task_id}`);
+    return streamSSE(c, async (stream) => {
+      let last = "";
+      let done = false;
+      let wake: () => void = () => {};
+      const send = async (status: TaskStatus) => {
+        const data = JSON.stringify(status);
+        if (data !== last) {
+          last = data;
+          await stream.writeSSE({ event: "status", data, id: String(Date.now()) });
+        }
+        if (finished(status)) {
+          done = true;
+          wake();
+        }
+      };
+      // Events may overtake each other; each one just triggers a fresh read of the whole status.
+      let chain = Promise.resolve();
+      const refresh = (args: { jobId: string }) => {
+        if (args.jobId !== task_id || done) return;
+        chain = chain.then(async () => {
+          const s = await getTaskStatus(queue, task_id).catch(() => undefined);
+          if (s) await send(s);
+        });
+      };
+      const names = ["waiting", "active", "progress", "completed", "failed", "removed"] as const;
+      for (const n of names) events?.on(n, refresh as never);
+      const keepalive = setInterval(() => stream.write(": keep-alive\n\n").catch(() => {}), KEEPALIVE_MS);
+      try {
+        await send(first);
+        // The job may have moved between the first read and the subscription.
+        refresh({ jobId: task_id });
+        if (!done) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            stream.onAbort(resolve);
+          });
+        }
+        await chain;
+      } finally {
+        clearInterval(keepalive);
+        for (const n of names) events?.off(n, refresh as never);
+      }
+    });
+  });
+}
