@@ -2,6 +2,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import { BadRequest, errorResponse, NotFound } from "./errors.ts";
+import { requireApiKey } from "./routes/auth.ts";
 import type { AppDeps } from "./routes/deps.ts";
 import { registerDocsRoutes } from "./routes/docs.ts";
 import { registerEventRoutes } from "./routes/events.ts";
@@ -30,6 +31,12 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   app.use("*", secureHeaders({ contentSecurityPolicy: undefined, crossOriginEmbedderPolicy: false }));
   app.onError((err, c) => errorResponse(err, c));
   app.notFound((c) => errorResponse(new NotFound(`no route for ${c.req.method} ${c.req.path}`), c));
+
+  // Health stays open for probes, except the full report, which reveals the deployment's state.
+  const auth = requireApiKey(deps.config.API_KEYS);
+  app.use("/api/v1/images/*", auth);
+  app.use("/api/v1/health/full", auth);
+  app.use("/admin/*", auth);
 
   registerUploadRoutes(app, deps);
   registerStatusRoutes(app, deps);

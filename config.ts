@@ -34,6 +34,19 @@ export const ConfigSchema = z
     QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]+$/, "letters, digits, _ : . - only").default("bip"),
     QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("contours"),
     JOB_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
+    // Comma-separated; when set, /api/v1/images/*, /api/v1/health/full and /admin/* need one (X-API-Key or Bearer).
+    API_KEYS: z
+      .string()
+      .default("")
+      .transform((s) => s.split(",").map((k) => k.trim()).filter(Boolean)),
+    // HMAC-SHA256 key for callback signatures; callbacks are refused (400) while it is unset.
+    CALLBACK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+    // Hosts callbacks may reach even when they resolve to private or loopback addresses (default: public hosts only).
+    CALLBACK_ALLOWED_HOSTS: z
+      .string()
+      .default("")
+      .transform((s) => s.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean)),
+    CALLBACK_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
     CORS_ORIGINS: z
       .string()
       .default("*")
@@ -145,5 +158,7 @@ export function publicConfig(config: Config): Record<string, unknown> {
     queue_name: config.QUEUE_NAME,
     job_attempts: config.JOB_ATTEMPTS,
     cors_origins: config.CORS_ORIGINS,
+    api_keys_set: config.API_KEYS.length,
+    callbacks: { enabled: Boolean(config.CALLBACK_SECRET), allowed_hosts: config.CALLBACK_ALLOWED_HOSTS },
   };
 }
