@@ -1,7 +1,10 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { cors } from "hono/cors";
+import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { BadRequest, errorResponse, NotFound } from "./errors.ts";
+import { log } from "./log.ts";
+import { createMetrics } from "./metrics.ts";
 import { requireApiKey } from "./routes/auth.ts";
 import type { AppDeps } from "./routes/deps.ts";
 import { registerDocsRoutes } from "./routes/docs.ts";
@@ -25,6 +28,21 @@ export function createApp(deps: AppDeps): OpenAPIHono {
       }
     },
   });
+  const metrics = createMetrics(deps.queue, deps.events);
+  // A client's X-Request-Id (if sane) is kept, else one is made; it is echoed, logged and carried into the job.
+  app.use("*", requestId({ limitLength: 128 }));
+  app.use("*", async (c, next) => {
+    const start = performance.now();
+    await next();
+    log(c.res.status >= 500 ? "error" : "info", "request", {
+      request_id: c.get("requestId"),
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      ms: Math.round((performance.now() - start) * 100) / 100,
+    });
+  });
+  app.use("*", metrics.middleware);
   const origins = deps.config.CORS_ORIGINS;
   app.use("*", cors({ origin: origins.includes("*") ? "*" : origins }));
   // The docs pages run inline scripts of their own; the rest is JSON and images.
@@ -46,5 +64,9 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   registerHealthRoutes(app, deps);
   registerStaticRoutes(app, deps.config.RESULT_DIR);
   registerDocsRoutes(app, deps);
+  app.get(
+    "/metrics",
+    async (c) => c.body(await metrics.render(), 200, { "content-type": metrics.registry.contentType }),
+  );
   return app;
 }

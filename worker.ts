@@ -37,6 +37,7 @@ export async function processContourJob(
     }
     throw err;
   }
+  log("debug", "job started", { request_id: data.request_id, task_id: data.task_id, attempt: job.attemptsMade + 1 });
   await job.updateProgress(10);
   let analysed;
   try {
@@ -76,7 +77,12 @@ export async function processContourJob(
   };
   await recordResult(redis, serviceKeys(config), summary);
   await job.updateProgress(100);
-  log("info", "job completed", { task_id: data.task_id, contours: report.contour_count, ms: summary.timings_ms.total });
+  log("info", "job completed", {
+    request_id: data.request_id,
+    task_id: data.task_id,
+    contours: report.contour_count,
+    ms: summary.timings_ms.total,
+  });
   return summary;
 }
 
@@ -97,7 +103,12 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
   );
   worker.on("error", (err) => log("warn", "worker connection error", { error: err.message }));
   worker.on("failed", (job, err) => {
-    log("warn", "job failed", { task_id: job?.id, attempts: job?.attemptsMade, error: err.message });
+    log("warn", "job failed", {
+      request_id: job?.data.request_id,
+      task_id: job?.id,
+      attempts: job?.attemptsMade,
+      error: err.message,
+    });
   });
   worker.on("completed", async (job) => {
     // The upload is no longer needed once its result exists.

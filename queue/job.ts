@@ -13,6 +13,8 @@ export const ContourJobSchema = z.object({
   size: z.number().int().nonnegative(),
   submitted_at: z.iso.datetime(),
   options: AnalysisOptionsSchema,
+  /** The upload request's id, so the worker's log lines can be joined to the API's. */
+  request_id: z.string().max(128).optional(),
 });
 
 /** A contour job's payload. */

@@ -21,7 +21,7 @@ export function presentedKey(headers: Headers): string | undefined {
 
 /** Requires one of `keys` when any are configured; with none configured, everything passes. */
 export function requireApiKey(keys: string[]): MiddlewareHandler {
-  return async (c, next) => {
+  return (c, next) => {
     if (keys.length === 0) return next();
     const key = presentedKey(c.req.raw.headers);
     // Every configured key is compared, so the time taken does not tell which one came closest.

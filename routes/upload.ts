@@ -73,6 +73,7 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
         size: file.size,
         submitted_at: new Date().toISOString(),
         options,
+        request_id: c.get("requestId"),
       });
     } catch (err) {
       // Nothing will ever process this file: remove it rather than leave an orphan.
@@ -80,7 +81,7 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
       log("warn", "enqueue failed", { task_id: taskId, error: (err as Error).message });
       throw new Unavailable("the job queue (Redis) is not reachable; try again shortly");
     }
-    log("info", "upload accepted", { task_id: taskId, format, size: file.size });
+    log("info", "upload accepted", { request_id: c.get("requestId"), task_id: taskId, format, size: file.size });
     return c.json({
       message: "Image uploaded successfully, processing started",
       status: "queued" as const,

@@ -1,0 +1,109 @@
+import type { QueueEvents } from "bullmq";
+import type { MiddlewareHandler } from "hono";
+import { routePath } from "hono/route";
+import client from "prom-client";
+import type { ContourQueue } from "./queue/contour_queue.ts";
+import type { ContourSummary } from "./queue/job.ts";
+
+/** The service's Prometheus metrics, on a registry of its own (so tests can build several apps). */
+export interface Metrics {
+  registry: client.Registry;
+  /** Records every HTTP request by route template and status. */
+  middleware: MiddlewareHandler;
+  /** Text exposition, with queue gauges read at scrape time. */
+  render(): Promise<string>;
+  close(): void;
+}
+
+const STAGES = ["decode", "analyse", "measure", "draw", "encode", "total"] as const;
+
+/** Creates the metrics: HTTP, queue, job stages (from any worker, via queue events), workers, memory. */
+export function createMetrics(queue: ContourQueue, events?: QueueEvents): Metrics {
+  const registry = new client.Registry();
+  const requests = new client.Counter({
+    name: "bip_http_requests_total",
+    help: "HTTP requests by method, route and status",
+    labelNames: ["method", "route", "status"],
+    registers: [registry],
+  });
+  const latency = new client.Histogram({
+    name: "bip_http_request_duration_seconds",
+    help: "HTTP request latency by method and route",
+    labelNames: ["method", "route"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const jobs = new client.Gauge({
+    name: "bip_queue_jobs",
+    help: "Jobs in the queue by state",
+    labelNames: ["state"],
+    registers: [registry],
+  });
+  const workers = new client.Gauge({
+    name: "bip_workers",
+    help: "Worker connections seen by the queue",
+    registers: [registry],
+  });
+  const stages = new client.Histogram({
+    name: "bip_job_stage_duration_seconds",
+    help: "Processing time of completed jobs per stage (any worker process)",
+    labelNames: ["stage"],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const memory = new client.Gauge({
+    name: "bip_process_memory_bytes",
+    help: "This API process's memory by kind (rss, heap_total, heap_used, external)",
+    labelNames: ["kind"],
+    registers: [registry],
+  });
+
+  const onCompleted = ({ returnvalue }: { returnvalue: unknown }) => {
+    const summary = (typeof returnvalue === "string" ? safeParse(returnvalue) : returnvalue) as ContourSummary | null;
+    const t = summary?.timings_ms;
+    if (!t) return;
+    for (const stage of STAGES) if (typeof t[stage] === "number") stages.observe({ stage }, t[stage] / 1000);
+  };
+  events?.on("completed", onCompleted as never);
+
+  return {
+    registry,
+    middleware: async (c, next) => {
+      const start = performance.now();
+      try {
+        await next();
+      } finally {
+        // The route template, not the path: task ids would make every request its own time series.
+        const route = routePath(c) || "unmatched";
+        requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+        latency.observe({ method: c.req.method, route }, (performance.now() - start) / 1000);
+      }
+    },
+    async render() {
+      try {
+        const counts = await queue.getJobCounts("waiting", "active", "completed", "failed", "delayed", "prioritized");
+        for (const [state, n] of Object.entries(counts)) jobs.set({ state }, n);
+        workers.set((await queue.getWorkers()).length);
+      } catch {
+        // Redis is down: the queue gauges keep their last values; /api/v1/health/full says why.
+      }
+      const m = Deno.memoryUsage();
+      memory.set({ kind: "rss" }, m.rss);
+      memory.set({ kind: "heap_total" }, m.heapTotal);
+      memory.set({ kind: "heap_used" }, m.heapUsed);
+      memory.set({ kind: "external" }, m.external);
+      return await registry.metrics();
+    },
+    close() {
+      events?.off("completed", onCompleted as never);
+    },
+  };
+}
+
+function safeParse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
