@@ -5,6 +5,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { BadRequest, errorResponse, NotFound } from "./errors.ts";
 import { log } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
+import { registerAdminRoutes } from "./routes/admin.ts";
 import { requireApiKey } from "./routes/auth.ts";
 import type { AppDeps } from "./routes/deps.ts";
 import { registerDocsRoutes } from "./routes/docs.ts";
@@ -64,6 +65,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   registerHealthRoutes(app, deps);
   registerStaticRoutes(app, deps.config.RESULT_DIR);
   registerDocsRoutes(app, deps);
+  registerAdminRoutes(app, deps);
   app.get(
     "/metrics",
     async (c) => c.body(await metrics.render(), 200, { "content-type": metrics.registry.contentType }),

@@ -3,9 +3,11 @@ import type { Redis } from "ioredis";
 import { type Config, loadConfig } from "./config.ts";
 import { ImageError } from "./imaging/image_error.ts";
 import { type AnalysisPool, createAnalysisPool } from "./imaging/pool.ts";
+import { createCallbackQueue, enqueueCallback, startCallbackWorker } from "./callbacks/callback.ts";
 import { configureLog, log } from "./log.ts";
 import { closeRedis, createRedis } from "./queue/connection.ts";
 import { type ContourJob, ContourJobSchema, type ContourSummary } from "./queue/job.ts";
+import { createContourQueue, getTaskStatus } from "./queue/contour_queue.ts";
 import { serviceKeys } from "./queue/keys.ts";
 import { recordResult } from "./queue/results_index.ts";
 import { ensureStorageDirs, removeFile, resultFiles, writeAtomically } from "./storage/files.ts";
@@ -110,30 +112,64 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
       error: err.message,
     });
   });
+  // Final states notify the client's callback_url (if any) with exactly what GET /status would show.
+  const callbackRedis = createRedis(config, "worker");
+  const statusQueue = createContourQueue(config, callbackRedis);
+  const callbackQueue = createCallbackQueue(config, callbackRedis);
+  const callbackConnection = createRedis(config, "worker");
+  const callbackWorker = startCallbackWorker(config, callbackConnection);
+  const notify = async (job: Job<ContourJob, ContourSummary>) => {
+    if (!job.data.callback_url || !job.id) return;
+    const status = await getTaskStatus(statusQueue, job.id);
+    if (!status) return;
+    await enqueueCallback(callbackQueue, config, {
+      task_id: job.id,
+      url: job.data.callback_url,
+      body: JSON.stringify(status),
+      request_id: job.data.request_id,
+    });
+  };
+  const notifyLogged = (job: Job<ContourJob, ContourSummary>) =>
+    notify(job).catch((err) => log("warn", "could not queue callback", { task_id: job.id, error: String(err) }));
   worker.on("completed", async (job) => {
     // The upload is no longer needed once its result exists.
     await removeFile(job.data.upload_path).catch(() => {});
+    await notifyLogged(job);
+  });
+  worker.on("failed", async (job, err) => {
+    if (!job) return;
+    const final = err.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (final) await notifyLogged(job);
   });
   return {
     worker,
     opencvVersion: pool.opencvVersion,
     async close(graceMs = 10_000) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const deadline = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), graceMs));
-      // With Redis gone, close() would wait out the whole grace period for nothing.
-      const outcome = connection.status === "ready"
-        ? await Promise.race([worker.close().then(() => "closed" as const), deadline])
-        : "timeout";
-      clearTimeout(timer);
-      if (outcome === "timeout") {
-        log("warn", "worker did not stop within the grace period; forcing", { grace_ms: graceMs });
-        await Promise.race([worker.close(true), new Promise((r) => setTimeout(r, 1000))]);
-      }
+      // Active jobs and deliveries may finish within the grace period; after it, or at once with Redis gone
+      // (close() would wait out the whole period for nothing), the workers are forced shut.
+      await Promise.all([
+        closeWorker(worker, connection.status === "ready" ? graceMs : 0),
+        closeWorker(callbackWorker, callbackConnection.status === "ready" ? graceMs : 0),
+      ]);
       pool.close();
-      await closeRedis(indexRedis);
-      await closeRedis(connection);
+      for (const r of [callbackConnection, callbackRedis, indexRedis, connection]) await closeRedis(r);
     },
   };
+}
+
+/** Closes a BullMQ worker, forcing it after `graceMs`; never waits more than `graceMs` + 1 s in all. */
+async function closeWorker(worker: Worker, graceMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = (ms: number) =>
+    new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), ms));
+  const outcome = graceMs > 0
+    ? await Promise.race([worker.close().then(() => "closed" as const), deadline(graceMs)])
+    : "timeout";
+  clearTimeout(timer);
+  if (outcome === "closed") return;
+  if (graceMs > 0) log("warn", "worker did not stop within the grace period; forcing", { grace_ms: graceMs });
+  await Promise.race([worker.close(true).catch(() => {}), deadline(1000)]);
+  clearTimeout(timer);
 }
 
 if (import.meta.main) {

@@ -13,6 +13,8 @@ export const ContourJobSchema = z.object({
   size: z.number().int().nonnegative(),
   submitted_at: z.iso.datetime(),
   options: AnalysisOptionsSchema,
+  /** Where to POST the final status (validated at upload). */
+  callback_url: z.string().max(2048).optional(),
   /** The upload request's id, so the worker's log lines can be joined to the API's. */
   request_id: z.string().max(128).optional(),
 });

@@ -20,6 +20,12 @@ export const TaskIdSchema = z.uuid({ message: "task_id must be a UUID" }).openap
 
 /** The multipart form of an upload: the file plus optional processing options. */
 export const UploadFormSchema = checkOptions(AnalysisOptionsFields.extend({
+  callback_url: z.string().max(2048).optional().openapi({
+    description:
+      "POST the final status here (signed: X-Signature-256: sha256=HMAC of the body); http(s), public hosts " +
+      "or CALLBACK_ALLOWED_HOSTS",
+    example: "https://example.com/hooks/contours",
+  }),
   file: z
     .instanceof(File, { message: "the form needs a 'file' field holding the image" })
     .openapi({

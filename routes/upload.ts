@@ -6,6 +6,7 @@ import { EXTENSIONS, sniffFormat } from "../imaging/format.ts";
 import { ImageError } from "../imaging/image_error.ts";
 import { AnalysisOptionsSchema } from "../imaging/options.ts";
 import { log } from "../log.ts";
+import { validateCallbackUrl } from "../callbacks/callback.ts";
 import { enqueueContourJob } from "../queue/contour_queue.ts";
 import { removeFile, saveStream } from "../storage/files.ts";
 import { limitBody } from "./body_limit.ts";
@@ -46,7 +47,8 @@ const uploadRoute = (maxSize: number) =>
 export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
   const { config, queue } = deps;
   app.openapi(uploadRoute(config.MAX_FILE_SIZE), async (c) => {
-    const { file, ...fields } = c.req.valid("form");
+    const { file, callback_url, ...fields } = c.req.valid("form");
+    const callbackUrl = callback_url ? validateCallbackUrl(config, callback_url) : undefined;
     // Already validated by the route; parsed again only to get the typed, defaulted options.
     const options = AnalysisOptionsSchema.parse(fields);
     if (file.size === 0) throw new BadRequest("empty_file", "the uploaded file is empty");
@@ -74,6 +76,7 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
         submitted_at: new Date().toISOString(),
         options,
         request_id: c.get("requestId"),
+        callback_url: callbackUrl,
       });
     } catch (err) {
       // Nothing will ever process this file: remove it rather than leave an orphan.

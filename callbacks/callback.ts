@@ -1,0 +1,140 @@
+import { Queue, UnrecoverableError, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Config } from "../config.ts";
+import { BadRequest } from "../errors.ts";
+import { log } from "../log.ts";
+import { isInternalAddress, isIpLiteral } from "./address.ts";
+
+/** One notification to deliver. */
+export interface CallbackJob {
+  task_id: string;
+  url: string;
+  /** The JSON body, exactly as signed. */
+  body: string;
+  request_id?: string;
+}
+
+/** Header carrying `sha256=<hex HMAC of the body>`. */
+export const SIGNATURE_HEADER = "X-Signature-256";
+
+const TIMEOUT_MS = 10_000;
+
+/** Checks a client's callback_url at upload: http(s), no credentials, and not an internal address unless allowed. */
+export function validateCallbackUrl(config: Config, raw: string): string {
+  if (!config.CALLBACK_SECRET) {
+    throw new BadRequest(
+      "callbacks_disabled",
+      "callback_url: callbacks are not enabled on this server (CALLBACK_SECRET)",
+    );
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new BadRequest("validation_error", "callback_url: not a valid URL");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new BadRequest("validation_error", "callback_url: only http and https URLs are allowed");
+  }
+  if (url.username || url.password) {
+    throw new BadRequest("validation_error", "callback_url: must not carry credentials");
+  }
+  if (raw.length > 2048) throw new BadRequest("validation_error", "callback_url: longer than 2048 characters");
+  const host = url.hostname.toLowerCase();
+  if (!config.CALLBACK_ALLOWED_HOSTS.includes(host)) {
+    if (host === "localhost" || host.endsWith(".localhost") || (isIpLiteral(host) && isInternalAddress(host))) {
+      throw new BadRequest(
+        "validation_error",
+        `callback_url: ${host} is an internal address (not in CALLBACK_ALLOWED_HOSTS)`,
+      );
+    }
+  }
+  return url.href;
+}
+
+/** Resolves a host and refuses it when any address is internal (re-checked at send time: DNS can change). */
+async function assertDeliverable(config: Config, url: URL): Promise<void> {
+  const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  if (config.CALLBACK_ALLOWED_HOSTS.includes(host)) return;
+  const addresses = isIpLiteral(url.hostname) ? [host] : [
+    ...await Deno.resolveDns(host, "A").catch(() => [] as string[]),
+    ...await Deno.resolveDns(host, "AAAA").catch(() => [] as string[]),
+  ];
+  if (addresses.length === 0) throw new Error(`callback host ${host} does not resolve`);
+  const internal = addresses.find(isInternalAddress);
+  if (internal) throw new UnrecoverableError(`callback host ${host} resolves to internal address ${internal}`);
+}
+
+/** HMAC-SHA256 of `body` with `secret`, as lowercase hex. */
+export async function sign(secret: string, body: string): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body)));
+  return [...mac].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The queue that holds notifications, beside the contour queue. */
+export function createCallbackQueue(config: Config, connection: Redis): Queue<CallbackJob> {
+  const queue = new Queue<CallbackJob>(`${config.QUEUE_NAME}-callbacks`, { connection, prefix: config.QUEUE_PREFIX });
+  queue.on("error", () => {});
+  return queue;
+}
+
+/** Queues a notification; delivery retries with exponential backoff (CALLBACK_ATTEMPTS). */
+export async function enqueueCallback(queue: Queue<CallbackJob>, config: Config, job: CallbackJob): Promise<void> {
+  await queue.add("callback", job, {
+    attempts: config.CALLBACK_ATTEMPTS,
+    backoff: { type: "exponential", delay: 1000 },
+    removeOnComplete: { age: 24 * 3600 },
+  });
+}
+
+/** Delivers notifications: POST JSON, signed, 10 s timeout; any non-2xx answer is retried. */
+export function startCallbackWorker(config: Config, connection: Redis): Worker<CallbackJob> {
+  const worker = new Worker<CallbackJob>(
+    `${config.QUEUE_NAME}-callbacks`,
+    async (job) => {
+      const url = new URL(job.data.url);
+      await assertDeliverable(config, url);
+      const signature = await sign(config.CALLBACK_SECRET ?? "", job.data.body);
+      // A timer of our own rather than AbortSignal.timeout(), whose timer outlives a quick answer.
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(new Error(`callback timed out after ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          method: "POST",
+          body: job.data.body,
+          redirect: "manual", // a redirect could lead anywhere, past the address check
+          signal: abort.signal,
+          headers: {
+            "content-type": "application/json",
+            [SIGNATURE_HEADER]: `sha256=${signature}`,
+            "x-request-id": job.data.request_id ?? job.data.task_id,
+            "user-agent": "background-image-processor-callback",
+          },
+        });
+      } finally {
+        clearTimeout(timer);
+      }
+      await res.body?.cancel();
+      if (!res.ok) throw new Error(`callback answered ${res.status}`);
+      log("info", "callback delivered", {
+        task_id: job.data.task_id,
+        request_id: job.data.request_id,
+        status: res.status,
+      });
+    },
+    { connection, prefix: config.QUEUE_PREFIX, concurrency: 4 },
+  );
+  worker.on("error", () => {});
+  worker.on("failed", (job, err) => {
+    log("warn", "callback failed", { task_id: job?.data.task_id, attempts: job?.attemptsMade, error: err.message });
+  });
+  return worker;
+}
