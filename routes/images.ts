@@ -8,7 +8,7 @@ import { forgetResult } from "../queue/results_index.ts";
 import { removeFile, RESULT_EXTENSIONS, resultFiles } from "../storage/files.ts";
 import type { AppDeps } from "./deps.ts";
 import { fromRedis } from "./redis_errors.ts";
-import { errorResponses, TaskIdSchema, TaskStatusSchema } from "./schemas.ts";
+import { errorResponses, ErrorSchema, TaskIdSchema, TaskStatusSchema } from "./schemas.ts";
 
 const MeasuredContourSchema = z
   .object({
@@ -81,7 +81,16 @@ const deleteRoute = createRoute({
     409: {
       description: "The task is being processed right now",
       content: {
-        "application/json": { schema: z.object({ error: z.object({ code: z.string(), message: z.string() }) }) },
+        "application/json": {
+          schema: ErrorSchema,
+          examples: {
+            task_active: {
+              value: {
+                error: { code: "task_active", message: "the task is being processed; retry when it has finished" },
+              },
+            },
+          },
+        },
       },
     },
   },

@@ -93,7 +93,24 @@ export const FullHealthSchema = z
   })
   .openapi("FullHealth");
 
-/** Standard error responses for the OpenAPI document. */
+const ERROR_EXAMPLES: Record<number, [string, string][]> = {
+  400: [
+    ["missing_file", "file: the form needs a 'file' field holding the image"],
+    ["empty_file", "the uploaded file is empty"],
+    ["not_an_image", "the file is not an image (expected JPEG, PNG, BMP or TIFF content)"],
+    ["unsupported_image", "GIF images are not supported; send JPEG, PNG, BMP or TIFF"],
+    ["image_too_large", "the PNG declares 50000×50000 = 2500000000 pixels, over the limit of 50000000 (MAX_PIXELS)"],
+    ["validation_error", "blur: must be 0 (off) or odd"],
+    ["callbacks_disabled", "callback_url: callbacks are not enabled on this server (CALLBACK_SECRET)"],
+  ],
+  401: [["unauthorized", "a valid API key is required (X-API-Key header or Bearer token)"]],
+  404: [["not_found", "no task with id 3b241101-e2bb-4255-8caf-4136c566a962"]],
+  413: [["file_too_large", "the file is larger than the limit of 10485760 bytes (MAX_FILE_SIZE)"]],
+  429: [["rate_limited", "too many requests; retry after the time in Retry-After"]],
+  503: [["service_unavailable", "the job queue (Redis) is not reachable; try again shortly"]],
+};
+
+/** Standard error responses for the OpenAPI document, with an example of every error code each status carries. */
 export function errorResponses(...statuses: (400 | 401 | 404 | 413 | 429 | 503)[]) {
   const text: Record<number, string> = {
     400: "Bad input",
@@ -103,7 +120,15 @@ export function errorResponses(...statuses: (400 | 401 | 404 | 413 | 429 | 503)[
     429: "Too many requests",
     503: "Redis or the queue is unavailable",
   };
-  return Object.fromEntries(
-    statuses.map((s) => [s, { description: text[s], content: { "application/json": { schema: ErrorSchema } } }]),
-  );
+  return Object.fromEntries(statuses.map((s) => [s, {
+    description: text[s],
+    content: {
+      "application/json": {
+        schema: ErrorSchema,
+        examples: Object.fromEntries(
+          ERROR_EXAMPLES[s].map(([code, message]) => [code, { value: { error: { code, message } } }]),
+        ),
+      },
+    },
+  }]));
 }

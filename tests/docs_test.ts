@@ -28,6 +28,28 @@ Deno.test("OpenAPI document, /info and the docs pages' own scripts", async (t) =
       const upload = doc.paths["/api/v1/images/upload"].post;
       assert.ok(upload.requestBody.content["multipart/form-data"]);
       for (const s of ["202", "400", "413", "503"]) assert.ok(upload.responses[s], `upload ${s}`);
+      const examples = upload.responses["400"].content["application/json"].examples;
+      for (const code of ["missing_file", "empty_file", "not_an_image", "unsupported_image", "image_too_large"]) {
+        assert.equal(examples[code]?.value.error.code, code, `upload 400 example ${code}`);
+      }
+      // Every documented error response shows at least one example of its body.
+      for (
+        const [path, item] of Object.entries(
+          doc.paths as Record<
+            string,
+            Record<string, { responses: Record<string, { content?: Record<string, { examples?: unknown }> }> }>
+          >,
+        )
+      ) {
+        for (const [method, op] of Object.entries(item)) {
+          for (const [status, r] of Object.entries(op.responses)) {
+            const json = r.content?.["application/json"];
+            if (Number(status) >= 400 && json && !path.startsWith("/api/v1/health")) {
+              assert.ok(json.examples, `${method} ${path} ${status} has no example`);
+            }
+          }
+        }
+      }
       for (const name of ["Error", "TaskStatus", "UploadAccepted", "ContourSummary", "ResultsPage"]) {
         assert.ok(doc.components.schemas[name], `schema ${name}`);
       }
