@@ -14,6 +14,7 @@ import { registerHealthRoutes } from "./routes/health.ts";
 import { registerImageRoutes } from "./routes/images.ts";
 import { registerStaticRoutes } from "./routes/static.ts";
 import { registerStatusRoutes } from "./routes/status.ts";
+import { registerUiRoutes } from "./routes/ui.ts";
 import { registerUploadRoutes } from "./routes/upload.ts";
 
 /** Builds the HTTP app from explicit dependencies. */
@@ -66,6 +67,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   registerStaticRoutes(app, deps.config.RESULT_DIR);
   registerDocsRoutes(app, deps);
   registerAdminRoutes(app, deps);
+  registerUiRoutes(app);
   app.get(
     "/metrics",
     async (c) => c.body(await metrics.render(), 200, { "content-type": metrics.registry.contentType }),

@@ -1,0 +1,120 @@
+// The recent-results page: one page of the results index at a time, as a grid of annotated thumbnails.
+import { apiFetch, bindApiKeyBox, friendlyError, keyAwareLink, loadLimits } from "./api.js";
+
+const PAGE_SIZE = 12;
+
+const grid = document.getElementById("results-grid");
+const status = document.getElementById("results-status");
+const errorEl = document.getElementById("results-error");
+const prevButton = document.getElementById("prev-page");
+const nextButton = document.getElementById("next-page");
+const title = document.getElementById("results-title");
+
+// Cursors only lead forward, so the ones already used are kept to step back.
+const history = [];
+let current = null;
+let next = null;
+
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+
+function ago(iso) {
+  const seconds = (Date.parse(iso) - Date.now()) / 1000;
+  const steps = [[60, "second"], [60, "minute"], [24, "hour"], [7, "day"], [4.35, "week"], [12, "month"]];
+  let value = seconds;
+  for (const [size, unit] of steps) {
+    if (Math.abs(value) < size) return relative.format(Math.round(value), unit);
+    value /= size;
+  }
+  return relative.format(Math.round(value), "year");
+}
+
+function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function tile(item) {
+  const li = element("li", "tile");
+  li.dataset.taskId = item.task_id;
+  const details = `/api/v1/images/${encodeURIComponent(item.task_id)}`;
+  const frame = element("a", "thumb");
+  frame.href = item.result_url;
+  const img = element("img");
+  img.loading = "lazy";
+  img.src = item.result_url;
+  img.alt = `${item.filename} with its contours drawn`;
+  if (item.width && item.height) {
+    img.width = item.width;
+    img.height = item.height;
+  }
+  frame.append(img);
+  const name = element("h2", "tile-name", item.filename);
+  name.title = item.filename;
+  const count = element("p", "tile-count");
+  count.append(element("strong", "", String(item.contour_count)), ` contour${item.contour_count === 1 ? "" : "s"}`);
+  if (item.width && item.height) count.append(` · ${item.width} × ${item.height} px`);
+  const when = element("time", "tile-time", ago(item.finished_at));
+  when.dateTime = item.finished_at;
+  when.title = new Date(item.finished_at).toLocaleString();
+  const link = element("a", "tile-link", "Details (JSON)");
+  link.href = details;
+  link.setAttribute("aria-label", `Details of ${item.filename} (JSON)`);
+  keyAwareLink(link, showError);
+  const meta = element("p", "tile-meta");
+  meta.append("Finished ", when);
+  const more = element("p", "tile-meta");
+  more.append(link);
+  li.append(frame, name, count, meta, more);
+  return li;
+}
+
+function showError(text) {
+  errorEl.textContent = text;
+  errorEl.hidden = !text;
+}
+
+async function load(cursor, { focus = false } = {}) {
+  grid.setAttribute("aria-busy", "true");
+  status.textContent = "Loading…";
+  showError("");
+  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (cursor) params.set("cursor", cursor);
+  try {
+    const page = await (await apiFetch(`/api/v1/images/results?${params}`)).json();
+    current = cursor;
+    next = page.next_cursor;
+    grid.replaceChildren(...page.items.map(tile));
+    const first = history.length * PAGE_SIZE + 1;
+    status.textContent = page.items.length
+      ? `Showing results ${first}–${first + page.items.length - 1}${next ? "" : " (the last ones)"}.`
+      : history.length
+      ? "No more results."
+      : "Nothing processed yet — upload an image on the “Try it” page.";
+  } catch (err) {
+    status.textContent = "";
+    showError(friendlyError(err));
+  } finally {
+    grid.setAttribute("aria-busy", "false");
+    prevButton.hidden = history.length === 0;
+    nextButton.hidden = !next;
+    // After paging, keyboard and screen-reader users start again at the top of the new page.
+    if (focus) title.focus();
+  }
+}
+
+nextButton.addEventListener("click", () => {
+  history.push(current);
+  load(next, { focus: true });
+});
+prevButton.addEventListener("click", () => {
+  load(history.pop() ?? null, { focus: true });
+});
+
+const keyBox = bindApiKeyBox(() => {
+  history.length = 0;
+  load(null);
+});
+loadLimits().then((limits) => keyBox.setRequired(Boolean(limits.keysRequired)));
+load(null);
