@@ -92,6 +92,30 @@ export async function startService(config: Config): Promise<Service> {
   };
 }
 
+/** Whether this process already runs under `deno task dev` (Deno's --watch). */
+function watched(): boolean {
+  return Deno.env.get("BIP_WATCHED") === "1";
+}
+
+/**
+ * DEBUG/RELOAD: hands over to `deno task dev`, the same service under Deno's --watch (restarts on source changes), and
+ * returns its exit code. A process cannot put itself under --watch, hence the child.
+ */
+async function runUnderWatch(): Promise<number> {
+  log("info", "DEBUG/RELOAD: restarting under `deno task dev` (auto-reload on file changes)");
+  const child = new Deno.Command("deno", {
+    args: ["task", "dev"],
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  })
+    .spawn();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => child.kill(signal));
+  }
+  return (await child.status).code;
+}
+
 if (import.meta.main) {
   let config: Config;
   try {
@@ -101,7 +125,7 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   configureLog({ pretty: config.DEBUG });
-  if (config.RELOAD) log("info", "RELOAD=true: use `deno task dev` to restart on file changes");
+  if ((config.DEBUG || config.RELOAD) && !watched()) Deno.exit(await runUnderWatch());
   let service: Service;
   try {
     service = await startService(config);
@@ -115,6 +139,9 @@ if (import.meta.main) {
     stopping = true;
     log("info", "shutting down", { signal });
     await service.close();
+    // Under --watch this process is also the watcher, which outlives Deno.exit() waiting for file changes: after the
+    // graceful close above, end the whole process so that `deno task start` with DEBUG=true stops on a signal too.
+    if (watched()) Deno.kill(Deno.pid, "SIGKILL");
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

@@ -37,7 +37,13 @@ const InfoSchema = z
     version: z.string(),
     runtime: z.record(z.string(), z.string()),
     config: z.record(z.string(), z.unknown()),
-    docs: z.object({ scalar: z.string(), redoc: z.string(), openapi: z.string() }),
+    docs: z.object({
+      scalar: z.string(),
+      redoc: z.string(),
+      openapi: z.string(),
+      ui: z.string(),
+      dashboard: z.string(),
+    }),
   })
   .openapi("Info");
 
@@ -57,7 +63,8 @@ export function registerDocsRoutes(app: OpenAPIHono, deps: AppDeps): void {
     info: {
       title: config.APP_NAME,
       version: config.VERSION,
-      description: "Upload images; contours are detected in the background on a BullMQ job queue.",
+      description: "Upload images; contours are detected in the background on a BullMQ job queue. " +
+        "Try it in a browser at [/ui](/ui); recent results at [/ui/results](/ui/results).",
     },
     tags: [
       { name: "images", description: "Upload, status and results" },
@@ -89,6 +96,6 @@ export function registerDocsRoutes(app: OpenAPIHono, deps: AppDeps): void {
       version: config.VERSION,
       runtime: { deno: Deno.version.deno, v8: Deno.version.v8, typescript: Deno.version.typescript, ...deps.versions },
       config: publicConfig(config),
-      docs: { scalar: "/docs", redoc: "/redoc", openapi: "/openapi.json" },
+      docs: { scalar: "/docs", redoc: "/redoc", openapi: "/openapi.json", ui: "/ui", dashboard: "/admin/queues" },
     }, 200));
 }

@@ -25,6 +25,7 @@ Deno.test("OpenAPI document, /info and the docs pages' own scripts", async (t) =
           "/info",
         ]
       ) assert.ok(doc.paths[path], `missing ${path}`);
+      assert.match(doc.info.description, /\(\/ui\)/, "the reference links the try-it page");
       const upload = doc.paths["/api/v1/images/upload"].post;
       assert.ok(upload.requestBody.content["multipart/form-data"]);
       for (const s of ["202", "400", "413", "503"]) assert.ok(upload.responses[s], `upload ${s}`);
@@ -59,6 +60,7 @@ Deno.test("OpenAPI document, /info and the docs pages' own scripts", async (t) =
       assert.equal(info.name, svc.config.APP_NAME);
       assert.ok(info.runtime.deno && info.runtime.opencv);
       assert.equal(info.config.max_file_size, svc.config.MAX_FILE_SIZE);
+      assert.equal(info.docs.ui, "/ui");
       assert.equal(JSON.stringify(info).includes('password":"'), false);
     });
     await t.step("the docs pages load scripts only from this server", async () => {
