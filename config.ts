@@ -33,6 +33,8 @@ export const ConfigSchema = z
     EMBEDDED_WORKER: bool.default(true),
     QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]+$/, "letters, digits, _ : . - only").default("bip"),
     QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("contours"),
+    // Keep each upload after its job succeeded (by default it is deleted once the result exists).
+    KEEP_UPLOADS: bool.default(false),
     JOB_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
     // Comma-separated; when set, /api/v1/images/*, /api/v1/health/full and /admin/* need one (X-API-Key or Bearer).
     API_KEYS: z

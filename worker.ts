@@ -132,8 +132,8 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
   const notifyLogged = (job: Job<ContourJob, ContourSummary>) =>
     notify(job).catch((err) => log("warn", "could not queue callback", { task_id: job.id, error: String(err) }));
   worker.on("completed", async (job) => {
-    // The upload is no longer needed once its result exists.
-    await removeFile(job.data.upload_path).catch(() => {});
+    // The upload is no longer needed once its result exists (unless the operator keeps them).
+    if (!config.KEEP_UPLOADS) await removeFile(job.data.upload_path).catch(() => {});
     await notifyLogged(job);
   });
   worker.on("failed", async (job, err) => {

@@ -10,6 +10,7 @@ import { validateCallbackUrl } from "../callbacks/callback.ts";
 import { enqueueContourJob } from "../queue/contour_queue.ts";
 import { removeFile, saveStream } from "../storage/files.ts";
 import { limitBody } from "./body_limit.ts";
+import { requireSingleFileForm } from "./form_shape.ts";
 import type { AppDeps } from "./deps.ts";
 import { errorResponses, UploadAcceptedSchema, UploadFormSchema } from "./schemas.ts";
 
@@ -35,6 +36,7 @@ const uploadRoute = (maxSize: number) =>
     middleware: [
       // Enforced while the body streams in: an oversized body is cut off before it is buffered.
       limitBody(maxSize + MULTIPART_OVERHEAD, maxSize),
+      requireSingleFileForm(),
     ] as const,
     request: { body: { required: true, content: { "multipart/form-data": { schema: UploadFormSchema } } } },
     responses: {

@@ -119,6 +119,32 @@ Deno.test("bad uploads get a clear JSON error and leave nothing on disk", async 
         );
       },
     );
+    await t.step("two files, a file under another name, or a huge text field → 400", async () => {
+      const coins = await fixture("page.png");
+      const two = new FormData();
+      two.append("file", new File([coins as Uint8Array<ArrayBuffer>], "a.png"));
+      two.append("file", new File([coins as Uint8Array<ArrayBuffer>], "b.png"));
+      await expectError(
+        await fetch(`${svc.base}/api/v1/images/upload`, { method: "POST", body: two }),
+        400,
+        "too_many_files",
+      );
+      const other = new FormData();
+      other.append("file", new File([coins as Uint8Array<ArrayBuffer>], "a.png"));
+      other.append("extra", new File([coins as Uint8Array<ArrayBuffer>], "b.png"));
+      await expectError(
+        await fetch(`${svc.base}/api/v1/images/upload`, { method: "POST", body: other }),
+        400,
+        "validation_error",
+      );
+      const huge = new FormData();
+      huge.append("file", new File([coins as Uint8Array<ArrayBuffer>], "a.png"));
+      huge.append("color", "#".padEnd(100_000, "0"));
+      const res = await fetch(`${svc.base}/api/v1/images/upload`, { method: "POST", body: huge });
+      const body = await res.json();
+      assert.equal(res.status, 400);
+      assert.match(body.error.message, /^color: longer than/);
+    });
     await t.step("unknown task → 404; malformed id → 400", async () => {
       await expectError(await fetch(`${svc.base}/api/v1/images/status/${crypto.randomUUID()}`), 404, "not_found");
       await expectError(await fetch(`${svc.base}/api/v1/images/status/..%2f..%2fetc`), 400, "validation_error");

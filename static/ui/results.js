@@ -63,7 +63,8 @@ function tile(item) {
   link.setAttribute("aria-label", `Details of ${item.filename} (JSON)`);
   keyAwareLink(link, showError);
   const meta = element("p", "tile-meta");
-  meta.append("Finished ", when);
+  // The results list holds completed tasks only; the state is still shown, as on the job cards.
+  meta.append(element("span", "tile-state", "Completed"), " · finished ", when);
   const more = element("p", "tile-meta");
   more.append(link);
   li.append(frame, name, count, meta, more);
