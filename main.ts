@@ -1,5 +1,6 @@
 import { type Config, ConfigError, loadConfig, redisOptions } from "./config.ts";
 import { createApp } from "./app.ts";
+import { withDeadline } from "./deadline.ts";
 import { configureLog, log } from "./log.ts";
 import { closeRedis, connectRedis, createRedis } from "./queue/connection.ts";
 import { QueueEvents } from "bullmq";
@@ -81,9 +82,7 @@ export async function startService(config: Config): Promise<Service> {
       await server.shutdown();
       await workers?.close();
       // QueueEvents.close() waits on its blocking connection, which may be gone with Redis.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([events.close(), new Promise((r) => timer = setTimeout(r, 2000))]).catch(() => {});
-      clearTimeout(timer);
+      await withDeadline(events.close(), 2000).catch(() => {});
       await closeRedis(eventsRedis);
       await queue.close().catch(() => {});
       await closeRedis(redis);

@@ -1,6 +1,7 @@
 import { type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { type Config, loadConfig } from "./config.ts";
+import { TIMED_OUT, withDeadline } from "./deadline.ts";
 import { ImageError } from "./imaging/image_error.ts";
 import { type AnalysisPool, createAnalysisPool } from "./imaging/pool.ts";
 import { createCallbackQueue, enqueueCallback, startCallbackWorker } from "./callbacks/callback.ts";
@@ -159,17 +160,9 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
 
 /** Closes a BullMQ worker, forcing it after `graceMs`; never waits more than `graceMs` + 1 s in all. */
 async function closeWorker(worker: Worker, graceMs: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = (ms: number) =>
-    new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), ms));
-  const outcome = graceMs > 0
-    ? await Promise.race([worker.close().then(() => "closed" as const), deadline(graceMs)])
-    : "timeout";
-  clearTimeout(timer);
-  if (outcome === "closed") return;
+  if (graceMs > 0 && await withDeadline(worker.close(), graceMs) !== TIMED_OUT) return;
   if (graceMs > 0) log("warn", "worker did not stop within the grace period; forcing", { grace_ms: graceMs });
-  await Promise.race([worker.close(true).catch(() => {}), deadline(1000)]);
-  clearTimeout(timer);
+  await withDeadline(worker.close(true).catch(() => {}), 1000);
 }
 
 if (import.meta.main) {

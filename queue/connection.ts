@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from "ioredis";
 import { type Config, redisOptions } from "../config.ts";
+import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import { log } from "../log.ts";
 
 /** Connection roles: BullMQ workers need blocking commands that wait forever; producers must fail fast. */
@@ -32,20 +33,11 @@ export function createRedis(config: Config, role: ConnectionRole, extra: RedisOp
 /** Resolves once the connection is ready, or rejects after `timeoutMs`. */
 export async function connectRedis(redis: Redis, timeoutMs = 5000): Promise<void> {
   if (redis.status === "ready") return;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    if (redis.status === "wait") await Promise.race([redis.connect(), deadline]);
-    else {
-      await Promise.race([
-        new Promise<void>((resolve) => redis.once("ready", () => resolve())),
-        deadline,
-      ]);
-    }
-  } finally {
-    clearTimeout(timer);
+  const ready = redis.status === "wait"
+    ? redis.connect()
+    : new Promise<void>((resolve) => redis.once("ready", () => resolve()));
+  if (await withDeadline(ready, timeoutMs) === TIMED_OUT) {
+    throw new Error(`Redis did not answer within ${timeoutMs} ms`);
   }
 }
 

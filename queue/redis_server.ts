@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import { log } from "../log.ts";
 
 /** A private redis-server this process started, and how to stop it. */
@@ -10,25 +11,22 @@ export interface PrivateRedis {
 /** True when something accepts TCP connections at host:port within `timeoutMs`. */
 export async function redisAnswers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   let conn: Deno.TcpConn | undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => timer = setTimeout(() => reject(new Error("timeout")), timeoutMs));
-  try {
-    conn = await Promise.race([Deno.connect({ hostname: host, port }), timeout]);
+  const probe = async () => {
+    conn = await Deno.connect({ hostname: host, port });
     await conn.write(new TextEncoder().encode("PING\r\n"));
     const buf = new Uint8Array(64);
-    const n = await Promise.race([conn.read(buf), timeout]);
+    const n = await conn.read(buf);
     // "+PONG" or "-NOAUTH ...": either way a Redis is there.
     return n !== null && (buf[0] === 0x2b || buf[0] === 0x2d);
+  };
+  const answer = await withDeadline(probe().catch(() => false), timeoutMs);
+  // Closed on every path, including a server that accepted and never answered.
+  try {
+    (conn as Deno.TcpConn | undefined)?.close();
   } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-    try {
-      conn?.close();
-    } catch {
-      // already closed
-    }
+    // already closed
   }
+  return answer === true;
 }
 
 /** Starts `redis-server` on 127.0.0.1:port with its files under `dataDir`, and waits until it answers. */
@@ -73,8 +71,8 @@ export async function startPrivateRedis(port: number, dataDir: string, deadlineM
         },
       };
     }
-    const exited = await Promise.race([child.status, new Promise<null>((r) => setTimeout(() => r(null), 100))]);
-    if (exited) {
+    const exited = await withDeadline(child.status, 100);
+    if (exited !== TIMED_OUT) {
       const err = await new Response(child.stderr).text();
       throw new Error(
         `redis-server exited with code ${exited.code}: ${err.trim() || "see " + join(dataDir, "redis.log")}`,

@@ -1,4 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import type { AppDeps } from "./deps.ts";
 import { ComponentHealthSchema, FullHealthSchema } from "./schemas.ts";
 
@@ -6,14 +7,10 @@ type Health = z.infer<typeof ComponentHealthSchema>;
 
 const TIMEOUT_MS = 2000;
 
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not answer within ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
-    }),
-  ]).finally(() => clearTimeout(timer));
+async function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
+  const result = await withDeadline(p, TIMEOUT_MS);
+  if (result === TIMED_OUT) throw new Error(`${what} did not answer within ${TIMEOUT_MS} ms`);
+  return result;
 }
 
 async function checkRedis(deps: AppDeps): Promise<Health> {
