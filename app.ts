@@ -7,6 +7,7 @@ import { log } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { registerAdminRoutes } from "./routes/admin.ts";
 import { requireApiKey } from "./routes/auth.ts";
+import { rateLimit } from "./routes/rate_limit.ts";
 import type { AppDeps } from "./routes/deps.ts";
 import { registerDocsRoutes } from "./routes/docs.ts";
 import { registerEventRoutes } from "./routes/events.ts";
@@ -57,6 +58,16 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   app.use("/api/v1/images/*", auth);
   app.use("/api/v1/health/full", auth);
   app.use("/admin/*", auth);
+  // Uploads are the expensive call; reads (status, polling, results) are not limited.
+  app.on(
+    "POST",
+    "/api/v1/images/upload",
+    rateLimit(deps.redis, {
+      limit: deps.config.RATE_LIMIT,
+      windowSeconds: deps.config.RATE_LIMIT_WINDOW,
+      prefix: deps.config.QUEUE_PREFIX,
+    }),
+  );
 
   registerUploadRoutes(app, deps);
   registerStatusRoutes(app, deps);

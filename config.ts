@@ -41,6 +41,9 @@ export const ConfigSchema = z
       .string()
       .default("")
       .transform((s) => s.split(",").map((k) => k.trim()).filter(Boolean)),
+    // Uploads per client (API key, else IP) per window, shared by every API process through Redis; 0 = no limit.
+    RATE_LIMIT: z.coerce.number().int().min(0).default(120),
+    RATE_LIMIT_WINDOW: z.coerce.number().int().min(1).max(86_400).default(60),
     // HMAC-SHA256 key for callback signatures; callbacks are refused (400) while it is unset.
     CALLBACK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
     // Hosts callbacks may reach even when they resolve to private or loopback addresses (default: public hosts only).
@@ -161,6 +164,7 @@ export function publicConfig(config: Config): Record<string, unknown> {
     job_attempts: config.JOB_ATTEMPTS,
     cors_origins: config.CORS_ORIGINS,
     api_keys_set: config.API_KEYS.length,
+    rate_limit: { uploads: config.RATE_LIMIT, window_seconds: config.RATE_LIMIT_WINDOW },
     callbacks: { enabled: Boolean(config.CALLBACK_SECRET), allowed_hosts: config.CALLBACK_ALLOWED_HOSTS },
   };
 }

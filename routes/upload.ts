@@ -41,7 +41,7 @@ const uploadRoute = (maxSize: number) =>
     request: { body: { required: true, content: { "multipart/form-data": { schema: UploadFormSchema } } } },
     responses: {
       202: { description: "Accepted and queued", content: { "application/json": { schema: UploadAcceptedSchema } } },
-      ...errorResponses(400, 413, 503),
+      ...errorResponses(400, 401, 413, 429, 503),
     },
   });
 

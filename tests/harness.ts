@@ -53,7 +53,9 @@ export async function dropPrefix(config: Config): Promise<void> {
   } catch {
     // Redis is gone (a test stopped it): nothing left to clean there.
   } finally {
-    redis.disconnect();
+    // QUIT, not disconnect(): ioredis's disconnect() arms a stream-destroy timer that can outlive the test.
+    if (redis.status === "ready") await redis.quit().catch(() => redis.disconnect());
+    else redis.disconnect();
   }
 }
 

@@ -1,0 +1,50 @@
+import type { MiddlewareHandler } from "hono";
+import type { Redis } from "ioredis";
+import { AppError } from "../errors.ts";
+import { presentedKey } from "./auth.ts";
+
+/** Settings of the fixed-window limiter. */
+export interface RateLimit {
+  /** Requests allowed per client per window; 0 turns the limiter off. */
+  limit: number;
+  windowSeconds: number;
+  /** Redis key prefix (the service's queue prefix), so all API processes share the counters. */
+  prefix: string;
+}
+
+async function clientId(headers: Headers, remote: string): Promise<string> {
+  const key = presentedKey(headers);
+  if (!key) return `ip:${remote}`;
+  // The key itself never lands in Redis, only a digest of it.
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)));
+  return `key:${[...digest.subarray(0, 12)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/** Limits requests per client (API key, else IP) with counters in Redis; 429 with Retry-After past the limit. */
+export function rateLimit(redis: Redis, settings: RateLimit): MiddlewareHandler {
+  return async (c, next) => {
+    if (settings.limit <= 0) return next();
+    const remote = (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname ?? "unknown";
+    const windowMs = settings.windowSeconds * 1000;
+    const now = Date.now();
+    const windowStart = Math.floor(now / windowMs) * windowMs;
+    const key = `${settings.prefix}:ratelimit:${await clientId(c.req.raw.headers, remote)}:${windowStart}`;
+    let count: number;
+    try {
+      const result = await redis.multi().incr(key).pexpire(key, windowMs).exec();
+      count = Number(result?.[0]?.[1] ?? 0);
+    } catch {
+      // Without Redis the request fails with 503 further on anyway; the limiter must not turn that into a 429.
+      return next();
+    }
+    const remaining = Math.max(0, settings.limit - count);
+    c.header("RateLimit-Limit", String(settings.limit));
+    c.header("RateLimit-Remaining", String(remaining));
+    if (count > settings.limit) {
+      const retryAfter = Math.max(1, Math.ceil((windowStart + windowMs - now) / 1000));
+      c.header("Retry-After", String(retryAfter));
+      throw new AppError(429, "rate_limited", `too many requests; retry in ${retryAfter} s`);
+    }
+    return next();
+  };
+}
