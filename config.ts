@@ -33,6 +33,10 @@ export const ConfigSchema = z
     EMBEDDED_WORKER: bool.default(true),
     QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]+$/, "letters, digits, _ : . - only").default("bip"),
     QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("contours"),
+    // How long a worker may finish its active jobs after SIGTERM/SIGINT before they are forced to stop.
+    WORKER_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
+    // A job whose worker stops renewing its lock (a killed process) is taken up again after this long.
+    LOCK_DURATION_MS: z.coerce.number().int().min(1000).max(3_600_000).default(30_000),
     // Keep each upload after its job succeeded (by default it is deleted once the result exists).
     KEEP_UPLOADS: bool.default(false),
     JOB_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),

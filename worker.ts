@@ -102,7 +102,15 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
   const worker = new Worker<ContourJob, ContourSummary>(
     config.QUEUE_NAME,
     (job) => processContourJob(config, indexRedis, pool, job),
-    { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WORKER_CONCURRENCY, autorun: true },
+    {
+      connection,
+      prefix: config.QUEUE_PREFIX,
+      concurrency: config.WORKER_CONCURRENCY,
+      autorun: true,
+      lockDuration: config.LOCK_DURATION_MS,
+      // Checked twice per lock period, so a dead worker's job is back in the queue within ~1.5 lock durations.
+      stalledInterval: Math.max(500, Math.floor(config.LOCK_DURATION_MS / 2)),
+    },
   );
   worker.on("error", (err) => log("warn", "worker connection error", { error: err.message }));
   worker.on("failed", (job, err) => {
@@ -145,7 +153,7 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
   return {
     worker,
     opencvVersion: pool.opencvVersion,
-    async close(graceMs = 10_000) {
+    async close(graceMs = config.WORKER_GRACE_MS) {
       // Active jobs and deliveries may finish within the grace period; after it, or at once with Redis gone
       // (close() would wait out the whole period for nothing), the workers are forced shut.
       await Promise.all([

@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import jpeg from "jpeg-js";
+import { startTestService, type TestService, upload, waitForTask } from "./harness.ts";
+
+/** A noisy 3000×2000 JPEG: slow enough to decode that a worker can be caught in the middle of it. */
+function bigJpeg(): Uint8Array {
+  const width = 3000, height = 2000;
+  const data = new Uint8Array(width * height * 4);
+  let seed = 12345;
+  for (let i = 0; i < data.length; i += 4) {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    data[i] = data[i + 1] = data[i + 2] = (seed >> 16) & 0xff;
+    data[i + 3] = 255;
+  }
+  return jpeg.encode({ width, height, data }, 90).data;
+}
+
+/** Starts `deno run worker.ts` with the worker task's own flags, against the test service's Redis and folders. */
+async function spawnWorker(svc: TestService, extraEnv: Record<string, string> = {}) {
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
+  const root = svc.config.UPLOAD_DIR.replace(/\/uploads$/, "");
+  const flags = (tasks.worker as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write"));
+  const child = new Deno.Command("deno", {
+    args: ["run", ...flags, `--allow-write=${root}`, "worker.ts"],
+    cwd: new URL("..", import.meta.url),
+    env: {
+      QUEUE_PREFIX: svc.config.QUEUE_PREFIX,
+      UPLOAD_DIR: svc.config.UPLOAD_DIR,
+      RESULT_DIR: svc.config.RESULT_DIR,
+      WORKER_CONCURRENCY: "1",
+      LOCK_DURATION_MS: "2000",
+      ...extraEnv,
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text()])
+    .then(([o, e]) => o + e);
+  return { child, output };
+}
+
+async function waitForState(svc: TestService, taskId: string, state: string, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const s = await (await fetch(`${svc.base}/api/v1/images/status/${taskId}`)).json();
+    if (s.state === state) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`task ${taskId} never became ${state}`);
+}
+
+Deno.test("a worker killed with SIGKILL mid-job: the job is taken up again and completes once", async () => {
+  const svc = await startTestService({ EMBEDDED_WORKER: "false", LOCK_DURATION_MS: "2000" });
+  const first = await spawnWorker(svc);
+  let second: Awaited<ReturnType<typeof spawnWorker>> | undefined;
+  try {
+    const res = await upload(svc.base, bigJpeg(), "big.jpg");
+    assert.equal(res.status, 202);
+    const { task_id } = await res.json();
+    await waitForState(svc, task_id, "active");
+    first.child.kill("SIGKILL");
+    await first.child.status;
+    assert.doesNotMatch(await first.output, new RegExp(`job completed.*${task_id}`), "killed before it finished");
+    second = await spawnWorker(svc);
+    const status = await waitForTask(svc.base, task_id, 60_000);
+    assert.equal(status.state, "completed", JSON.stringify(status));
+    const list = await (await fetch(`${svc.base}/api/v1/images/results?limit=100`)).json();
+    assert.equal(list.items.filter((i: { task_id: string }) => i.task_id === task_id).length, 1, "one result");
+  } finally {
+    for (const w of [first, second]) {
+      if (!w) continue;
+      try {
+        w.child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+      await w.child.status;
+      await w.output;
+    }
+    await svc.close();
+  }
+});
+
+Deno.test("SIGTERM: a worker finishes its active job within the grace period, then exits 0", async () => {
+  const svc = await startTestService({ EMBEDDED_WORKER: "false" });
+  const worker = await spawnWorker(svc, { WORKER_GRACE_MS: "60000" });
+  try {
+    const res = await upload(svc.base, bigJpeg(), "big.jpg");
+    const { task_id } = await res.json();
+    await waitForState(svc, task_id, "active");
+    worker.child.kill("SIGTERM");
+    const { code } = await worker.child.status;
+    const out = await worker.output;
+    assert.equal(code, 0, out);
+    assert.match(out, new RegExp(`"job completed".*"${task_id}"`), "the active job finished before the exit");
+    const status = await (await fetch(`${svc.base}/api/v1/images/status/${task_id}`)).json();
+    assert.equal(status.state, "completed");
+  } finally {
+    try {
+      worker.child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+    await worker.child.status;
+    await svc.close();
+  }
+});
