@@ -37,6 +37,11 @@ export const ConfigSchema = z
     WORKER_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
     // A job whose worker stops renewing its lock (a killed process) is taken up again after this long.
     LOCK_DURATION_MS: z.coerce.number().int().min(1000).max(3_600_000).default(30_000),
+    // Retention: finished jobs, their results and their index entries are removed after RESULT_TTL_HOURS; uploads of
+    // finished (failed) jobs after UPLOAD_TTL_HOURS; a sweep every RETENTION_SWEEP_MINUTES also removes orphan files.
+    RESULT_TTL_HOURS: z.coerce.number().positive().default(168),
+    UPLOAD_TTL_HOURS: z.coerce.number().positive().default(24),
+    RETENTION_SWEEP_MINUTES: z.coerce.number().positive().default(10),
     // Keep each upload after its job succeeded (by default it is deleted once the result exists).
     KEEP_UPLOADS: bool.default(false),
     JOB_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),

@@ -12,6 +12,7 @@ import { createContourQueue, getTaskStatus } from "./queue/contour_queue.ts";
 import { serviceKeys } from "./queue/keys.ts";
 import { recordResult } from "./queue/results_index.ts";
 import { ensureStorageDirs, removeFile, resultFiles, writeAtomically } from "./storage/files.ts";
+import { sweepRetention } from "./storage/retention.ts";
 
 /** A running worker pool and how to stop it. */
 export interface ContourWorker {
@@ -150,6 +151,13 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
     const final = err.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
     if (final) await notifyLogged(job);
   });
+  // Every worker process sweeps; overlapping sweeps are harmless (removing a removed file is a no-op).
+  const sweep = setInterval(() => {
+    sweepRetention(config, statusQueue, indexRedis).then(
+      (r) => (r.expired_results || r.orphan_results || r.uploads) && log("info", "retention sweep", { ...r }),
+      (err) => log("warn", "retention sweep failed", { error: String(err) }),
+    );
+  }, config.RETENTION_SWEEP_MINUTES * 60_000);
   return {
     worker,
     opencvVersion: pool.opencvVersion,
@@ -160,6 +168,7 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
         closeWorker(worker, connection.status === "ready" ? graceMs : 0),
         closeWorker(callbackWorker, callbackConnection.status === "ready" ? graceMs : 0),
       ]);
+      clearInterval(sweep);
       pool.close();
       for (const r of [callbackConnection, callbackRedis, indexRedis, connection]) await closeRedis(r);
     },

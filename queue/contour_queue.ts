@@ -21,6 +21,9 @@ export async function enqueueContourJob(queue: ContourQueue, config: Config, job
     jobId: payload.task_id,
     attempts: config.JOB_ATTEMPTS,
     backoff: { type: "exponential", delay: 1000 },
+    // Job records expire with their results (the retention sweep removes the files and the index entries).
+    removeOnComplete: { age: Math.round(config.RESULT_TTL_HOURS * 3600) },
+    removeOnFail: { age: Math.round(config.RESULT_TTL_HOURS * 3600) },
   });
 }
 
