@@ -2,7 +2,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
-import { BadRequest, errorResponse, NotFound } from "./errors.ts";
+import { BadRequest, errorResponse, NotFound, Unavailable } from "./errors.ts";
 import { log } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { registerAdminRoutes } from "./routes/admin.ts";
@@ -31,6 +31,24 @@ export function createApp(deps: AppDeps): OpenAPIHono {
       }
     },
   });
+  const lifecycle = deps.lifecycle;
+  if (lifecycle) {
+    // Deno's server.shutdown() cuts off request bodies still being received, so shutting down first drains: new
+    // requests are refused with 503 while those in flight (an upload halfway through its body) finish.
+    app.use("*", async (c, next) => {
+      if (lifecycle.draining) {
+        c.header("Connection", "close");
+        c.header("Retry-After", "5");
+        throw new Unavailable("the server is shutting down; retry on another instance");
+      }
+      lifecycle.inFlight++;
+      try {
+        await next();
+      } finally {
+        lifecycle.inFlight--;
+      }
+    });
+  }
   const metrics = createMetrics(deps.queue, deps.events);
   // A client's X-Request-Id (if sane) is kept, else one is made; it is echoed, logged and carried into the job.
   app.use("*", requestId({ limitLength: 128 }));

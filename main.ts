@@ -1,5 +1,6 @@
 import { type Config, ConfigError, loadConfig, redisOptions } from "./config.ts";
 import { createApp } from "./app.ts";
+import type { Lifecycle } from "./routes/deps.ts";
 import { withDeadline } from "./deadline.ts";
 import { configureLog, log } from "./log.ts";
 import { closeRedis, connectRedis, createRedis } from "./queue/connection.ts";
@@ -10,6 +11,8 @@ import { ensureStorageDirs } from "./storage/files.ts";
 import { type ContourWorker, startContourWorker } from "./worker.ts";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
+// How long a shutdown waits for requests in flight (an upload being received) before closing the server.
+const DRAIN_TIMEOUT_MS = 30_000;
 
 /** A running service: HTTP server, queue, optional embedded workers and private Redis. */
 export interface Service {
@@ -62,7 +65,8 @@ export async function startService(config: Config): Promise<Service> {
     workers = await startContourWorker(config);
     versions.opencv = workers.opencvVersion;
   }
-  const app = createApp({ config, redis, queue, events, versions });
+  const lifecycle: Lifecycle = { draining: false, inFlight: 0 };
+  const app = createApp({ config, redis, queue, events, versions, lifecycle });
   const server = Deno.serve({
     hostname: config.HOST,
     port: config.PORT,
@@ -79,6 +83,9 @@ export async function startService(config: Config): Promise<Service> {
     port,
     async close() {
       // Reverse order of start: stop taking requests, let in-flight ones finish, then workers, queue, Redis.
+      lifecycle.draining = true;
+      const until = Date.now() + DRAIN_TIMEOUT_MS;
+      while (lifecycle.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       await server.shutdown();
       await workers?.close();
       // QueueEvents.close() waits on its blocking connection, which may be gone with Redis.

@@ -12,8 +12,16 @@ export interface AppDeps {
   queue: ContourQueue;
   /** BullMQ's queue events, which drive the live status stream. */
   events?: QueueEvents;
+  /** Shared with main.ts: while draining, new requests are refused and in-flight ones are counted down. */
+  lifecycle?: Lifecycle;
   /** Versions shown by /info (the OpenCV one is known only once a worker has loaded it). */
   versions?: Record<string, string>;
+}
+
+/** Request accounting for a graceful shutdown. */
+export interface Lifecycle {
+  draining: boolean;
+  inFlight: number;
 }
 
 /** The Hono app type every route module extends. */
