@@ -61,3 +61,17 @@ Deno.test("retention: expired results, orphans and old uploads go; files live jo
     await svc.close();
   }
 });
+
+Deno.test("KEEP_UPLOADS=true keeps the upload after a successful job (removed by default: see api_test)", async () => {
+  const svc = await startTestService({ KEEP_UPLOADS: "true" });
+  try {
+    const { task_id } = await (await upload(svc.base, await fixture("page.png"), "page.png")).json();
+    assert.equal((await waitForTask(svc.base, task_id)).state, "completed");
+    // The removal would follow completion at once; give the completed-event handler its turn, with a deadline.
+    const until = Date.now() + 1000;
+    while (Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    assert.ok((await listDir(svc.config.UPLOAD_DIR)).some((f) => f.startsWith(task_id)));
+  } finally {
+    await svc.close();
+  }
+});
