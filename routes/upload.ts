@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { BadRequest, TooLarge, Unavailable } from "../errors.ts";
 import { assertPixelLimit } from "../imaging/decode.ts";
 import { EXTENSIONS, sniffFormat } from "../imaging/format.ts";
-import { ImageError } from "../imaging/image_error.ts";
+import { checkStructure } from "../imaging/structure.ts";
 import { AnalysisOptionsSchema } from "../imaging/options.ts";
 import { log } from "../log.ts";
 import { validateCallbackUrl } from "../callbacks/callback.ts";
@@ -57,12 +57,11 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
     if (file.size > config.MAX_FILE_SIZE) throw new TooLarge(config.MAX_FILE_SIZE);
     const head = new Uint8Array(await file.slice(0, SNIFF_BYTES).arrayBuffer());
     const format = sniffFormat(head);
-    try {
-      assertPixelLimit(new Uint8Array(await file.arrayBuffer()), config.MAX_PIXELS);
-    } catch (err) {
-      // Only a bomb is refused here; a header too damaged to read is left for the worker to report.
-      if (err instanceof ImageError && err.code === "image_too_large") throw err;
-    }
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    // Cheap checks only (headers, container structure): decoding pixels is the workers' CPU work, not the API's.
+    // The pixel limit first: a bomb's tiny body would also fail the structure check, less helpfully.
+    assertPixelLimit(bytes, config.MAX_PIXELS);
+    checkStructure(bytes);
 
     const taskId = crypto.randomUUID();
     const filename = sanitizeFilename(file.name);

@@ -51,3 +51,21 @@ export function jpegBomb(jpeg: Uint8Array, width = 65_500, height = 65_500): Uin
   }
   throw new Error("no frame header");
 }
+
+/** A PNG whose chunks are all well-formed (CRCs fixed) but whose compressed pixel data is garbage. */
+export function pngWithBrokenData(png: Uint8Array): Uint8Array {
+  const out = png.slice();
+  const dv = new DataView(out.buffer);
+  for (let i = 8; i + 8 <= out.length;) {
+    const length = dv.getUint32(i);
+    const type = new TextDecoder().decode(out.subarray(i + 4, i + 8));
+    if (type === "IDAT") {
+      // Past the 2-byte zlib header: an invalid deflate block, caught only when inflating.
+      out.fill(0xff, i + 10, i + 8 + Math.min(length, 64));
+      dv.setUint32(i + 8 + length, crc32(out.subarray(i + 4, i + 8 + length)) >>> 0);
+      return out;
+    }
+    i += 12 + length;
+  }
+  throw new Error("no IDAT");
+}

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { isInternalAddress } from "../callbacks/address.ts";
 import { sign } from "../callbacks/callback.ts";
+import { pngWithBrokenData } from "./bombs.ts";
 import { fixture } from "./fixtures.ts";
 import { startTestService } from "./harness.ts";
 
@@ -71,8 +72,7 @@ Deno.test("callbacks: signed POST of the final status, retried, SSRF-guarded", a
       assert.equal(hook.calls(), 2, "the first delivery got a 500 and was retried");
     });
     await t.step("failed: the callback carries the error", async () => {
-      const broken = (await fixture("coins.png")).slice(0, 3000);
-      broken.fill(0x55, 100);
+      const broken = pngWithBrokenData(await fixture("coins.png"));
       const res = await uploadWithCallback(svc.base, broken, hook.url);
       const { task_id } = await res.json();
       const status = JSON.parse((await hook.next()).body);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { jpegBomb, pngBomb } from "./bombs.ts";
+import { jpegBomb, pngBomb, pngWithBrokenData } from "./bombs.ts";
 import { fixture } from "./fixtures.ts";
 import { listDir, startTestService, upload, waitForTask } from "./harness.ts";
 
@@ -112,6 +112,14 @@ Deno.test("bad uploads get a clear JSON error and leave nothing on disk", async 
         conn.close();
       }
     });
+    await t.step("truncated PNG, JPEG and TIFF files → 400 corrupt_image at upload, nothing stored", async () => {
+      for (const name of ["page.png", "rocket.jpg", "camera.tif"]) {
+        const bytes = await fixture(name);
+        // Cut within this test's 200 KiB MAX_FILE_SIZE.
+        const cut = bytes.subarray(0, Math.floor(Math.min(bytes.length, 150_000) / 2));
+        await expectError(await upload(svc.base, cut, name), 400, "corrupt_image");
+      }
+    });
     await t.step(
       "decompression bombs (a PNG declaring 50000×50000, a JPEG 65500×65500) → 400 image_too_large",
       async () => {
@@ -200,10 +208,8 @@ Deno.test("bad uploads get a clear JSON error and leave nothing on disk", async 
       assert.deepEqual(await listDir(svc.config.UPLOAD_DIR), []);
     });
     await t.step("a file that fails to decode ends as failed with a reason, without retries", async () => {
-      const png = await fixture("coins.png");
-      // A valid PNG signature and header, then garbage: accepted at upload, refused by the decoder.
-      const broken = png.slice(0, 4000);
-      broken.fill(0x55, 100);
+      // Well-formed chunks around garbage compressed data: the structure check passes, the decoder refuses it.
+      const broken = pngWithBrokenData(await fixture("coins.png"));
       const res = await upload(svc.base, broken, "broken.png");
       assert.equal(res.status, 202);
       const { task_id } = await res.json();

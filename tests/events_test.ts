@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { pngWithBrokenData } from "./bombs.ts";
 import { fixture } from "./fixtures.ts";
 import { startTestService, upload, waitForTask } from "./harness.ts";
 
@@ -44,8 +45,7 @@ Deno.test("live status over Server-Sent Events", async (t) => {
       assert.equal(events[0].state, "completed");
     });
     await t.step("a failing task ends with failed and its reason", async () => {
-      const broken = (await fixture("coins.png")).slice(0, 3000);
-      broken.fill(0x55, 100);
+      const broken = pngWithBrokenData(await fixture("coins.png"));
       const up = await upload(svc.base, broken, "broken.png");
       const { task_id } = await up.json();
       const events = await readEvents(await fetch(`${svc.base}/api/v1/images/status/${task_id}/events`));
