@@ -4,7 +4,7 @@ import { sniffFormat } from "./format.ts";
 import { ImageError } from "./image_error.ts";
 import { readJpegSize } from "./jpeg.ts";
 import { readPngSize } from "./png.ts";
-import { readTiffSize } from "./tiff.ts";
+import { readTiffSize, tagName } from "./tiff.ts";
 
 // The upload path needs to refuse truncated or broken files before storing them, but decoding belongs to the
 // workers. Every check here only walks the container (chunks, markers, directories, offsets) and never inflates,
@@ -242,20 +242,6 @@ const TIFF_RGB = 2;
 const TIFF_BLACK_IS_ZERO = 1;
 // tiff.ts refuses larger tiles before allocating them.
 const MAX_TILE_BYTES = 1 << 28;
-const TIFF_TAG_NAMES: Record<number, string> = {
-  256: "ImageWidth",
-  257: "ImageLength",
-  258: "BitsPerSample",
-  273: "StripOffsets",
-  279: "StripByteCounts",
-  320: "ColorMap",
-  322: "TileWidth",
-  323: "TileLength",
-  324: "TileOffsets",
-  325: "TileByteCounts",
-  338: "ExtraSamples",
-  347: "JPEGTables",
-};
 
 interface TiffEntry {
   type: number;
@@ -281,19 +267,18 @@ function checkTiff(bytes: Uint8Array): void {
     const size = unit * count;
     entries.set(dv.getUint16(p, le), { type, count, at: size <= 4 ? p + 8 : dv.getUint32(p + 8, le), size });
   }
-  const name = (tag: number) => TIFF_TAG_NAMES[tag] ?? `tag ${tag}`;
   const present = (tag: number): TiffEntry | undefined => {
     const e = entries.get(tag);
     return e === undefined || e.count === 0 ? undefined : e;
   };
   const inFile = (tag: number, e: TiffEntry) => {
-    if (e.at + e.size > len) corrupt(`TIFF ${name(tag)} values lie beyond the end of the file`);
+    if (e.at + e.size > len) corrupt(`TIFF ${tagName(tag)} values lie beyond the end of the file`);
   };
   // Like tiff.ts, only tags the decoder reads are checked, so a damaged irrelevant tag does not spoil the file.
   const ints = (tag: number): number[] | undefined => {
     const e = present(tag);
     if (e === undefined) return undefined;
-    if (!TIFF_INTEGER_TYPES.has(e.type)) corrupt(`TIFF ${name(tag)} has non-integer field type ${e.type}`);
+    if (!TIFF_INTEGER_TYPES.has(e.type)) corrupt(`TIFF ${tagName(tag)} has non-integer field type ${e.type}`);
     inFile(tag, e);
     const { type, count, at } = e;
     const unit = TIFF_TYPE_SIZES[type];

@@ -165,7 +165,8 @@ function unsupported(message: string): never {
   throw new ImageError("unsupported_image", message);
 }
 
-function tagName(tag: number): string {
+/** A TIFF tag's name for error messages ("StripOffsets"), or "tag N" for one this decoder does not read. */
+export function tagName(tag: number): string {
   return TAG_NAMES[tag] ?? `tag ${tag}`;
 }
 
