@@ -281,6 +281,63 @@ export function decodeBmp(bytes: Uint8Array): Raster {
   return { width, height, channels, data: out };
 }
 
+/** What an RLE stream paints: an encoded run of one value, or an absolute run of indices starting at `pos`. */
+export interface RlePainter {
+  run(x: number, y: number, count: number, value: number): void;
+  absolute(x: number, y: number, count: number, pos: number): void;
+}
+
+/**
+ * Walks BMP RLE4/RLE8 commands from `start`, failing with corrupt_image where the stream is truncated; `y` counts
+ * rows from the bottom, in file order. Without a painter the walk only validates (the upload-time structure check).
+ */
+export function walkRle(
+  bytes: Uint8Array,
+  start: number,
+  width: number,
+  height: number,
+  bpp: number,
+  painter?: RlePainter,
+): void {
+  const end = bytes.length;
+  let pos = start;
+  let x = 0;
+  let y = 0;
+  // Every command consumes at least two bytes, so the loop always terminates.
+  while (y < height) {
+    if (pos + 2 > end) {
+      // A stream that ends right after its last pixel, without end-of-bitmap, still gave us the whole image.
+      if (y === height - 1 && x >= width) return;
+      corrupt("BMP RLE data truncated");
+    }
+    const count = bytes[pos];
+    const value = bytes[pos + 1];
+    pos += 2;
+    if (count > 0) {
+      // Runs that overshoot the row are clipped rather than wrapped, as in browsers.
+      painter?.run(x, y, Math.min(count, width - x), value);
+      x += count;
+    } else if (value === 0) {
+      x = 0;
+      y++;
+    } else if (value === 1) {
+      return;
+    } else if (value === 2) {
+      if (pos + 2 > end) corrupt("BMP RLE data truncated");
+      x += bytes[pos];
+      y += bytes[pos + 1];
+      pos += 2;
+    } else {
+      const dataBytes = bpp === 8 ? value : (value + 1) >> 1;
+      if (pos + dataBytes > end) corrupt("BMP RLE data truncated");
+      painter?.absolute(x, y, Math.min(value, width - x), pos);
+      x += value;
+      // Absolute runs are padded to a 16-bit boundary.
+      pos += dataBytes + (dataBytes & 1);
+    }
+  }
+}
+
 function decodeRle(
   bytes: Uint8Array,
   start: number,
@@ -297,48 +354,20 @@ function decodeRle(
     out[o + 1] = palette[1];
     out[o + 2] = palette[2];
   }
-  const end = bytes.length;
-  let pos = start;
-  let x = 0;
-  let y = 0; // counted from the bottom, in file order
-  // Every command consumes at least two bytes, so the loop always terminates.
-  while (y < height) {
-    if (pos + 2 > end) {
-      // A stream that ends right after its last pixel, without end-of-bitmap, still gave us the whole image.
-      if (y === height - 1 && x >= width) break;
-      corrupt("BMP RLE data truncated");
-    }
-    const count = bytes[pos];
-    const value = bytes[pos + 1];
-    pos += 2;
-    const row = (height - 1 - y) * width * 3;
-    if (count > 0) {
-      // Runs that overshoot the row are clipped rather than wrapped, as in browsers.
-      const n = Math.min(count, width - x);
+  const at = (x: number, y: number) => ((height - 1 - y) * width + x) * 3;
+  walkRle(bytes, start, width, height, bpp, {
+    run(x, y, n, value) {
       const hi = (bpp === 8 ? value : value >> 4) * 3;
       const lo = (bpp === 8 ? value : value & 15) * 3;
-      for (let i = 0, o = row + x * 3; i < n; i++, o += 3) {
+      for (let i = 0, o = at(x, y); i < n; i++, o += 3) {
         const p = (i & 1) === 0 ? hi : lo;
         out[o] = palette[p];
         out[o + 1] = palette[p + 1];
         out[o + 2] = palette[p + 2];
       }
-      x += count;
-    } else if (value === 0) {
-      x = 0;
-      y++;
-    } else if (value === 1) {
-      break;
-    } else if (value === 2) {
-      if (pos + 2 > end) corrupt("BMP RLE data truncated");
-      x += bytes[pos];
-      y += bytes[pos + 1];
-      pos += 2;
-    } else {
-      const dataBytes = bpp === 8 ? value : (value + 1) >> 1;
-      if (pos + dataBytes > end) corrupt("BMP RLE data truncated");
-      const n = Math.min(value, width - x);
-      for (let i = 0, o = row + x * 3; i < n; i++, o += 3) {
+    },
+    absolute(x, y, n, pos) {
+      for (let i = 0, o = at(x, y); i < n; i++, o += 3) {
         const index = bpp === 8
           ? bytes[pos + i]
           : (i & 1) === 0
@@ -349,10 +378,7 @@ function decodeRle(
         out[o + 1] = palette[p + 1];
         out[o + 2] = palette[p + 2];
       }
-      x += value;
-      // Absolute runs are padded to a 16-bit boundary.
-      pos += dataBytes + (dataBytes & 1);
-    }
-  }
+    },
+  });
   return { width, height, channels: 3, data: out };
 }

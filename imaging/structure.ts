@@ -1,5 +1,5 @@
 import { crc32 } from "node:zlib";
-import { readBmpSize } from "./bmp.ts";
+import { readBmpSize, walkRle } from "./bmp.ts";
 import { sniffFormat } from "./format.ts";
 import { ImageError } from "./image_error.ts";
 import { readJpegSize } from "./jpeg.ts";
@@ -424,7 +424,7 @@ function checkBmp(bytes: Uint8Array): void {
   }
   if (dataOffset < cursor) corrupt(`BMP pixel data offset ${dataOffset} overlaps the headers`);
   if (rle) {
-    checkRle(bytes, dataOffset, width, height, bpp);
+    walkRle(bytes, dataOffset, width, height, bpp);
     return;
   }
   const stride = Math.floor((width * bpp + 31) / 32) * 4;
@@ -436,41 +436,5 @@ function checkBmp(bytes: Uint8Array): void {
         bytes.length - dataOffset
       } available`,
     );
-  }
-}
-
-/** Follows the RLE commands as bmp.ts does, without painting pixels: it fails exactly where the decoder would. */
-function checkRle(bytes: Uint8Array, start: number, width: number, height: number, bpp: number): void {
-  const end = bytes.length;
-  let pos = start;
-  let x = 0;
-  let y = 0;
-  // Every command consumes at least two bytes, so the walk is linear.
-  while (y < height) {
-    if (pos + 2 > end) {
-      if (y === height - 1 && x >= width) return;
-      corrupt("BMP RLE data truncated");
-    }
-    const count = bytes[pos];
-    const value = bytes[pos + 1];
-    pos += 2;
-    if (count > 0) {
-      x += count;
-    } else if (value === 0) {
-      x = 0;
-      y++;
-    } else if (value === 1) {
-      return;
-    } else if (value === 2) {
-      if (pos + 2 > end) corrupt("BMP RLE data truncated");
-      x += bytes[pos];
-      y += bytes[pos + 1];
-      pos += 2;
-    } else {
-      const dataBytes = bpp === 8 ? value : (value + 1) >> 1;
-      if (pos + dataBytes > end) corrupt("BMP RLE data truncated");
-      x += value;
-      pos += dataBytes + (dataBytes & 1);
-    }
   }
 }
