@@ -225,3 +225,11 @@ export function bindApiKeyBox(onChange = () => {}, keysRequired = false) {
     },
   };
 }
+
+/** Creates an element with an optional class and text (text, never HTML: API data is not markup). */
+export function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}

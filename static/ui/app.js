@@ -4,6 +4,7 @@ import {
   ApiError,
   apiFetch,
   bindApiKeyBox,
+  element,
   formatBytes,
   friendlyError,
   hasApiKey,
@@ -246,13 +247,6 @@ const STATE_WORDS = { queued: "Waiting in the queue", active: "Processing", comp
 
 const number = (n, digits = 2) =>
   typeof n === "number" ? n.toLocaleString(undefined, { maximumFractionDigits: digits }) : "–";
-
-function element(tag, className, text) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
 
 /** One upload's card: state, progress, then the result with its overlay, measurements and downloads. */
 class JobCard {

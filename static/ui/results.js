@@ -1,5 +1,5 @@
 // The recent-results page: one page of the results index at a time, as a grid of annotated thumbnails.
-import { apiFetch, bindApiKeyBox, friendlyError, keyAwareLink, loadLimits } from "./api.js";
+import { apiFetch, bindApiKeyBox, element, friendlyError, keyAwareLink, loadLimits } from "./api.js";
 
 const PAGE_SIZE = 12;
 
@@ -26,13 +26,6 @@ function ago(iso) {
     value /= size;
   }
   return relative.format(Math.round(value), "year");
-}
-
-function element(tag, className, text) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  return el;
 }
 
 function tile(item) {
