@@ -8,7 +8,7 @@ import { AnalysisOptionsSchema } from "../imaging/options.ts";
 import { log } from "../log.ts";
 import { validateCallbackUrl } from "../callbacks/callback.ts";
 import { enqueueContourJob } from "../queue/contour_queue.ts";
-import { removeFile, saveStream } from "../storage/files.ts";
+import { removeFile, saveUpload } from "../storage/files.ts";
 import { limitBody } from "./body_limit.ts";
 import { requireSingleFileForm } from "./form_shape.ts";
 import type { AppDeps } from "./deps.ts";
@@ -16,7 +16,6 @@ import { errorResponses, UploadAcceptedSchema, UploadFormSchema } from "./schema
 
 // Room for the multipart boundaries and part headers around the file itself.
 const MULTIPART_OVERHEAD = 64 * 1024;
-const SNIFF_BYTES = 64;
 
 /** Keeps a client's filename as harmless metadata: no paths, no control characters, bounded length. */
 export function sanitizeFilename(name: string): string {
@@ -55,9 +54,9 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
     const options = AnalysisOptionsSchema.parse(fields);
     if (file.size === 0) throw new BadRequest("empty_file", "the uploaded file is empty");
     if (file.size > config.MAX_FILE_SIZE) throw new TooLarge(config.MAX_FILE_SIZE);
-    const head = new Uint8Array(await file.slice(0, SNIFF_BYTES).arrayBuffer());
-    const format = sniffFormat(head);
+    // The form parser already holds the file in memory (bounded by MAX_FILE_SIZE): read it once, check it, write it.
     const bytes = new Uint8Array(await file.arrayBuffer());
+    const format = sniffFormat(bytes);
     // Cheap checks only (headers, container structure): decoding pixels is the workers' CPU work, not the API's.
     // The pixel limit first: a bomb's tiny body would also fail the structure check, less helpfully.
     assertPixelLimit(bytes, config.MAX_PIXELS);
@@ -66,7 +65,7 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
     const taskId = crypto.randomUUID();
     const filename = sanitizeFilename(file.name);
     const filePath = join(config.UPLOAD_DIR, `${taskId}.${EXTENSIONS[format]}`);
-    await saveStream(file.stream(), filePath);
+    await saveUpload(bytes, filePath);
     try {
       await enqueueContourJob(queue, config, {
         task_id: taskId,

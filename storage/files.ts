@@ -12,13 +12,12 @@ export async function ensureStorageDirs(dirs: StorageDirs): Promise<void> {
   await Deno.mkdir(dirs.resultDir, { recursive: true });
 }
 
-/** Streams an uploaded file to `path`; the partial file is removed if writing fails. */
-export async function saveStream(stream: ReadableStream<Uint8Array>, path: string): Promise<void> {
-  const file = await Deno.open(path, { write: true, createNew: true });
+/** Writes an upload under its server-made name; never overwrites, and leaves no partial file when writing fails. */
+export async function saveUpload(bytes: Uint8Array, path: string): Promise<void> {
   try {
-    await stream.pipeTo(file.writable);
+    await Deno.writeFile(path, bytes, { createNew: true });
   } catch (err) {
-    await removeFile(path);
+    if (!(err instanceof Deno.errors.AlreadyExists)) await removeFile(path);
     throw err;
   }
 }
