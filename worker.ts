@@ -46,19 +46,22 @@ export async function processContourJob(
   let analysed;
   try {
     // The upload route checked the header too, but this worker may be the only check (an older API, a bad header).
-    analysed = await pool.analyse(bytes, data.options, config.MAX_PIXELS);
+    analysed = await pool.analyse(bytes, data.options, config.MAX_PIXELS, {
+      task_id: data.task_id,
+      filename: data.filename,
+    });
   } catch (err) {
     // The same bytes would fail the same way again: no retries.
     if (err instanceof ImageError) throw new UnrecoverableError(`${err.code}: ${err.message}`);
     throw err;
   }
   await job.updateProgress(80);
-  const { report, image } = analysed;
+  const { report, image, document } = analysed;
   const files = resultFiles(config.RESULT_DIR, data.task_id, data.options.output_format);
   const finishedAt = new Date().toISOString();
   // Named after the task id and overwritten, so a retried job writes the same files, never a second result.
   await writeAtomically(files.image, image);
-  await writeAtomically(files.data, JSON.stringify({ task_id: data.task_id, filename: data.filename, ...report }));
+  await writeAtomically(files.data, document);
   const summary: ContourSummary = {
     task_id: data.task_id,
     filename: data.filename,

@@ -24,17 +24,17 @@ export interface MeasuredContour {
   points: [number, number][];
 }
 
-/** What contour detection found, plus the annotated image. */
-export interface ContourAnalysis {
+/** What contour detection found, plus what `render` made of the annotated image. */
+export interface ContourAnalysis<T = Raster> {
   width: number;
   height: number;
   /** The threshold applied (Otsu's choice for "otsu"); null for adaptive and Canny, which have no single value. */
   threshold: number | null;
   contours: MeasuredContour[];
-  /** The input as RGB with the kept contours drawn. */
-  annotated: Raster;
+  /** The input as RGB with the kept contours drawn, as returned by `render`. */
+  annotated: T;
   /** Milliseconds per stage. */
-  timings: { analyse: number; measure: number; draw: number };
+  timings: { analyse: number; measure: number; draw: number; render: number };
 }
 
 const GRAY_CODES = { 3: "COLOR_RGB2GRAY", 4: "COLOR_RGBA2GRAY" } as const;
@@ -49,15 +49,21 @@ const APPROX = {
 
 const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
 
+/** Copies the annotated raster out of the WASM heap (the default `render`). */
+const copyRaster = (r: Raster): Raster => ({ ...r, data: r.data.slice() });
+
 /**
  * Finds, measures and draws contours. With the default options this is native OpenCV's reference pipeline:
  * gray → GaussianBlur 5×5 (σ 0) → Otsu binary threshold → findContours(RETR_TREE, CHAIN_APPROX_SIMPLE).
+ * `render` gets the annotated image as a view into OpenCV's heap, valid only during the call (an encoder reads it
+ * there, saving a copy of every pixel); by default it is copied out.
  */
-export function analyseContours(
+export function analyseContours<T = Raster>(
   cv: OpenCV,
   raster: Raster,
   options: AnalysisOptions = DEFAULT_OPTIONS,
-): ContourAnalysis {
+  render: (annotated: Raster) => T = copyRaster as (annotated: Raster) => T,
+): ContourAnalysis<T> {
   const { width, height, channels } = raster;
   return withMats((keep) => {
     const t0 = performance.now();
@@ -155,9 +161,9 @@ export function analyseContours(
     });
     const t2 = performance.now();
 
-    let colour: typeof src;
-    if (channels === 3) colour = keep(src.clone());
-    else {
+    // The RGB input is drawn on in place: gray and binary already hold what analysis needed from it.
+    let colour = src;
+    if (channels !== 3) {
       colour = keep(new cv.Mat());
       cv.cvtColor(src, colour, cv[RGB_CODES[channels]]);
     }
@@ -172,16 +178,22 @@ export function analyseContours(
       options.fill ? cv.FILLED : options.thickness,
       cv.LINE_8,
     );
-    // Copied out of the WASM heap: the Mat's memory is released when this scope ends.
-    const annotated: Raster = { width, height, channels: 3, data: colour.data.slice() };
     const t3 = performance.now();
+    // The Mat is freed when this scope ends, so the view is only lent to `render`, which runs no OpenCV code.
+    const annotated = render({ width, height, channels: 3, data: colour.data });
+    const t4 = performance.now();
     return {
       width,
       height,
       threshold,
       contours,
       annotated,
-      timings: { analyse: round(t1 - t0, 2), measure: round(t2 - t1, 2), draw: round(t3 - t2, 2) },
+      timings: {
+        analyse: round(t1 - t0, 2),
+        measure: round(t2 - t1, 2),
+        draw: round(t3 - t2, 2),
+        render: round(t4 - t3, 2),
+      },
     };
   });
 }

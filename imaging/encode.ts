@@ -1,19 +1,62 @@
-import { encode as encodePngFile } from "fast-png";
 import jpeg from "jpeg-js";
+import { constants, crc32, deflateSync } from "node:zlib";
 import type { Raster } from "./raster.ts";
 
 /** Output formats for annotated images. */
 export type OutputFormat = "png" | "jpeg";
 
-/** Encodes an 8-bit raster as PNG. */
+const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
+const COLOUR_TYPES = { 1: 0, 3: 2, 4: 6 } as const;
+const SUB_FILTER = 1;
+
+/**
+ * Encodes an 8-bit raster as PNG the way native OpenCV's imwrite does by default: zlib level 1 with the RLE strategy.
+ * The Sub filter on every row keeps the output about the size of OpenCV's (libpng's adaptive filtering) at a fraction of
+ * the cost; node:zlib is Deno's built-in native zlib, 4–5× faster than fast-png's JavaScript deflate at level 6 on the
+ * samples (bench: README "Codecs").
+ */
 export function encodePng(raster: Raster): Uint8Array {
-  return encodePngFile({
-    width: raster.width,
-    height: raster.height,
-    data: raster.data,
-    channels: raster.channels,
-    depth: 8,
-  });
+  const { width, height, channels: c, data } = raster;
+  const stride = width * c;
+  const filtered = new Uint8Array((stride + 1) * height);
+  for (let y = 0; y < height; y++) {
+    const o = y * (stride + 1) + 1;
+    const s = y * stride;
+    filtered[o - 1] = SUB_FILTER;
+    for (let i = 0; i < c; i++) filtered[o + i] = data[s + i];
+    for (let i = c; i < stride; i++) filtered[o + i] = data[s + i] - data[s + i - c];
+  }
+  const idat = deflateSync(filtered, { level: 1, strategy: constants.Z_RLE });
+  const header = new Uint8Array(13);
+  const view = new DataView(header.buffer);
+  view.setUint32(0, width);
+  view.setUint32(4, height);
+  header[8] = 8;
+  header[9] = COLOUR_TYPES[c];
+  const chunks = [
+    pngChunk("IHDR", header),
+    pngChunk("IDAT", new Uint8Array(idat.buffer, idat.byteOffset, idat.byteLength)),
+    pngChunk("IEND", new Uint8Array()),
+  ];
+  const out = new Uint8Array(8 + chunks.reduce((n, ch) => n + ch.length, 0));
+  out.set(PNG_SIGNATURE);
+  let offset = 8;
+  for (const ch of chunks) {
+    out.set(ch, offset);
+    offset += ch.length;
+  }
+  return out;
+}
+
+/** One PNG chunk: length, type, data, CRC-32 of type and data. */
+function pngChunk(type: string, data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(12 + data.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, data.length);
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+  out.set(data, 8);
+  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)) >>> 0);
+  return out;
 }
 
 /** Encodes an 8-bit raster as a quality-90 baseline JPEG. */

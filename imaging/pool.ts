@@ -1,6 +1,18 @@
 import { ImageError, type ImageErrorCode } from "./image_error.ts";
 import type { AnalysisOptions } from "./options.ts";
 import type { AnalysisReport } from "./pipeline.ts";
+
+/** The report without its contour list, which stays in the serialised document. */
+export type AnalysisSummary = Omit<AnalysisReport, "contours">;
+
+/** What one pooled analysis returns. */
+export interface PooledAnalysis {
+  report: AnalysisSummary;
+  /** The encoded annotated image. */
+  image: Uint8Array;
+  /** The result document: UTF-8 JSON of the header's fields followed by the full report, contours included. */
+  document: Uint8Array;
+}
 import type { PoolRequest } from "./pool_worker.ts";
 
 /** A set of Web Workers, each with its own OpenCV.js, that run analyses in parallel. */
@@ -8,12 +20,13 @@ export interface AnalysisPool {
   size: number;
   /** The OpenCV.js version the members run. */
   opencvVersion: string;
-  /** Analyses one image on a free member (queued until one is free). */
+  /** Analyses one image on a free member (queued until one is free); `header` fields lead the result document. */
   analyse(
     bytes: Uint8Array,
     options: AnalysisOptions,
     maxPixels: number,
-  ): Promise<{ report: AnalysisReport; image: Uint8Array }>;
+    header?: Record<string, unknown>,
+  ): Promise<PooledAnalysis>;
   close(): void;
 }
 
@@ -22,7 +35,7 @@ interface Member {
   busy: boolean;
 }
 
-type Reply = { id: number; report: AnalysisReport; image: Uint8Array } | {
+type Reply = { id: number } & PooledAnalysis | {
   id: number;
   error: { image: boolean; code?: ImageErrorCode; message: string };
 };
@@ -98,13 +111,13 @@ export async function createAnalysisPool(size: number): Promise<AnalysisPool> {
   return {
     size,
     opencvVersion,
-    async analyse(bytes, options, maxPixels) {
+    async analyse(bytes, options, maxPixels, header = {}) {
       const member = await acquire();
       const id = nextId++;
       try {
         const reply = await new Promise<Reply>((resolve, reject) => {
           pending.set(id, { resolve, reject, member });
-          const request: PoolRequest = { id, bytes, options, maxPixels };
+          const request: PoolRequest = { id, bytes, options, maxPixels, header };
           // Transferred, not copied: the caller does not use the bytes again.
           member.worker.postMessage(request, [bytes.buffer as ArrayBuffer]);
         });
@@ -112,7 +125,7 @@ export async function createAnalysisPool(size: number): Promise<AnalysisPool> {
           const { error } = reply;
           throw error.image ? new ImageError(error.code!, error.message) : new Error(error.message);
         }
-        return { report: reply.report, image: reply.image };
+        return { report: reply.report, image: reply.image, document: reply.document };
       } finally {
         if (members.includes(member)) release(member);
       }

@@ -12,6 +12,8 @@ export interface PoolRequest {
   bytes: Uint8Array;
   options: AnalysisOptions;
   maxPixels: number;
+  /** Fields placed first in the result document (e.g. the task id). */
+  header: Record<string, unknown>;
 }
 
 self.onmessage = async (e: MessageEvent<PoolRequest | "init">) => {
@@ -19,11 +21,19 @@ self.onmessage = async (e: MessageEvent<PoolRequest | "init">) => {
     self.postMessage({ ready: true, version: openCVVersion(await loadOpenCV()) });
     return;
   }
-  const { id, bytes, options, maxPixels } = e.data;
+  const { id, bytes, options, maxPixels, header } = e.data;
   try {
     const cv = await loadOpenCV();
     const { report, image } = analyseImage(cv, bytes, options, maxPixels);
-    self.postMessage({ id, report, image }, [image.buffer as ArrayBuffer]);
+    // Serialised here, and only the summary cloned back: the calling thread renews job locks and should do no
+    // per-contour work (a large image has thousands of contours).
+    const document = new TextEncoder().encode(JSON.stringify({ ...header, ...report }));
+    const { contours: _, ...summary } = report;
+    const owned = ownBuffer(image);
+    self.postMessage({ id, report: summary, image: owned, document }, [
+      owned.buffer as ArrayBuffer,
+      document.buffer as ArrayBuffer,
+    ]);
   } catch (err) {
     const error = err instanceof ImageError
       ? { image: true, code: err.code, message: err.message }
@@ -31,3 +41,8 @@ self.onmessage = async (e: MessageEvent<PoolRequest | "init">) => {
     self.postMessage({ id, error });
   }
 };
+
+/** The bytes in an ArrayBuffer of their own (an encoder may return a view into a larger, shared one). */
+function ownBuffer(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+}

@@ -14,13 +14,17 @@ Deno.test("analysis pool: Web Workers, each with its own OpenCV.js", async (t) =
       const results = await Promise.all(
         SAMPLES.map(async (name) => ({
           name,
-          out: await pool.analyse(await fixture(name), DEFAULT_OPTIONS, Infinity),
+          out: await pool.analyse(await fixture(name), DEFAULT_OPTIONS, Infinity, { task_id: name }),
         })),
       );
       for (const { name, out } of results) {
         const local = analyseImage(cv, await fixture(name));
-        assert.deepEqual(out.report.contours, local.report.contours, name);
+        const { contours, ...summary } = local.report;
+        const document = JSON.parse(new TextDecoder().decode(out.document));
+        assert.deepEqual(document.contours, contours, name);
+        assert.deepEqual({ ...out.report, timings_ms: undefined }, { ...summary, timings_ms: undefined }, name);
         assert.deepEqual(out.image, local.image, name);
+        assert.equal(document.task_id, name, "header fields lead the document");
       }
     });
     await t.step("image errors cross the boundary with their code", async () => {
