@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { getIssues } from "@placemarkio/check-geojson";
 import { XMLParser } from "fast-xml-parser";
-import { analyseContours, type MeasuredContour } from "../imaging/contours.ts";
+import { analyseContours, boundingBox, type MeasuredContour, polygonMoments } from "../imaging/contours.ts";
+import { decodeImage } from "../imaging/decode.ts";
 import { contoursToGeoJson, contoursToSvg } from "../imaging/export.ts";
 import { loadOpenCV } from "../imaging/opencv.ts";
 import { type AnalysisOptions, AnalysisOptionsSchema } from "../imaging/options.ts";
 import type { Raster } from "../imaging/raster.ts";
+import { fixture } from "./fixtures.ts";
 
 const opts = (o: Record<string, unknown> = {}): AnalysisOptions => AnalysisOptionsSchema.parse(o);
 
@@ -211,4 +213,38 @@ Deno.test("options: invalid values are refused naming the field", () => {
     assert.equal(r.success, false, JSON.stringify(o));
     assert.equal(String(r.error!.issues[0].path[0]), Object.keys(o)[0], JSON.stringify(o));
   }
+});
+
+Deno.test("polygonMoments and boundingBox equal cv.moments and cv.boundingRect bit for bit", async () => {
+  const cv = await loadOpenCV();
+  let compared = 0;
+  for (const name of ["coins.png", "rocket.jpg"]) {
+    const { raster } = decodeImage(await fixture(name));
+    const src = new cv.Mat(raster.height, raster.width, raster.channels === 1 ? cv.CV_8UC1 : cv.CV_8UC3);
+    const gray = new cv.Mat(), binary = new cv.Mat(), hierarchy = new cv.Mat();
+    try {
+      src.data.set(raster.data);
+      if (raster.channels === 1) src.copyTo(gray);
+      else cv.cvtColor(src, gray, cv.COLOR_RGB2GRAY);
+      // Adaptive thresholding gives thousands of small, odd contours: holes, lines, single points.
+      cv.adaptiveThreshold(gray, binary, 255, cv.ADAPTIVE_THRESH_GAUSSIAN_C, cv.THRESH_BINARY, 11, 2);
+      for (const approx of [cv.CHAIN_APPROX_SIMPLE, cv.CHAIN_APPROX_NONE]) {
+        const found = new cv.MatVector();
+        cv.findContours(binary, found, hierarchy, cv.RETR_TREE, approx);
+        for (let i = 0; i < found.size(); i++) {
+          const c = found.get(i);
+          const m = cv.moments(c, false);
+          assert.deepEqual(polygonMoments(c.data32S), { m00: m.m00, m10: m.m10, m01: m.m01 }, `${name} #${i}`);
+          const r = cv.boundingRect(c);
+          assert.deepEqual(boundingBox(c.data32S), { x: r.x, y: r.y, width: r.width, height: r.height });
+          c.delete();
+          compared++;
+        }
+        found.delete();
+      }
+    } finally {
+      for (const m of [src, gray, binary, hierarchy]) m.delete();
+    }
+  }
+  assert.ok(compared > 1000, `only ${compared} contours compared`);
 });

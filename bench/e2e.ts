@@ -1,0 +1,152 @@
+import { QueueEvents } from "bullmq";
+import { parseConfig } from "../config.ts";
+import { closeRedis, createRedis } from "../queue/connection.ts";
+import { dropPrefix, sparePort } from "../tests/harness.ts";
+import { mean, percentile, round } from "./stats.ts";
+
+/** One end-to-end run's settings. */
+export interface EndToEndSettings {
+  /** Uploads in all. */
+  uploads: number;
+  /** Clients uploading at once. */
+  concurrency: number;
+  /** WORKER_CONCURRENCY of the service (pool members). */
+  workers: number;
+  /** Images to upload, round-robin. */
+  images: { name: string; bytes: Uint8Array }[];
+  /** Folder for the run's uploads and results (removed afterwards). */
+  scratch: string;
+}
+
+/** What one end-to-end run measured. */
+export interface EndToEndReport {
+  uploads: number;
+  concurrency: number;
+  workers: number;
+  accepted: number;
+  failures: number;
+  uploads_per_s: number;
+  images_per_s: number;
+  upload_ms: { p50: number; p95: number; p99: number; mean: number };
+  completed_ms: { p50: number; p95: number; p99: number };
+}
+
+const PROJECT = new URL("..", import.meta.url);
+
+/**
+ * Starts the service as `deno task start` does (API plus in-process workers) on a fresh queue prefix, uploads the
+ * images through real HTTP at the given concurrency, and times each upload and its task's arrival at `completed`
+ * (from BullMQ's own events, so nobody polls).
+ */
+export async function benchEndToEnd(s: EndToEndSettings): Promise<EndToEndReport> {
+  const port = sparePort();
+  const env = {
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    QUEUE_PREFIX: `bench-${crypto.randomUUID()}`,
+    UPLOAD_DIR: `${s.scratch}/uploads`,
+    RESULT_DIR: `${s.scratch}/results`,
+    WORKER_CONCURRENCY: String(s.workers),
+    RATE_LIMIT: "0",
+    REDIS_AUTOSTART: "false",
+  };
+  const config = parseConfig(env);
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", PROJECT))).tasks;
+  const flags = (tasks.start as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write"));
+  const service = new Deno.Command("deno", {
+    args: ["run", ...flags, `--allow-write=${s.scratch}`, "main.ts"],
+    cwd: PROJECT,
+    env,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(service.stderr).text();
+  const connection = createRedis(config, "worker");
+  const events = new QueueEvents(config.QUEUE_NAME, { connection, prefix: config.QUEUE_PREFIX });
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await events.waitUntilReady();
+    await waitForWorkers(base, 60_000);
+
+    const started = new Map<string, number>();
+    const finished = new Map<string, number>();
+    let failed = 0;
+    let allDone: () => void = () => {};
+    const done = new Promise<void>((resolve) => (allDone = resolve));
+    const settle = (id: string, ok: boolean) => {
+      if (finished.has(id)) return;
+      finished.set(id, performance.now());
+      if (!ok) failed++;
+      if (finished.size === s.uploads) allDone();
+    };
+    events.on("completed", ({ jobId }) => settle(jobId, true));
+    events.on("failed", ({ jobId }) => settle(jobId, false));
+
+    const uploadMs: number[] = [];
+    let refused = 0;
+    let next = 0;
+    const t0 = performance.now();
+    let lastUpload = t0;
+    const client = async () => {
+      for (let i = next++; i < s.uploads; i = next++) {
+        const image = s.images[i % s.images.length];
+        const form = new FormData();
+        form.append("file", new File([image.bytes as Uint8Array<ArrayBuffer>], image.name));
+        const begin = performance.now();
+        const res = await fetch(`${base}/api/v1/images/upload`, { method: "POST", body: form });
+        const body = await res.json();
+        const end = performance.now();
+        uploadMs.push(end - begin);
+        lastUpload = Math.max(lastUpload, end);
+        if (res.status === 202) started.set(body.task_id, begin);
+        else refused++;
+      }
+    };
+    await Promise.all(Array.from({ length: s.concurrency }, client));
+    if (refused) { for (let i = 0; i < refused; i++) settle(`refused-${i}`, false); }
+    const deadline = new Promise<"timeout">((resolve) => {
+      const timer = setTimeout(() => resolve("timeout"), 600_000);
+      done.then(() => clearTimeout(timer));
+    });
+    if (await Promise.race([done, deadline]) === "timeout") {
+      throw new Error(`only ${finished.size} of ${s.uploads} tasks finished within 10 minutes`);
+    }
+    const lastFinish = Math.max(...finished.values());
+    const toCompleted = [...started].filter(([id]) => finished.has(id)).map(([id, t]) => finished.get(id)! - t);
+    const p = (values: number[]) => ({
+      p50: round(percentile(values, 50), 1),
+      p95: round(percentile(values, 95), 1),
+      p99: round(percentile(values, 99), 1),
+    });
+    return {
+      uploads: s.uploads,
+      concurrency: s.concurrency,
+      workers: s.workers,
+      accepted: started.size,
+      failures: failed,
+      uploads_per_s: round(s.uploads / ((lastUpload - t0) / 1000), 1),
+      images_per_s: round((started.size - failed + refused) / ((lastFinish - t0) / 1000), 1),
+      upload_ms: { ...p(uploadMs), mean: round(mean(uploadMs), 1) },
+      completed_ms: p(toCompleted),
+    };
+  } finally {
+    await events.close();
+    await closeRedis(connection);
+    service.kill("SIGTERM");
+    const status = await service.status;
+    const log = await stderr;
+    if (!status.success && status.signal !== "SIGTERM") console.error(log);
+    await dropPrefix(config);
+    await Deno.remove(s.scratch, { recursive: true }).catch(() => {});
+  }
+}
+
+async function waitForWorkers(base: string, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const health = await fetch(`${base}/api/v1/health/worker`).then((r) => r.json(), () => ({ workers: 0 }));
+    if (health.workers >= 1) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`the service did not come up within ${ms / 1000} s`);
+}

@@ -1,0 +1,166 @@
+// `deno task bench`: the kernel stage by stage against native OpenCV (when /usr/bin/python3 has cv2), OpenCV.js
+// start-up, memory over many images, pool scaling, and end-to-end throughput and latency through the real service.
+import { parseArgs } from "node:util";
+import { benchEndToEnd, type EndToEndReport } from "./e2e.ts";
+import { generateLargeImages } from "./generate.ts";
+import {
+  benchKernel,
+  benchMemory,
+  benchOpenCVStartup,
+  benchPoolThroughput,
+  checkInputs,
+  type StageMedians,
+  STAGES,
+} from "./kernel.ts";
+import { markdownTable, mean, round } from "./stats.ts";
+
+const HERE = new URL(".", import.meta.url).pathname;
+const FIXTURES = new URL("../tests/fixtures/", import.meta.url).pathname;
+/** The five shared samples the targets are stated on. */
+const SAMPLES = ["coins.png", "camera.png", "page.png", "hubble_deep_field.jpg", "rocket.jpg"];
+const PYTHON = "/usr/bin/python3";
+/** The seed's Python stack (FastAPI + Celery prefork ×2 + native OpenCV) on the reference machine, from issue 5. */
+const SEED = { images_per_s: 62, upload_p99_ms: 110, concurrency: 8 };
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean", default: false },
+    "skip-kernel": { type: "boolean", default: false },
+    "skip-e2e": { type: "boolean", default: false },
+    runs: { type: "string" },
+    uploads: { type: "string" },
+    concurrency: { type: "string", default: String(SEED.concurrency) },
+    "memory-images": { type: "string" },
+  },
+});
+const quick = args.quick;
+const runs = Number(args.runs ?? (quick ? 3 : 10));
+const warmup = quick ? 1 : 3;
+const uploads = Number(args.uploads ?? (quick ? 20 : 600));
+const concurrency = Number(args.concurrency);
+const memoryImages = Number(args["memory-images"] ?? (quick ? 50 : 1000));
+const cores = navigator.hardwareConcurrency || 1;
+
+const samplePaths = SAMPLES.map((s) => FIXTURES + s);
+const name = (path: string) => path.split("/").pop()!;
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  machine: await machine(),
+  settings: { quick, runs, warmup, uploads, concurrency, memory_images: memoryImages },
+};
+
+if (!args["skip-kernel"]) {
+  // The 12-megapixel images are skipped in quick mode: generating them takes seconds and each run takes seconds.
+  const large = quick ? [] : Object.values(await generateLargeImages(`${HERE}.data`, samplePaths[3]));
+  const files = [...samplePaths, ...large];
+  await checkInputs(files);
+  console.log(`Kernel: median of ${runs} runs after ${warmup} warm-up, one thread…`);
+  const ours = await benchKernel(files, runs, warmup);
+  const native = await benchNative(files, runs, warmup);
+  results.kernel = { ours: rename(ours), native: native && { opencv: native.opencv, images: rename(native.images) } };
+  console.log(kernelTable(files, ours, native?.images));
+  if (!native) console.log(`(native OpenCV not measured: ${PYTHON} has no cv2; apt-get install python3-opencv)`);
+
+  const startup = await benchOpenCVStartup(quick ? 1 : 3);
+  results.opencv_startup_ms = startup;
+  console.log(`\nOpenCV.js start-up (fresh Web Worker until ready): ${startup} ms`);
+
+  const memory = await benchMemory(samplePaths, memoryImages);
+  results.memory = memory;
+  console.log(
+    `Memory over ${memory.images} images: RSS ${memory.rss_after_warmup_mib} MiB after the first tenth → ` +
+      `${memory.rss_after_all_mib} MiB (${memory.rss_growth_pct}%); WASM heap ${memory.wasm_heap_after_warmup_mib} → ` +
+      `${memory.wasm_heap_after_all_mib} MiB`,
+  );
+
+  const poolImages = quick ? 20 : 200;
+  const one = await benchPoolThroughput(samplePaths, 1, poolImages);
+  const all = await benchPoolThroughput(samplePaths, cores, poolImages * cores);
+  results.pool = { images_per_s_1: one, [`images_per_s_${cores}`]: all, scaling: round(all / one) };
+  console.log(`Analysis pool (no Redis): ${one} images/s with 1 member, ${all} with ${cores} (${round(all / one)}×)`);
+}
+
+if (!args["skip-e2e"]) {
+  const images = await Promise.all(SAMPLES.map(async (s) => ({ name: s, bytes: await Deno.readFile(FIXTURES + s) })));
+  const e2e: EndToEndReport[] = [];
+  for (const workers of [...new Set([1, cores])]) {
+    console.log(`\nEnd to end: ${uploads} uploads at concurrency ${concurrency}, WORKER_CONCURRENCY=${workers}…`);
+    await Deno.mkdir(`${HERE}.tmp`, { recursive: true });
+    const scratch = await Deno.makeTempDir({ dir: `${HERE}.tmp`, prefix: "e2e-" });
+    e2e.push(await benchEndToEnd({ uploads, concurrency, workers, images, scratch }));
+  }
+  results.e2e = e2e;
+  results.seed_reference = SEED;
+  console.log(endToEndTable(e2e));
+  if (e2e.length > 1) console.log(`Scaling: ${round(e2e[1].images_per_s / e2e[0].images_per_s)}× images/s`);
+}
+
+await Deno.mkdir(`${HERE}results`, { recursive: true });
+const out = `${HERE}results/bench-${new Date().toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`;
+await Deno.writeTextFile(out, JSON.stringify(results, null, 2));
+console.log(`\nWrote ${out}`);
+
+function rename<T>(byPath: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(byPath).map(([p, v]) => [name(p), v]));
+}
+
+async function benchNative(files: string[], runs: number, warmup: number) {
+  const probe = await new Deno.Command(PYTHON, { args: ["-c", "import cv2"], stderr: "null" }).output().catch(() =>
+    null
+  );
+  if (!probe?.success) return null;
+  const child = new Deno.Command(PYTHON, {
+    args: [`${HERE}native.py`],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(JSON.stringify({ files, runs, warmup })));
+  await writer.close();
+  const { stdout, success } = await child.output();
+  if (!success) throw new Error("the native bench failed");
+  return JSON.parse(new TextDecoder().decode(stdout)) as { opencv: string; images: Record<string, StageMedians> };
+}
+
+function kernelTable(files: string[], ours: Record<string, StageMedians>, native?: Record<string, StageMedians>) {
+  const columns = [...STAGES, "total"] as const;
+  const cell = (o: number, n?: number) =>
+    n === undefined ? `${round(o, 1)}` : `${round(o, 1)} / ${round(n, 1)} (${round(o / n, 1)}×)`;
+  const rows = files.map((f) => [name(f), ...columns.map((c) => cell(ours[f][c], native?.[f][c]))]);
+  const five = files.slice(0, SAMPLES.length);
+  const avg = (set: Record<string, StageMedians> | undefined, c: (typeof columns)[number]) =>
+    set && mean(five.map((f) => set[f][c]));
+  rows.push([`**mean of the ${SAMPLES.length} samples**`, ...columns.map((c) => cell(avg(ours, c)!, avg(native, c)))]);
+  const header = native ? "ms: ours / native (ratio)" : "ms: ours";
+  return `\n${header}\n` + markdownTable(["image", ...columns], rows);
+}
+
+function endToEndTable(runs: EndToEndReport[]) {
+  return "\n" + markdownTable(
+    ["workers", "uploads/s", "upload p50 / p95 / p99 ms", "to completed p50 / p95 / p99 ms", "images/s", "failures"],
+    [
+      ...runs.map((r) => [
+        r.workers,
+        r.uploads_per_s,
+        `${r.upload_ms.p50} / ${r.upload_ms.p95} / ${r.upload_ms.p99}`,
+        `${r.completed_ms.p50} / ${r.completed_ms.p95} / ${r.completed_ms.p99}`,
+        r.images_per_s,
+        r.failures,
+      ]),
+      [`seed (issue 5, not measured here)`, "", `p99 ≈ ${SEED.upload_p99_ms}`, "", `≈ ${SEED.images_per_s}`, ""],
+    ],
+  );
+}
+
+async function machine() {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  return {
+    cpu: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? "unknown",
+    cores,
+    os: `${Deno.build.os} ${Deno.build.arch}`,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+  };
+}
