@@ -93,7 +93,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   // After the fixed paths (/results, /status/…), so they are not taken for a task id.
   registerImageRoutes(app, deps);
   registerHealthRoutes(app, deps);
-  registerStaticRoutes(app, deps.config.RESULT_DIR);
+  registerStaticRoutes(app, deps.config.RESULT_DIR, deps.renderer);
   registerDocsRoutes(app, deps);
   registerAdminRoutes(app, deps);
   registerUiRoutes(app);

@@ -42,8 +42,11 @@ export const ConfigSchema = z
     RESULT_TTL_HOURS: z.coerce.number().positive().default(168),
     UPLOAD_TTL_HOURS: z.coerce.number().positive().default(24),
     RETENTION_SWEEP_MINUTES: z.coerce.number().positive().default(10),
-    // Keep each upload after its job succeeded (by default it is deleted once the result exists).
+    // Keep each upload after its job succeeded (by default it is deleted once the annotated image exists).
     KEEP_UPLOADS: bool.default(false),
+    // When the annotated image is drawn: "lazy" = on its first request (the upload is kept until then; analysis alone
+    // is about twice as fast), "eager" = by the worker, before the task completes.
+    RENDER: z.enum(["lazy", "eager"]).default("lazy"),
     JOB_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
     // Comma-separated; when set, /api/v1/images/*, /api/v1/health/full and /admin/* need one (X-API-Key or Bearer).
     API_KEYS: z

@@ -8,6 +8,8 @@ import { QueueEvents } from "bullmq";
 import { createContourQueue } from "./queue/contour_queue.ts";
 import { type PrivateRedis, redisAnswers, startPrivateRedis } from "./queue/redis_server.ts";
 import { ensureStorageDirs } from "./storage/files.ts";
+import { createOnDemandRenderer } from "./storage/render_on_demand.ts";
+import { type AnalysisPool, createAnalysisPool } from "./imaging/pool.ts";
 import { type ContourWorker, startContourWorker } from "./worker.ts";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
@@ -65,8 +67,14 @@ export async function startService(config: Config): Promise<Service> {
     workers = await startContourWorker(config);
     versions.opencv = workers.opencvVersion;
   }
+  // Lazily drawn images are rendered on the embedded workers' pool, or on a one-member pool started on first use.
+  let ownPool: Promise<AnalysisPool> | undefined;
+  const renderer = createOnDemandRenderer(
+    config,
+    () => workers ? Promise.resolve(workers.pool) : (ownPool ??= createAnalysisPool(1)),
+  );
   const lifecycle: Lifecycle = { draining: false, inFlight: 0 };
-  const app = createApp({ config, redis, queue, events, versions, lifecycle });
+  const app = createApp({ config, redis, queue, events, versions, lifecycle, renderer });
   const server = Deno.serve({
     hostname: config.HOST,
     port: config.PORT,
@@ -88,6 +96,7 @@ export async function startService(config: Config): Promise<Service> {
       while (lifecycle.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       await server.shutdown();
       await workers?.close();
+      (await ownPool?.catch(() => undefined))?.close();
       // QueueEvents.close() waits on its blocking connection, which may be gone with Redis.
       await withDeadline(events.close(), 2000).catch(() => {});
       await closeRedis(eventsRedis);

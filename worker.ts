@@ -19,6 +19,8 @@ export interface ContourWorker {
   worker: Worker<ContourJob, ContourSummary>;
   /** The OpenCV.js version the pool runs. */
   opencvVersion: string;
+  /** The analysis pool (the API renders lazily drawn images on it when the worker is embedded). */
+  pool: AnalysisPool;
   /** Waits for active jobs up to `graceMs`, then stops; never hangs on an unreachable Redis. */
   close(graceMs?: number): Promise<void>;
 }
@@ -46,10 +48,13 @@ export async function processContourJob(
   let analysed;
   try {
     // The upload route checked the header too, but this worker may be the only check (an older API, a bad header).
-    analysed = await pool.analyse(bytes, data.options, config.MAX_PIXELS, {
-      task_id: data.task_id,
-      filename: data.filename,
-    });
+    analysed = await pool.analyse(
+      bytes,
+      data.options,
+      config.MAX_PIXELS,
+      { task_id: data.task_id, filename: data.filename },
+      config.RENDER === "eager",
+    );
   } catch (err) {
     // The same bytes would fail the same way again: no retries.
     if (err instanceof ImageError) throw new UnrecoverableError(`${err.code}: ${err.message}`);
@@ -60,7 +65,8 @@ export async function processContourJob(
   const files = resultFiles(config.RESULT_DIR, data.task_id, data.options.output_format);
   const finishedAt = new Date().toISOString();
   // Named after the task id and overwritten, so a retried job writes the same files, never a second result.
-  await writeAtomically(files.image, image);
+  // Lazily rendered images are drawn on their first request (routes/static.ts), from the upload and this document.
+  if (image) await writeAtomically(files.image, image);
   await writeAtomically(files.data, document);
   const summary: ContourSummary = {
     task_id: data.task_id,
@@ -145,8 +151,9 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
   const notifyLogged = (job: Job<ContourJob, ContourSummary>) =>
     notify(job).catch((err) => log("warn", "could not queue callback", { task_id: job.id, error: String(err) }));
   worker.on("completed", async (job) => {
-    // The upload is no longer needed once its result exists (unless the operator keeps them).
-    if (!config.KEEP_UPLOADS) await removeFile(job.data.upload_path).catch(() => {});
+    // The upload is no longer needed once its annotated image exists (unless the operator keeps them); a lazily
+    // rendered one needs it until then, and the retention sweep removes it afterwards.
+    if (!config.KEEP_UPLOADS && config.RENDER === "eager") await removeFile(job.data.upload_path).catch(() => {});
     await notifyLogged(job);
   });
   worker.on("failed", async (job, err) => {
@@ -164,6 +171,7 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
   return {
     worker,
     opencvVersion: pool.opencvVersion,
+    pool,
     async close(graceMs = config.WORKER_GRACE_MS) {
       // Active jobs and deliveries may finish within the grace period; after it, or at once with Redis gone
       // (close() would wait out the whole period for nothing), the workers are forced shut.

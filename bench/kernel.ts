@@ -38,7 +38,7 @@ export async function benchKernel(
     out[file] = {
       ...medians,
       contour_count: last!.report.contour_count,
-      encoded_bytes: last!.image.length,
+      encoded_bytes: last!.image?.length ?? 0,
     } as StageMedians;
   }
   return out;

@@ -31,10 +31,10 @@ export interface ContourAnalysis<T = Raster> {
   /** The threshold applied (Otsu's choice for "otsu"); null for adaptive and Canny, which have no single value. */
   threshold: number | null;
   contours: MeasuredContour[];
-  /** The input as RGB with the kept contours drawn, as returned by `render`. */
-  annotated: T;
+  /** The input as RGB with the kept contours drawn, as returned by `render` (null when not drawn). */
+  annotated: T | null;
   /** Milliseconds per stage. */
-  timings: { analyse: number; measure: number; draw: number; render: number };
+  timings: { analyse: number; measure: number; draw: number };
 }
 
 const GRAY_CODES = { 3: "COLOR_RGB2GRAY", 4: "COLOR_RGBA2GRAY" } as const;
@@ -56,20 +56,18 @@ const copyRaster = (r: Raster): Raster => ({ ...r, data: r.data.slice() });
  * Finds, measures and draws contours. With the default options this is native OpenCV's reference pipeline:
  * gray → GaussianBlur 5×5 (σ 0) → Otsu binary threshold → findContours(RETR_TREE, CHAIN_APPROX_SIMPLE).
  * `render` gets the annotated image as a view into OpenCV's heap, valid only during the call (an encoder reads it
- * there, saving a copy of every pixel); by default it is copied out.
+ * there, saving a copy of every pixel); by default it is copied out. With `render` null nothing is drawn.
  */
 export function analyseContours<T = Raster>(
   cv: OpenCV,
   raster: Raster,
   options: AnalysisOptions = DEFAULT_OPTIONS,
-  render: (annotated: Raster) => T = copyRaster as (annotated: Raster) => T,
+  render: ((annotated: Raster) => T) | null = copyRaster as (annotated: Raster) => T,
 ): ContourAnalysis<T> {
   const { width, height, channels } = raster;
   return withMats((keep) => {
     const t0 = performance.now();
-    const type = channels === 1 ? cv.CV_8UC1 : channels === 3 ? cv.CV_8UC3 : cv.CV_8UC4;
-    const src = keep(new cv.Mat(height, width, type));
-    src.data.set(raster.data.subarray(0, width * height * channels));
+    const src = rasterMat(cv, keep, raster);
 
     let gray = src;
     if (channels !== 1) {
@@ -161,27 +159,13 @@ export function analyseContours<T = Raster>(
     });
     const t2 = performance.now();
 
-    // The RGB input is drawn on in place: gray and binary already hold what analysis needed from it.
-    let colour = src;
-    if (channels !== 3) {
-      colour = keep(new cv.Mat());
-      cv.cvtColor(src, colour, cv[RGB_CODES[channels]]);
+    let annotated: T | null = null;
+    if (render) {
+      const polygons = keep(new cv.MatVector());
+      for (const raw of kept) polygons.push_back(shapes[raw].mat);
+      annotated = drawContours(cv, keep, src, channels, polygons, options, render);
     }
-    const drawn = keep(new cv.MatVector());
-    for (const raw of kept) drawn.push_back(shapes[raw].mat);
-    const [r, g, b] = parseColor(options.color);
-    cv.drawContours(
-      colour,
-      drawn,
-      -1,
-      new cv.Scalar(r, g, b, 255),
-      options.fill ? cv.FILLED : options.thickness,
-      cv.LINE_8,
-    );
     const t3 = performance.now();
-    // The Mat is freed when this scope ends, so the view is only lent to `render`, which runs no OpenCV code.
-    const annotated = render({ width, height, channels: 3, data: colour.data });
-    const t4 = performance.now();
     return {
       width,
       height,
@@ -192,7 +176,6 @@ export function analyseContours<T = Raster>(
         analyse: round(t1 - t0, 2),
         measure: round(t2 - t1, 2),
         draw: round(t3 - t2, 2),
-        render: round(t4 - t3, 2),
       },
     };
   });
@@ -237,4 +220,68 @@ export function polygonMoments(xy: Int32Array): { m00: number; m10: number; m01:
   const half = a00 > 0 ? 0.5 : -0.5;
   const sixth = a00 > 0 ? 1 / 6 : -1 / 6;
   return { m00: a00 * half, m10: a10 * sixth, m01: a01 * sixth };
+}
+
+type Keep = <M extends { delete(): void }>(m: M) => M;
+type Mat = InstanceType<OpenCV["Mat"]>;
+type MatVector = InstanceType<OpenCV["MatVector"]>;
+
+/** A Mat holding a copy of the raster's pixels. */
+function rasterMat(cv: OpenCV, keep: Keep, raster: Raster): Mat {
+  const { width, height, channels } = raster;
+  const type = channels === 1 ? cv.CV_8UC1 : channels === 3 ? cv.CV_8UC3 : cv.CV_8UC4;
+  const src = keep(new cv.Mat(height, width, type));
+  src.data.set(raster.data.subarray(0, width * height * channels));
+  return src;
+}
+
+/** Draws the polygons on the image as RGB (on `src` itself when it is RGB) and lends the result to `render`. */
+function drawContours<T>(
+  cv: OpenCV,
+  keep: Keep,
+  src: Mat,
+  channels: 1 | 3 | 4,
+  polygons: MatVector,
+  options: AnalysisOptions,
+  render: (annotated: Raster) => T,
+): T {
+  // The RGB input is drawn on in place: gray and binary already hold what analysis needed from it.
+  let colour = src;
+  if (channels !== 3) {
+    colour = keep(new cv.Mat());
+    cv.cvtColor(src, colour, cv[RGB_CODES[channels]]);
+  }
+  const [r, g, b] = parseColor(options.color);
+  cv.drawContours(
+    colour,
+    polygons,
+    -1,
+    new cv.Scalar(r, g, b, 255),
+    options.fill ? cv.FILLED : options.thickness,
+    cv.LINE_8,
+  );
+  // The Mat is freed when the caller's scope ends, so the view is only lent to `render`, which runs no OpenCV code.
+  return render({ width: colour.cols, height: colour.rows, channels: 3, data: colour.data });
+}
+
+/**
+ * Draws already measured contours (their `points`, as the result document holds them) on the image: the annotated
+ * image of a lazily rendered result, the same pixels the analysis would have drawn.
+ */
+export function drawMeasuredContours<T>(
+  cv: OpenCV,
+  raster: Raster,
+  contours: Pick<MeasuredContour, "points">[],
+  options: AnalysisOptions,
+  render: (annotated: Raster) => T,
+): T {
+  return withMats((keep) => {
+    const src = rasterMat(cv, keep, raster);
+    const polygons = keep(new cv.MatVector());
+    for (const c of contours) {
+      const polygon = keep(cv.matFromArray(c.points.length, 1, cv.CV_32SC2, c.points.flat()));
+      polygons.push_back(polygon);
+    }
+    return drawContours(cv, keep, src, raster.channels, polygons, options, render);
+  });
 }

@@ -70,7 +70,9 @@ export function encodeJpeg(raster: Raster, quality = 90): Uint8Array {
     rgba[o + 2] = data[channels === 1 ? i : i + 2];
     rgba[o + 3] = 255;
   }
-  return jpeg.encode({ width, height, data: rgba }, quality).data;
+  const { data: out } = jpeg.encode({ width, height, data: rgba }, quality);
+  // A plain Uint8Array, not jpeg-js's Node Buffer, like every other encoder here.
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
 /** Encodes in the requested format. */

@@ -1,10 +1,10 @@
-import { analyseContours, type MeasuredContour } from "./contours.ts";
+import { analyseContours, drawMeasuredContours, type MeasuredContour } from "./contours.ts";
 import { decodeImage } from "./decode.ts";
 import { encodeImage } from "./encode.ts";
 import type { ImageFormat } from "./format.ts";
 import type { OpenCV } from "./opencv.ts";
 import { type AnalysisOptions, DEFAULT_OPTIONS } from "./options.ts";
-import type { DecodeInfo } from "./raster.ts";
+import type { DecodeInfo, Raster } from "./raster.ts";
 
 /** What one image's analysis produced. */
 export interface AnalysisReport {
@@ -21,23 +21,26 @@ export interface AnalysisReport {
   total_area: number;
   mean_area: number;
   contours: MeasuredContour[];
-  /** Milliseconds per stage. */
+  /** Milliseconds per stage (draw and encode are 0 when the image is rendered later, on request). */
   timings_ms: { decode: number; analyse: number; measure: number; draw: number; encode: number };
 }
 
-/** Decodes image bytes, detects and measures contours, and renders the annotated image in the chosen format. */
+/**
+ * Decodes image bytes, detects and measures contours, and (unless `draw` is false) renders the annotated image in the
+ * chosen format.
+ */
 export function analyseImage(
   cv: OpenCV,
   bytes: Uint8Array,
   options: AnalysisOptions = DEFAULT_OPTIONS,
   maxPixels = Infinity,
-): { report: AnalysisReport; image: Uint8Array } {
+  draw = true,
+): { report: AnalysisReport; image: Uint8Array | null } {
   const t0 = performance.now();
   const { format, raster, info } = decodeImage(bytes, maxPixels);
   const t1 = performance.now();
-  const analysis = analyseContours(cv, raster, options, (annotated) => encodeImage(annotated, options.output_format));
-  const image = analysis.annotated;
-  const { render, ...timings } = analysis.timings;
+  const encoder = timedEncoder(options);
+  const analysis = analyseContours(cv, raster, options, draw ? encoder.encode : null);
   const contours = analysis.contours;
   const total = contours.reduce((s, c) => s + c.area, 0);
   const report: AnalysisReport = {
@@ -53,9 +56,39 @@ export function analyseImage(
     total_area: total,
     mean_area: contours.length ? Math.round((total / contours.length) * 1000) / 1000 : 0,
     contours,
-    timings_ms: { decode: ms(t1 - t0), ...timings, encode: render },
+    timings_ms: {
+      decode: ms(t1 - t0),
+      analyse: analysis.timings.analyse,
+      measure: analysis.timings.measure,
+      draw: ms(analysis.timings.draw - encoder.ms),
+      encode: ms(encoder.ms),
+    },
   };
-  return { report, image };
+  return { report, image: analysis.annotated };
+}
+
+/** Renders the annotated image of an analysed upload from its result document's contours and options. */
+export function renderAnnotatedImage(
+  cv: OpenCV,
+  bytes: Uint8Array,
+  result: { contours: Pick<MeasuredContour, "points">[]; options: AnalysisOptions },
+): Uint8Array {
+  const { raster } = decodeImage(bytes);
+  return drawMeasuredContours(cv, raster, result.contours, result.options, timedEncoder(result.options).encode);
+}
+
+/** An encoder for the output format that notes how long it took (drawing and encoding are timed apart). */
+function timedEncoder(options: AnalysisOptions) {
+  const timer = {
+    ms: 0,
+    encode: (annotated: Raster) => {
+      const t = performance.now();
+      const out = encodeImage(annotated, options.output_format);
+      timer.ms = performance.now() - t;
+      return out;
+    },
+  };
+  return timer;
 }
 
 const ms = (v: number) => Math.round(v * 100) / 100;

@@ -8,8 +8,8 @@ export type AnalysisSummary = Omit<AnalysisReport, "contours">;
 /** What one pooled analysis returns. */
 export interface PooledAnalysis {
   report: AnalysisSummary;
-  /** The encoded annotated image. */
-  image: Uint8Array;
+  /** The encoded annotated image (null when not drawn). */
+  image: Uint8Array | null;
   /** The result document: UTF-8 JSON of the header's fields followed by the full report, contours included. */
   document: Uint8Array;
 }
@@ -20,13 +20,19 @@ export interface AnalysisPool {
   size: number;
   /** The OpenCV.js version the members run. */
   opencvVersion: string;
-  /** Analyses one image on a free member (queued until one is free); `header` fields lead the result document. */
+  /**
+   * Analyses one image on a free member (queued until one is free); `header` fields lead the result document, and
+   * the annotated image is drawn only when `draw` is true.
+   */
   analyse(
     bytes: Uint8Array,
     options: AnalysisOptions,
     maxPixels: number,
     header?: Record<string, unknown>,
+    draw?: boolean,
   ): Promise<PooledAnalysis>;
+  /** Renders the annotated image of an analysed upload from the result document its analysis wrote. */
+  render(bytes: Uint8Array, document: Uint8Array): Promise<Uint8Array>;
   close(): void;
 }
 
@@ -35,7 +41,7 @@ interface Member {
   busy: boolean;
 }
 
-type Reply = { id: number } & PooledAnalysis | {
+type Reply = { id: number } & PooledAnalysis | { id: number; image: Uint8Array } | {
   id: number;
   error: { image: boolean; code?: ImageErrorCode; message: string };
 };
@@ -105,30 +111,40 @@ export async function createAnalysisPool(size: number): Promise<AnalysisPool> {
     return new Promise((resolve) => waiting.push(resolve));
   };
 
+  /** Runs one request on a free member; the input bytes are transferred, not copied (callers do not reuse them). */
+  const call = async (request: PoolRequest): Promise<Exclude<Reply, { error: unknown }>> => {
+    const member = await acquire();
+    const id = nextId++;
+    try {
+      const reply = await new Promise<Reply>((resolve, reject) => {
+        pending.set(id, { resolve, reject, member });
+        member.worker.postMessage({ ...request, id }, [request.bytes.buffer as ArrayBuffer]);
+      });
+      if ("error" in reply) {
+        const { error } = reply;
+        throw error.image ? new ImageError(error.code!, error.message) : new Error(error.message);
+      }
+      return reply;
+    } finally {
+      if (members.includes(member)) release(member);
+    }
+  };
+
   members.push(...await Promise.all(Array.from({ length: size }, spawn)));
   for (const m of members) m.busy = false;
 
   return {
     size,
     opencvVersion,
-    async analyse(bytes, options, maxPixels, header = {}) {
-      const member = await acquire();
-      const id = nextId++;
-      try {
-        const reply = await new Promise<Reply>((resolve, reject) => {
-          pending.set(id, { resolve, reject, member });
-          const request: PoolRequest = { id, bytes, options, maxPixels, header };
-          // Transferred, not copied: the caller does not use the bytes again.
-          member.worker.postMessage(request, [bytes.buffer as ArrayBuffer]);
-        });
-        if ("error" in reply) {
-          const { error } = reply;
-          throw error.image ? new ImageError(error.code!, error.message) : new Error(error.message);
-        }
-        return { report: reply.report, image: reply.image, document: reply.document };
-      } finally {
-        if (members.includes(member)) release(member);
-      }
+    async analyse(bytes, options, maxPixels, header = {}, draw = true) {
+      const reply = await call({ kind: "analyse", id: 0, bytes, options, maxPixels, header, draw });
+      if (!("report" in reply)) throw new Error("analysis worker sent no report");
+      return { report: reply.report, image: reply.image, document: reply.document };
+    },
+    async render(bytes, document) {
+      const reply = await call({ kind: "render", id: 0, bytes, document });
+      if (!reply.image) throw new Error("analysis worker sent no image");
+      return reply.image;
     },
     close() {
       closed = true;

@@ -4,34 +4,52 @@
 import { ImageError } from "./image_error.ts";
 import { loadOpenCV, openCVVersion } from "./opencv.ts";
 import type { AnalysisOptions } from "./options.ts";
-import { analyseImage } from "./pipeline.ts";
+import { analyseImage, renderAnnotatedImage } from "./pipeline.ts";
 
-/** A request to the pool member. */
-export interface PoolRequest {
+/** A request to the pool member: analyse an upload, or render the annotated image of an analysed one. */
+export type PoolRequest = {
+  kind: "analyse";
   id: number;
   bytes: Uint8Array;
   options: AnalysisOptions;
   maxPixels: number;
   /** Fields placed first in the result document (e.g. the task id). */
   header: Record<string, unknown>;
-}
+  /** Whether to draw and encode the annotated image now. */
+  draw: boolean;
+} | {
+  kind: "render";
+  id: number;
+  bytes: Uint8Array;
+  /** The result document (UTF-8 JSON) the analysis wrote. */
+  document: Uint8Array;
+};
 
 self.onmessage = async (e: MessageEvent<PoolRequest | "init">) => {
   if (e.data === "init") {
     self.postMessage({ ready: true, version: openCVVersion(await loadOpenCV()) });
     return;
   }
-  const { id, bytes, options, maxPixels, header } = e.data;
+  const request = e.data;
+  const { id } = request;
   try {
     const cv = await loadOpenCV();
-    const { report, image } = analyseImage(cv, bytes, options, maxPixels);
+    if (request.kind === "render") {
+      const image = ownBuffer(
+        renderAnnotatedImage(cv, request.bytes, JSON.parse(new TextDecoder().decode(request.document))),
+      );
+      self.postMessage({ id, image }, [image.buffer as ArrayBuffer]);
+      return;
+    }
+    const { bytes, options, maxPixels, header, draw } = request;
+    const { report, image } = analyseImage(cv, bytes, options, maxPixels, draw);
     // Serialised here, and only the summary cloned back: the calling thread renews job locks and should do no
     // per-contour work (a large image has thousands of contours).
     const document = new TextEncoder().encode(JSON.stringify({ ...header, ...report }));
     const { contours: _, ...summary } = report;
-    const owned = ownBuffer(image);
+    const owned = image && ownBuffer(image);
     self.postMessage({ id, report: summary, image: owned, document }, [
-      owned.buffer as ArrayBuffer,
+      ...(owned ? [owned.buffer as ArrayBuffer] : []),
       document.buffer as ArrayBuffer,
     ]);
   } catch (err) {

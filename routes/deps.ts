@@ -3,6 +3,7 @@ import type { QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import type { ContourQueue } from "../queue/contour_queue.ts";
+import type { OnDemandRenderer } from "../storage/render_on_demand.ts";
 
 /** What the HTTP layer needs, passed in explicitly (tests build it with a real Redis and temp folders). */
 export interface AppDeps {
@@ -14,6 +15,8 @@ export interface AppDeps {
   events?: QueueEvents;
   /** Shared with main.ts: while draining, new requests are refused and in-flight ones are counted down. */
   lifecycle?: Lifecycle;
+  /** Draws lazily rendered annotated images on their first request (RENDER=lazy). */
+  renderer?: OnDemandRenderer;
   /** Versions shown by /info (the OpenCV one is known only once a worker has loaded it). */
   versions?: Record<string, string>;
 }

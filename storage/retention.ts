@@ -4,7 +4,7 @@ import type { Config } from "../config.ts";
 import type { ContourQueue } from "../queue/contour_queue.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import { forgetResult } from "../queue/results_index.ts";
-import { removeFile } from "./files.ts";
+import { removeFile, RESULT_EXTENSIONS, resultFiles } from "./files.ts";
 
 /** What one sweep removed. */
 export interface SweepReport {
@@ -38,7 +38,7 @@ async function* taskFiles(dir: string): AsyncGenerator<{ path: string; taskId: s
 /**
  * Removes what has outlived its TTL: finished jobs older than RESULT_TTL_HOURS with their result files and index
  * entries, uploads of finished jobs older than UPLOAD_TTL_HOURS, and files whose job no longer exists. A file whose
- * job is still queued or running is never touched.
+ * job is still queued or running is never touched, nor the upload of a result whose image is not drawn yet.
  */
 export async function sweepRetention(
   config: Config,
@@ -78,9 +78,19 @@ export async function sweepRetention(
     if (now - f.mtime < ORPHAN_MIN_AGE_MS) continue;
     const state = await stateOf(f.taskId);
     if (LIVE.has(state)) continue; // a worker still needs it
+    // Its annotated image is drawn from it on first request (RENDER=lazy): kept as long as the result is.
+    if (state === "completed" && !(await imageDrawn(config.RESULT_DIR, f.taskId))) continue;
     if (state !== "unknown" && f.mtime > uploadCutoff) continue; // a finished job's upload, kept for UPLOAD_TTL_HOURS
     await removeFile(f.path);
     report.uploads++;
   }
   return report;
+}
+
+/** Whether the task's annotated image exists, in either output format. */
+async function imageDrawn(resultDir: string, taskId: string): Promise<boolean> {
+  for (const format of Object.keys(RESULT_EXTENSIONS) as (keyof typeof RESULT_EXTENSIONS)[]) {
+    if (await Deno.stat(resultFiles(resultDir, taskId, format).image).then(() => true, () => false)) return true;
+  }
+  return false;
 }

@@ -137,10 +137,10 @@ Deno.test("drawing options: colour, thickness and fill", async () => {
     x: number,
     y: number,
   ) => [...r.data.subarray((y * r.width + x) * 3, (y * r.width + x) * 3 + 3)];
-  const red = analyseContours(cv, card, opts({ ...noBlur, color: "#ff0000", thickness: 1 })).annotated;
+  const red = analyseContours(cv, card, opts({ ...noBlur, color: "#ff0000", thickness: 1 })).annotated!;
   assert.deepEqual(px(red, 90, 10), [255, 0, 0]); // on the outline
   assert.deepEqual(px(red, 100, 20), [255, 255, 255]); // inside, untouched
-  const filled = analyseContours(cv, card, opts({ ...noBlur, color: "#0000ff", fill: true })).annotated;
+  const filled = analyseContours(cv, card, opts({ ...noBlur, color: "#0000ff", fill: true })).annotated!;
   assert.deepEqual(px(filled, 100, 20), [0, 0, 255]);
 });
 

@@ -54,8 +54,8 @@ Deno.test("upload → queue → contours → results, for every sample", async (
       }
     });
 
-    await t.step("uploads are removed once their job completed", async () => {
-      // Removal follows BullMQ's confirmation of completion, a moment after the status says completed.
+    await t.step("uploads are removed once their annotated image was drawn", async () => {
+      // Drawn on request above (RENDER=lazy), which removes the upload before answering.
       const until = Date.now() + 5000;
       while ((await listDir(svc.config.UPLOAD_DIR)).length && Date.now() < until) {
         await new Promise((r) => setTimeout(r, 20));

@@ -23,7 +23,7 @@ Deno.test("lossless samples: contour count and every area equal native OpenCV 4.
       assert.equal(report.total_points, ref.total_points);
       const areas = report.contours.map((c) => Math.round(c.area * 10) / 10).sort((a, b) => b - a);
       assert.deepEqual(areas, ref.areas_desc);
-      const annotated = decodeImage(png);
+      const annotated = decodeImage(png!);
       assert.equal(annotated.format, "png");
       assert.deepEqual([annotated.raster.width, annotated.raster.height], [ref.width, ref.height]);
     });

@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { loadOpenCV } from "../imaging/opencv.ts";
+import { AnalysisOptionsSchema } from "../imaging/options.ts";
+import { analyseImage } from "../imaging/pipeline.ts";
+import { closeRedis, connectRedis, createRedis } from "../queue/connection.ts";
+import { createContourQueue } from "../queue/contour_queue.ts";
+import { sweepRetention } from "../storage/retention.ts";
+import { fixture } from "./fixtures.ts";
+import { listDir, startTestService, waitForTask } from "./harness.ts";
+
+const HOUR = 3_600_000;
+
+async function submit(base: string, name: string, fields: Record<string, string> = {}) {
+  const form = new FormData();
+  form.append("file", new File([await fixture(name) as Uint8Array<ArrayBuffer>], name));
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  const res = await fetch(`${base}/api/v1/images/upload`, { method: "POST", body: form });
+  assert.equal(res.status, 202);
+  const { task_id } = await res.json();
+  const status = await waitForTask(base, task_id);
+  assert.equal(status.state, "completed", JSON.stringify(status));
+  return { id: task_id as string, result: status.result as Record<string, string> & { timings_ms: { draw: number } } };
+}
+
+/** What the worker would have drawn at analysis time (RENDER=eager), computed in this thread. */
+async function eagerImage(name: string, fields: Record<string, string> = {}): Promise<Uint8Array> {
+  return analyseImage(await loadOpenCV(), await fixture(name), AnalysisOptionsSchema.parse(fields)).image!;
+}
+
+Deno.test("RENDER=lazy: the annotated image is drawn on its first request, identical to an eager one", async (t) => {
+  const svc = await startTestService({ RENDER: "lazy", WORKER_CONCURRENCY: "1" });
+  const { UPLOAD_DIR, RESULT_DIR } = svc.config;
+  try {
+    await t.step("a completed task has its document but no image yet, and keeps its upload", async () => {
+      const { id, result } = await submit(svc.base, "rocket.jpg");
+      assert.equal(result.timings_ms.draw, 0);
+      assert.deepEqual((await listDir(RESULT_DIR)).filter((f) => f.startsWith(id)), [`${id}.json`]);
+      assert.equal((await listDir(UPLOAD_DIR)).filter((f) => f.startsWith(id)).length, 1);
+
+      const res = await fetch(svc.base + result.result_url);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("content-type"), "image/png");
+      const first = new Uint8Array(await res.arrayBuffer());
+      assert.deepEqual(first, await eagerImage("rocket.jpg"), "same bytes as drawing at analysis time");
+      assert.ok((await listDir(RESULT_DIR)).includes(`${id}.png`), "written once drawn");
+      assert.deepEqual((await listDir(UPLOAD_DIR)).filter((f) => f.startsWith(id)), [], "upload removed once drawn");
+      const again = new Uint8Array(await (await fetch(svc.base + result.result_url)).arrayBuffer());
+      assert.deepEqual(again, first);
+    });
+
+    await t.step("drawing options and JPEG output are honoured; concurrent first requests all get it", async () => {
+      const fields = { color: "#ff0000", thickness: "3", output_format: "jpeg" };
+      const { result } = await submit(svc.base, "coins.png", fields);
+      assert.match(result.result_url, /\.jpg$/);
+      const answers = await Promise.all(Array.from({ length: 5 }, () => fetch(svc.base + result.result_url)));
+      const expected = await eagerImage("coins.png", fields);
+      for (const res of answers) {
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("content-type"), "image/jpeg");
+        const got = new Uint8Array(await res.arrayBuffer());
+        assert.deepEqual(got, expected);
+      }
+      // The other extension is not this task's image.
+      const other = await fetch(svc.base + result.result_url.replace(/\.jpg$/, ".png"));
+      assert.equal(other.status, 404);
+      await other.body?.cancel();
+    });
+
+    await t.step("upload gone before the first request → 410 image_gone, the contour data still served", async () => {
+      const { id, result } = await submit(svc.base, "page.png");
+      for (const f of (await listDir(UPLOAD_DIR)).filter((f) => f.startsWith(id))) {
+        await Deno.remove(join(UPLOAD_DIR, f));
+      }
+      const res = await fetch(svc.base + result.result_url);
+      assert.equal(res.status, 410);
+      assert.equal((await res.json()).error.code, "image_gone");
+      const data = await fetch(svc.base + result.data_url);
+      assert.equal(data.status, 200);
+      await data.body?.cancel();
+    });
+
+    await t.step(
+      "retention keeps an undrawn result's upload past UPLOAD_TTL_HOURS, as long as the result",
+      async () => {
+        const { id } = await submit(svc.base, "camera.png");
+        const name = (await listDir(UPLOAD_DIR)).find((f) => f.startsWith(id))!;
+        const old = new Date(Date.now() - 30 * HOUR);
+        await Deno.utime(join(UPLOAD_DIR, name), old, old);
+        const redis = createRedis(svc.config, "producer");
+        await connectRedis(redis);
+        const queue = createContourQueue(svc.config, redis);
+        try {
+          const report = await sweepRetention(svc.config, queue, redis);
+          assert.equal(report.uploads, 0);
+          assert.ok((await listDir(UPLOAD_DIR)).includes(name));
+        } finally {
+          await queue.close();
+          await closeRedis(redis);
+        }
+      },
+    );
+  } finally {
+    await svc.close();
+  }
+});
+
+Deno.test("RENDER=eager: the worker draws the image before the task completes and removes the upload", async () => {
+  const svc = await startTestService({ RENDER: "eager", WORKER_CONCURRENCY: "1" });
+  try {
+    const { id, result } = await submit(svc.base, "rocket.jpg");
+    assert.ok(result.timings_ms.draw > 0);
+    assert.ok((await listDir(svc.config.RESULT_DIR)).includes(`${id}.png`));
+    const res = await fetch(svc.base + result.result_url);
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), await eagerImage("rocket.jpg"));
+    // Removal follows BullMQ's confirmation of completion, a moment after the status says completed.
+    const until = Date.now() + 5000;
+    while ((await listDir(svc.config.UPLOAD_DIR)).length && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(await listDir(svc.config.UPLOAD_DIR), []);
+  } finally {
+    await svc.close();
+  }
+});
