@@ -12,6 +12,8 @@ export interface EndToEndSettings {
   concurrency: number;
   /** WORKER_CONCURRENCY of the service (pool members). */
   workers: number;
+  /** RENDER of the service: annotated images drawn on request (lazy) or by the worker (eager). */
+  render: "lazy" | "eager";
   /** Images to upload, round-robin. */
   images: { name: string; bytes: Uint8Array }[];
   /** Folder for the run's uploads and results (removed afterwards). */
@@ -23,6 +25,7 @@ export interface EndToEndReport {
   uploads: number;
   concurrency: number;
   workers: number;
+  render: "lazy" | "eager";
   accepted: number;
   failures: number;
   uploads_per_s: number;
@@ -47,6 +50,7 @@ export async function benchEndToEnd(s: EndToEndSettings): Promise<EndToEndReport
     UPLOAD_DIR: `${s.scratch}/uploads`,
     RESULT_DIR: `${s.scratch}/results`,
     WORKER_CONCURRENCY: String(s.workers),
+    RENDER: s.render,
     RATE_LIMIT: "0",
     REDIS_AUTOSTART: "false",
   };
@@ -122,6 +126,7 @@ export async function benchEndToEnd(s: EndToEndSettings): Promise<EndToEndReport
       uploads: s.uploads,
       concurrency: s.concurrency,
       workers: s.workers,
+      render: s.render,
       accepted: started.size,
       failures: failed,
       uploads_per_s: round(s.uploads / ((lastUpload - t0) / 1000), 1),

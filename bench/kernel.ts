@@ -1,6 +1,5 @@
 import { decodeImage } from "../imaging/decode.ts";
-import { loadOpenCV } from "../imaging/opencv.ts";
-import { analyseImage } from "../imaging/pipeline.ts";
+import { analyseImage, loadPipeline } from "../imaging/pipeline.ts";
 import { createAnalysisPool } from "../imaging/pool.ts";
 import { DEFAULT_OPTIONS } from "../imaging/options.ts";
 import { median, round } from "./stats.ts";
@@ -20,7 +19,7 @@ export async function benchKernel(
   runs: number,
   warmup: number,
 ): Promise<Record<string, StageMedians>> {
-  const cv = await loadOpenCV();
+  const cv = await loadPipeline();
   const out: Record<string, StageMedians> = {};
   for (const file of files) {
     const bytes = await Deno.readFile(file);
@@ -71,7 +70,7 @@ export interface MemoryReport {
  * RSS at the end; a leaked `Mat` per image shows up as WASM heap growth.
  */
 export async function benchMemory(files: string[], images: number): Promise<MemoryReport> {
-  const cv = await loadOpenCV();
+  const cv = await loadPipeline();
   const inputs = await Promise.all(files.map((f) => Deno.readFile(f)));
   const heapMiB = () => round((cv as unknown as { HEAP8: Int8Array }).HEAP8.length / 2 ** 20, 1);
   const rssMiB = () => round(Deno.memoryUsage().rss / 2 ** 20, 1);

@@ -1,6 +1,11 @@
 import jpeg from "jpeg-js";
 import { ImageError } from "./image_error.ts";
+import { decodeJpegWasm } from "./jpeg_wasm.ts";
 import type { Decoded, DecodeInfo, Raster } from "./raster.ts";
+
+// Once loadJpegWasm() has run in the isolate (every pool member does it), complete gray and colour files are decoded by
+// libjpeg-turbo in WASM, exactly as native OpenCV decodes them; the rest of this module is the fallback for what that
+// path leaves out (CMYK/YCCK, truncated or damaged files, files lacking Huffman tables) and for isolates without it.
 
 // jpeg-js is the entropy decoder and IDCT. Everything it gets wrong or leaves out compared with libjpeg-turbo (what
 // OpenCV's imread uses) is handled here, so that results match native OpenCV as closely as jpeg-js allows:
@@ -453,6 +458,14 @@ export function decodeJpeg(bytes: Uint8Array): Decoded {
     throw new ImageError("image_too_large", `JPEG ${frame.width}x${frame.height} is too large to decode`);
   }
   const space = colourSpace(layout, frame);
+  const wasm = !layout.truncated && layout.missingTables.size === 0 && commonSampling(frame) &&
+    (space === "gray" || space === "ycc" || space === "rgb");
+  const decoded = wasm ? decodeJpegWasm(bytes) : null;
+  if (decoded && decoded.width === frame.width && decoded.height === frame.height) {
+    // RGBA is kept as it comes (alpha 255): OpenCV converts it to gray and RGB as fast as a copy could strip it.
+    const raster: Raster = { width: decoded.width, height: decoded.height, channels: 4, data: decoded.rgba };
+    return withOrientation(raster, layout.orientation, []);
+  }
   const notes: string[] = [];
 
   const tables: Uint8Array[] = [];
@@ -527,10 +540,26 @@ export function decodeJpeg(bytes: Uint8Array): Decoded {
     raster = { width, height, channels: 3, data };
   }
 
+  return withOrientation(raster, layout.orientation, notes);
+}
+
+/**
+ * 4:4:4, 4:2:2 or 4:2:0 (or gray): where the WASM build (mozjpeg, on an older libjpeg-turbo) upsamples exactly as
+ * libjpeg-turbo 2.1 does. It replicates 4:4:0 chroma instead of smoothing it (up to 2 levels off), so such rarer
+ * layouts take our decoder, which smooths them as libjpeg-turbo 2.1 does.
+ */
+function commonSampling(frame: Frame): boolean {
+  const [luma, ...chroma] = frame.components;
+  if (chroma.some((c) => c.h !== 1 || c.v !== 1)) return false;
+  return (luma.h === 1 && luma.v === 1) || (luma.h === 2 && (luma.v === 1 || luma.v === 2));
+}
+
+/** Applies the EXIF orientation (1 = as stored) and reports it with the notes, as imread does by default. */
+function withOrientation(raster: Raster, orientation: number, notes: string[]): Decoded {
   const info: DecodeInfo = {};
-  if (layout.orientation !== 1) {
-    raster = orient(raster, layout.orientation);
-    info.orientation = layout.orientation;
+  if (orientation !== 1) {
+    raster = orient(raster, orientation);
+    info.orientation = orientation;
   }
   if (notes.length > 0) info.notes = notes;
   return { raster, info };

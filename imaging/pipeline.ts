@@ -2,7 +2,8 @@ import { analyseContours, drawMeasuredContours, type MeasuredContour } from "./c
 import { decodeImage } from "./decode.ts";
 import { encodeImage } from "./encode.ts";
 import type { ImageFormat } from "./format.ts";
-import type { OpenCV } from "./opencv.ts";
+import { loadJpegWasm } from "./jpeg_wasm.ts";
+import { loadOpenCV, type OpenCV } from "./opencv.ts";
 import { type AnalysisOptions, DEFAULT_OPTIONS } from "./options.ts";
 import type { DecodeInfo, Raster } from "./raster.ts";
 
@@ -23,6 +24,12 @@ export interface AnalysisReport {
   contours: MeasuredContour[];
   /** Milliseconds per stage (draw and encode are 0 when the image is rendered later, on request). */
   timings_ms: { decode: number; analyse: number; measure: number; draw: number; encode: number };
+}
+
+/** Loads what the pipeline runs on, once per isolate: OpenCV.js and libjpeg-turbo (WASM) for JPEGs. */
+export async function loadPipeline(): Promise<OpenCV> {
+  const [cv] = await Promise.all([loadOpenCV(), loadJpegWasm()]);
+  return cv;
 }
 
 /**

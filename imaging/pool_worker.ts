@@ -2,9 +2,9 @@
 // One member of the analysis pool: owns one OpenCV.js instance and runs the CPU-heavy pipeline off the main thread,
 // so the thread that renews BullMQ's job locks is never blocked by decoding, contours or encoding.
 import { ImageError } from "./image_error.ts";
-import { loadOpenCV, openCVVersion } from "./opencv.ts";
+import { openCVVersion } from "./opencv.ts";
 import type { AnalysisOptions } from "./options.ts";
-import { analyseImage, renderAnnotatedImage } from "./pipeline.ts";
+import { analyseImage, loadPipeline, renderAnnotatedImage } from "./pipeline.ts";
 
 /** A request to the pool member: analyse an upload, or render the annotated image of an analysed one. */
 export type PoolRequest = {
@@ -27,13 +27,13 @@ export type PoolRequest = {
 
 self.onmessage = async (e: MessageEvent<PoolRequest | "init">) => {
   if (e.data === "init") {
-    self.postMessage({ ready: true, version: openCVVersion(await loadOpenCV()) });
+    self.postMessage({ ready: true, version: openCVVersion(await loadPipeline()) });
     return;
   }
   const request = e.data;
   const { id } = request;
   try {
-    const cv = await loadOpenCV();
+    const cv = await loadPipeline();
     if (request.kind === "render") {
       const image = ownBuffer(
         renderAnnotatedImage(cv, request.bytes, JSON.parse(new TextDecoder().decode(request.document))),
