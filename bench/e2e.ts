@@ -155,3 +155,110 @@ async function waitForWorkers(base: string, ms: number): Promise<void> {
   }
   throw new Error(`the service did not come up within ${ms / 1000} s`);
 }
+
+/** What one queue-drain run measured. */
+export interface DrainReport {
+  images: number;
+  workers: number;
+  render: "lazy" | "eager";
+  images_per_s: number;
+  failures: number;
+}
+
+/**
+ * The workers' own throughput: the API (without workers) queues `uploads` images first, then one `deno task worker`
+ * process with `workers` pool members drains the queue. Timed from its first completion to its last, so neither the
+ * uploads nor OpenCV's start-up share the clock: this is what adding cores or worker processes buys.
+ */
+export async function benchDrain(s: EndToEndSettings): Promise<DrainReport> {
+  const port = sparePort();
+  const env = {
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    QUEUE_PREFIX: `bench-${crypto.randomUUID()}`,
+    UPLOAD_DIR: `${s.scratch}/uploads`,
+    RESULT_DIR: `${s.scratch}/results`,
+    WORKER_CONCURRENCY: String(s.workers),
+    RENDER: s.render,
+    RATE_LIMIT: "0",
+    REDIS_AUTOSTART: "false",
+    EMBEDDED_WORKER: "false",
+  };
+  const config = parseConfig(env);
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", PROJECT))).tasks;
+  const spawn = (task: string, script: string) =>
+    new Deno.Command("deno", {
+      args: [
+        "run",
+        ...(tasks[task] as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write")),
+        `--allow-write=${s.scratch}`,
+        script,
+      ],
+      cwd: PROJECT,
+      env,
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  const api = spawn("start", "main.ts");
+  let worker: Deno.ChildProcess | undefined;
+  const connection = createRedis(config, "worker");
+  const events = new QueueEvents(config.QUEUE_NAME, { connection, prefix: config.QUEUE_PREFIX });
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await events.waitUntilReady();
+    const until = Date.now() + 60_000;
+    while (!(await fetch(`${base}/api/v1/health/`).then((r) => (r.body?.cancel(), r.ok), () => false))) {
+      if (Date.now() > until) throw new Error("the API did not come up within 60 s");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    let next = 0;
+    const client = async () => {
+      for (let i = next++; i < s.uploads; i = next++) {
+        const image = s.images[i % s.images.length];
+        const form = new FormData();
+        form.append("file", new File([image.bytes as Uint8Array<ArrayBuffer>], image.name));
+        const res = await fetch(`${base}/api/v1/images/upload`, { method: "POST", body: form });
+        await res.body?.cancel();
+        if (res.status !== 202) throw new Error(`upload answered ${res.status}`);
+      }
+    };
+    await Promise.all(Array.from({ length: s.concurrency }, client));
+
+    const times: number[] = [];
+    let failures = 0;
+    let allDone: () => void = () => {};
+    const done = new Promise<void>((resolve) => (allDone = resolve));
+    const settle = (ok: boolean) => {
+      times.push(performance.now());
+      if (!ok) failures++;
+      if (times.length === s.uploads) allDone();
+    };
+    events.on("completed", () => settle(true));
+    events.on("failed", () => settle(false));
+    worker = spawn("worker", "worker.ts");
+    const deadline = new Promise<"timeout">((resolve) => {
+      const timer = setTimeout(() => resolve("timeout"), 600_000);
+      done.then(() => clearTimeout(timer));
+    });
+    if (await Promise.race([done, deadline]) === "timeout") {
+      throw new Error(`only ${times.length} of ${s.uploads} tasks finished within 10 minutes`);
+    }
+    return {
+      images: s.uploads,
+      workers: s.workers,
+      render: s.render,
+      images_per_s: round((times.length - 1) / ((times[times.length - 1] - times[0]) / 1000), 1),
+      failures,
+    };
+  } finally {
+    await events.close();
+    await closeRedis(connection);
+    for (const p of [worker, api]) {
+      if (!p) continue;
+      p.kill("SIGTERM");
+      await p.status;
+    }
+    await dropPrefix(config);
+    await Deno.remove(s.scratch, { recursive: true }).catch(() => {});
+  }
+}

@@ -1,7 +1,7 @@
 // `deno task bench`: the kernel stage by stage against native OpenCV (when /usr/bin/python3 has cv2), OpenCV.js
 // start-up, memory over many images, pool scaling, and end-to-end throughput and latency through the real service.
 import { parseArgs } from "node:util";
-import { benchEndToEnd, type EndToEndReport } from "./e2e.ts";
+import { benchDrain, benchEndToEnd, type DrainReport, type EndToEndReport } from "./e2e.ts";
 import { generateLargeImages } from "./generate.ts";
 import {
   benchKernel,
@@ -96,12 +96,31 @@ if (!args["skip-e2e"]) {
     e2e.push(await benchEndToEnd({ uploads, concurrency, workers, render, images, scratch }));
   }
   results.e2e = e2e;
+  const drains: DrainReport[] = [];
+  for (const workers of [...new Set([1, cores])]) {
+    console.log(`\nQueue drain: ${uploads} queued images, one worker process with WORKER_CONCURRENCY=${workers}…`);
+    await Deno.mkdir(`${HERE}.tmp`, { recursive: true });
+    const scratch = await Deno.makeTempDir({ dir: `${HERE}.tmp`, prefix: "drain-" });
+    drains.push(await benchDrain({ uploads, concurrency, workers, render: "lazy", images, scratch }));
+  }
+  results.drain = drains;
   results.seed_reference = SEED;
   console.log(endToEndTable(e2e));
+  console.log(
+    "\n" + markdownTable(
+      ["queue drain", "images/s", "failures"],
+      drains.map((d) => [`WORKER_CONCURRENCY=${d.workers}, RENDER=${d.render}`, d.images_per_s, d.failures]),
+    ),
+  );
   if (cores > 1) {
     const scaling = round(e2e[1].images_per_s / e2e[0].images_per_s);
+    const drainScaling = round(drains[1].images_per_s / drains[0].images_per_s);
     results.e2e_scaling = scaling;
-    console.log(`Scaling (RENDER=lazy): ${scaling}× images/s with ${cores} workers over 1`);
+    results.drain_scaling = drainScaling;
+    console.log(
+      `Scaling with ${cores} pool members over 1: ${scaling}× images/s end to end (uploads and analysis on the same ` +
+        `${cores} cores), ${drainScaling}× draining the queue`,
+    );
   }
 }
 

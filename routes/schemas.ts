@@ -18,14 +18,18 @@ export const TaskIdSchema = z.uuid({ message: "task_id must be a UUID" }).openap
   example: "3b241101-e2bb-4255-8caf-4136c566a962",
 });
 
+const CallbackUrlField = z.string().max(2048).optional().openapi({
+  description: "POST the final status here (signed: X-Signature-256: sha256=HMAC of the body); http(s), public hosts " +
+    "or CALLBACK_ALLOWED_HOSTS",
+  example: "https://example.com/hooks/contours",
+});
+
+/** The upload form's text fields: processing options and the callback URL (validated after the file is streamed). */
+export const UploadFieldsSchema = checkOptions(AnalysisOptionsFields.extend({ callback_url: CallbackUrlField }));
+
 /** The multipart form of an upload: the file plus optional processing options. */
 export const UploadFormSchema = checkOptions(AnalysisOptionsFields.extend({
-  callback_url: z.string().max(2048).optional().openapi({
-    description:
-      "POST the final status here (signed: X-Signature-256: sha256=HMAC of the body); http(s), public hosts " +
-      "or CALLBACK_ALLOWED_HOSTS",
-    example: "https://example.com/hooks/contours",
-  }),
+  callback_url: CallbackUrlField,
   file: z
     .instanceof(File, { message: "the form needs a 'file' field holding the image" })
     .openapi({
@@ -106,17 +110,19 @@ const ERROR_EXAMPLES: Record<number, [string, string][]> = {
   401: [["unauthorized", "a valid API key is required (X-API-Key header or Bearer token)"]],
   404: [["not_found", "no task with id 3b241101-e2bb-4255-8caf-4136c566a962"]],
   413: [["file_too_large", "the file is larger than the limit of 10485760 bytes (MAX_FILE_SIZE)"]],
+  415: [["unsupported_media_type", "send the image as multipart/form-data with a 'file' field"]],
   429: [["rate_limited", "too many requests; retry after the time in Retry-After"]],
   503: [["service_unavailable", "the job queue (Redis) is not reachable; try again shortly"]],
 };
 
 /** Standard error responses for the OpenAPI document, with an example of every error code each status carries. */
-export function errorResponses(...statuses: (400 | 401 | 404 | 413 | 429 | 503)[]) {
+export function errorResponses(...statuses: (400 | 401 | 404 | 413 | 415 | 429 | 503)[]) {
   const text: Record<number, string> = {
     400: "Bad input",
     401: "Missing or wrong API key",
     404: "Not found",
     413: "File larger than MAX_FILE_SIZE",
+    415: "Not multipart/form-data",
     429: "Too many requests",
     503: "Redis or the queue is unavailable",
   };

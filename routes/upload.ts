@@ -1,18 +1,16 @@
-import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono, type z } from "@hono/zod-openapi";
 import { join } from "node:path";
-import { BadRequest, TooLarge, Unavailable } from "../errors.ts";
+import { BadRequest, Unavailable } from "../errors.ts";
 import { assertPixelLimit } from "../imaging/decode.ts";
 import { EXTENSIONS, sniffFormat } from "../imaging/format.ts";
 import { checkStructure } from "../imaging/structure.ts";
-import { AnalysisOptionsSchema } from "../imaging/options.ts";
 import { log } from "../log.ts";
 import { validateCallbackUrl } from "../callbacks/callback.ts";
 import { enqueueContourJob } from "../queue/contour_queue.ts";
-import { removeFile, saveUpload } from "../storage/files.ts";
-import { limitBody } from "./body_limit.ts";
-import { requireSingleFileForm } from "./form_shape.ts";
+import { removeFile } from "../storage/files.ts";
 import type { AppDeps } from "./deps.ts";
-import { errorResponses, UploadAcceptedSchema, UploadFormSchema } from "./schemas.ts";
+import { receiveMultipart } from "./multipart.ts";
+import { errorResponses, UploadAcceptedSchema, UploadFieldsSchema, UploadFormSchema } from "./schemas.ts";
 
 // Room for the multipart boundaries and part headers around the file itself.
 const MULTIPART_OVERHEAD = 64 * 1024;
@@ -25,73 +23,87 @@ export function sanitizeFilename(name: string): string {
   return trimmed === "" || trimmed === "." || trimmed === ".." ? "upload" : trimmed;
 }
 
-const uploadRoute = (maxSize: number) =>
-  createRoute({
-    method: "post",
-    path: "/api/v1/images/upload",
-    tags: ["images"],
-    summary: "Upload an image for contour detection",
-    description: "Stores the file under a server-generated name and queues a contour-detection job.",
-    middleware: [
-      // Enforced while the body streams in: an oversized body is cut off before it is buffered.
-      limitBody(maxSize + MULTIPART_OVERHEAD, maxSize),
-      requireSingleFileForm(),
-    ] as const,
-    request: { body: { required: true, content: { "multipart/form-data": { schema: UploadFormSchema } } } },
-    responses: {
-      202: { description: "Accepted and queued", content: { "application/json": { schema: UploadAcceptedSchema } } },
-      ...errorResponses(400, 401, 413, 429, 503),
-    },
-  });
+const uploadRoute = createRoute({
+  method: "post",
+  path: "/api/v1/images/upload",
+  tags: ["images"],
+  summary: "Upload an image for contour detection",
+  description: "Stores the file under a server-generated name and queues a contour-detection job.",
+  request: { body: { required: true, content: { "multipart/form-data": { schema: UploadFormSchema } } } },
+  responses: {
+    202: { description: "Accepted and queued", content: { "application/json": { schema: UploadAcceptedSchema } } },
+    ...errorResponses(400, 401, 413, 415, 429, 503),
+  },
+});
 
 /** Registers `POST /api/v1/images/upload`. */
 export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
   const { config, queue } = deps;
-  app.openapi(uploadRoute(config.MAX_FILE_SIZE), async (c) => {
-    const { file, callback_url, ...fields } = c.req.valid("form");
-    const callbackUrl = callback_url ? validateCallbackUrl(config, callback_url) : undefined;
-    // Already validated by the route; parsed again only to get the typed, defaulted options.
-    const options = AnalysisOptionsSchema.parse(fields);
-    if (file.size === 0) throw new BadRequest("empty_file", "the uploaded file is empty");
-    if (file.size > config.MAX_FILE_SIZE) throw new TooLarge(config.MAX_FILE_SIZE);
-    // The form parser already holds the file in memory (bounded by MAX_FILE_SIZE): read it once, check it, write it.
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    const format = sniffFormat(bytes);
-    // Cheap checks only (headers, container structure): decoding pixels is the workers' CPU work, not the API's.
-    // The pixel limit first: a bomb's tiny body would also fail the structure check, less helpfully.
-    assertPixelLimit(bytes, config.MAX_PIXELS);
-    checkStructure(bytes);
-
+  // Documented from the schemas, but parsed by receiveMultipart (streamed to disk) rather than by the validator
+  // middleware, which would buffer the whole form; the fields are then validated with the same schema.
+  app.openAPIRegistry.registerPath(uploadRoute);
+  app.post(uploadRoute.path, async (c) => {
     const taskId = crypto.randomUUID();
-    const filename = sanitizeFilename(file.name);
-    const filePath = join(config.UPLOAD_DIR, `${taskId}.${EXTENSIONS[format]}`);
-    await saveUpload(bytes, filePath);
+    const incoming = join(config.UPLOAD_DIR, `.incoming-${taskId}`);
+    let stored: string | undefined;
     try {
-      await enqueueContourJob(queue, config, {
-        task_id: taskId,
-        upload_path: filePath,
-        filename,
-        format,
-        size: file.size,
-        submitted_at: new Date().toISOString(),
-        options,
-        request_id: c.get("requestId"),
-        callback_url: callbackUrl,
+      const form = await receiveMultipart(c.req.raw, {
+        tempPath: incoming,
+        maxFileBytes: config.MAX_FILE_SIZE,
+        maxBodyBytes: config.MAX_FILE_SIZE + MULTIPART_OVERHEAD,
       });
+      const parsed = UploadFieldsSchema.safeParse(form.fields);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw new BadRequest("validation_error", `${issue.path.join(".") || "request"}: ${issue.message}`);
+      }
+      if (!form.file) throw new BadRequest("missing_file", "file: the form needs a 'file' field holding the image");
+      const { callback_url, ...options } = parsed.data;
+      const callbackUrl = callback_url ? validateCallbackUrl(config, callback_url) : undefined;
+      if (form.file.size === 0) throw new BadRequest("empty_file", "the uploaded file is empty");
+      // Cheap checks only (headers, container structure), on the file as written: decoding pixels is the workers'
+      // CPU work, not the API's. The pixel limit first: a bomb's tiny body would also fail the structure check.
+      const bytes = form.file.bytes ?? await Deno.readFile(incoming);
+      const format = sniffFormat(bytes);
+      assertPixelLimit(bytes, config.MAX_PIXELS);
+      checkStructure(bytes);
+
+      const filename = sanitizeFilename(form.file.name);
+      stored = join(config.UPLOAD_DIR, `${taskId}.${EXTENSIONS[format]}`);
+      if (form.file.bytes) await Deno.writeFile(stored, bytes, { createNew: true });
+      else await Deno.rename(incoming, stored);
+      try {
+        await enqueueContourJob(queue, config, {
+          task_id: taskId,
+          upload_path: stored,
+          filename,
+          format,
+          size: form.file.size,
+          submitted_at: new Date().toISOString(),
+          options,
+          request_id: c.get("requestId"),
+          callback_url: callbackUrl,
+        });
+      } catch (err) {
+        log("warn", "enqueue failed", { task_id: taskId, error: (err as Error).message });
+        throw new Unavailable("the job queue (Redis) is not reachable; try again shortly");
+      }
+      log("info", "upload accepted", { request_id: c.get("requestId"), task_id: taskId, format, size: form.file.size });
+      const accepted: z.infer<typeof UploadAcceptedSchema> = {
+        message: "Image uploaded successfully, processing started",
+        status: "queued",
+        task_id: taskId,
+        filename,
+        file_path: stored,
+        status_url: `/api/v1/images/status/${taskId}`,
+      };
+      stored = undefined;
+      return c.json(accepted, 202);
     } catch (err) {
-      // Nothing will ever process this file: remove it rather than leave an orphan.
-      await removeFile(filePath);
-      log("warn", "enqueue failed", { task_id: taskId, error: (err as Error).message });
-      throw new Unavailable("the job queue (Redis) is not reachable; try again shortly");
+      // Nothing will ever process these bytes: no partial or orphan file is left behind.
+      await removeFile(incoming);
+      if (stored) await removeFile(stored);
+      throw err;
     }
-    log("info", "upload accepted", { request_id: c.get("requestId"), task_id: taskId, format, size: file.size });
-    return c.json({
-      message: "Image uploaded successfully, processing started",
-      status: "queued" as const,
-      task_id: taskId,
-      filename,
-      file_path: filePath,
-      status_url: `/api/v1/images/status/${taskId}`,
-    }, 202);
   });
 }

@@ -12,16 +12,6 @@ export async function ensureStorageDirs(dirs: StorageDirs): Promise<void> {
   await Deno.mkdir(dirs.resultDir, { recursive: true });
 }
 
-/** Writes an upload under its server-made name; never overwrites, and leaves no partial file when writing fails. */
-export async function saveUpload(bytes: Uint8Array, path: string): Promise<void> {
-  try {
-    await Deno.writeFile(path, bytes, { createNew: true });
-  } catch (err) {
-    if (!(err instanceof Deno.errors.AlreadyExists)) await removeFile(path);
-    throw err;
-  }
-}
-
 /** Removes a file, ignoring one that is already gone. */
 export async function removeFile(path: string): Promise<void> {
   try {

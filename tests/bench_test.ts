@@ -36,6 +36,8 @@ Deno.test("deno task bench --quick runs every part and writes its JSON", async (
       assert.equal(run.accepted, run.uploads);
       assert.ok(run.images_per_s > 0 && run.upload_ms.p99 > 0 && run.completed_ms.p99 > 0);
     }
+    assert.ok(result.drain.length >= 2);
+    for (const run of result.drain) assert.ok(run.failures === 0 && run.images_per_s > 0, JSON.stringify(run));
     assert.match(text, /\| image \| decode \| analyse \| measure \| draw \| encode \| total \|/);
   } finally {
     await Deno.remove(dir, { recursive: true });

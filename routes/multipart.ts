@@ -1,0 +1,266 @@
+import { Buffer } from "node:buffer";
+import { AppError, BadRequest, TooLarge } from "../errors.ts";
+
+/** What a streamed multipart upload held: its text fields, and its one file. */
+export interface ReceivedForm {
+  fields: Record<string, string>;
+  /**
+   * The `file` part; null when the form had none. Up to SPILL_BYTES it is kept in `bytes`; a larger one was streamed
+   * to the temp path instead (`bytes` null), so no upload holds more than that much memory while it arrives.
+   */
+  file: { name: string; size: number; bytes: Uint8Array | null } | null;
+}
+
+/** Limits and destination for one upload. */
+export interface ReceiveOptions {
+  /** Where a `file` part over SPILL_BYTES is written (created; the caller renames or removes it). */
+  tempPath: string;
+  /** Largest file part; the limit reported in the 413. */
+  maxFileBytes: number;
+  /** Largest whole body (the file plus fields, boundaries and part headers). */
+  maxBodyBytes: number;
+}
+
+// Option values are short words and numbers; a callback URL is the longest legitimate field.
+const MAX_FIELD_BYTES = 4096;
+const MAX_FIELDS = 64;
+const MAX_HEADER_BYTES = 8192;
+const CRLF2 = Buffer.from("\r\n\r\n");
+const WRITE_BYTES = 64 * 1024;
+/** A file part up to this size stays in memory (one write later, no read back); a larger one streams to disk. */
+export const SPILL_BYTES = 1024 * 1024;
+
+/**
+ * Reads a multipart/form-data body as it streams in, writing the `file` part straight to disk: memory stays bounded
+ * whatever the upload's size, and boundaries are found with Buffer's native search (Deno's own form parser scans
+ * byte by byte in JavaScript, the largest cost of an upload in the bench's profile). Refuses what the form schema
+ * alone would accept silently: a second file, files under other names, oversized or too many text fields.
+ */
+export async function receiveMultipart(request: Request, options: ReceiveOptions): Promise<ReceivedForm> {
+  const type = request.headers.get("content-type") ?? "";
+  const boundary = /^multipart\/form-data\s*;.*?boundary=(?:"([^"]+)"|([^\s;]+))/i.exec(type);
+  if (!boundary) {
+    await request.body?.cancel().catch(() => {});
+    if (/^multipart\/form-data/i.test(type)) throw malformed("no boundary in its Content-Type");
+    throw new AppError(415, "unsupported_media_type", "send the image as multipart/form-data with a 'file' field");
+  }
+  const declared = request.headers.get("content-length");
+  if (declared !== null && !request.headers.has("transfer-encoding") && Number(declared) > options.maxBodyBytes) {
+    await request.body?.cancel().catch(() => {});
+    throw new TooLarge(options.maxFileBytes);
+  }
+  const delimiter = Buffer.from(`\r\n--${boundary[1] ?? boundary[2]}`);
+  const reader = request.body?.getReader();
+  if (!reader) throw malformed("the body is empty");
+
+  const fields: Record<string, string> = {};
+  let file: { name: string; size: number; bytes: Uint8Array | null } | null = null;
+  let sink: Deno.FsFile | null = null;
+  let held: Uint8Array[] = [];
+  let fileParts = 0;
+  const misplaced: string[] = [];
+  let received = 0;
+  // A CRLF in front lets the first boundary be found like every later one.
+  const queue = new ByteQueue(Buffer.from("\r\n"));
+  let buf = queue.view();
+  // Where the next boundary search starts: what was searched before holds none (its last bytes are searched again).
+  let searched = 0;
+  let state: "preamble" | "after-boundary" | "headers" | "body" | "done" = "preamble";
+  let part: { name: string; kind: "file" | "text" | "skip"; text: Uint8Array[]; textBytes: number } | null = null;
+
+  const consume = (n: number) => {
+    queue.consume(n);
+    buf = queue.view();
+    searched = Math.max(0, searched - n);
+  };
+  const more = async (): Promise<boolean> => {
+    const { done, value } = await reader.read();
+    if (done) return false;
+    received += value.length;
+    if (received > options.maxBodyBytes) throw new TooLarge(options.maxFileBytes);
+    queue.append(value);
+    buf = queue.view();
+    return true;
+  };
+  const emit = async (data: Buffer) => {
+    if (!part || data.length === 0) return;
+    if (part.kind === "file") {
+      file!.size += data.length;
+      if (file!.size > options.maxFileBytes) throw new TooLarge(options.maxFileBytes);
+      if (!sink && file!.size <= SPILL_BYTES) {
+        held.push(Uint8Array.from(data));
+        return;
+      }
+      if (!sink) {
+        sink = await Deno.open(options.tempPath, { write: true, createNew: true });
+        for (const piece of held) await writeAll(sink, piece);
+        held = [];
+      }
+      await writeAll(sink, data);
+    } else if (part.kind === "text") {
+      part.textBytes += data.length;
+      if (part.textBytes > MAX_FIELD_BYTES) {
+        throw new BadRequest("validation_error", `${part.name}: longer than ${MAX_FIELD_BYTES} bytes`);
+      }
+      part.text.push(Uint8Array.from(data));
+    }
+  };
+  const finishPart = () => {
+    if (part?.kind === "text") {
+      if (Object.keys(fields).length >= MAX_FIELDS) throw new BadRequest("validation_error", "too many form fields");
+      // The first value of a repeated field wins, as FormData.get would give it.
+      fields[part.name] ??= new TextDecoder().decode(Buffer.concat(part.text));
+    }
+    part = null;
+  };
+
+  try {
+    while (state !== "done") {
+      if (state === "preamble" || state === "body") {
+        const at = buf.indexOf(delimiter, searched);
+        if (at < 0) {
+          // Everything but a tail that could be the start of a boundary is part data (or preamble, dropped); part
+          // data is written in pieces of at least WRITE_BYTES, so small network reads do not each cost a write.
+          const keep = Math.min(buf.length, delimiter.length - 1);
+          searched = buf.length - keep;
+          if (state === "preamble" || buf.length - keep >= WRITE_BYTES) {
+            if (state === "body") await emit(buf.subarray(0, buf.length - keep));
+            consume(buf.length - keep);
+          }
+          if (!(await more())) throw malformed("it ends before its closing boundary");
+          continue;
+        }
+        if (state === "body") {
+          await emit(buf.subarray(0, at));
+          finishPart();
+        }
+        consume(at + delimiter.length);
+        state = "after-boundary";
+      } else if (state === "after-boundary") {
+        if (buf.length < 2 && !(await more())) throw malformed("it ends right after a boundary");
+        if (buf.length < 2) continue;
+        if (buf[0] === 0x2d && buf[1] === 0x2d) state = "done";
+        else {
+          // Transport padding (spaces, tabs) may follow a boundary before its CRLF.
+          let i = 0;
+          while (i < buf.length && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
+          if (i + 2 > buf.length) {
+            if (!(await more())) throw malformed("it ends right after a boundary");
+            continue;
+          }
+          if (buf[i] !== 0x0d || buf[i + 1] !== 0x0a) throw malformed("a boundary is not followed by a line break");
+          consume(i + 2);
+          state = "headers";
+        }
+      } else if (state === "headers") {
+        const end = buf.indexOf(CRLF2);
+        if (end < 0) {
+          if (buf.length > MAX_HEADER_BYTES) throw malformed("a part's headers are too long");
+          if (!(await more())) throw malformed("it ends inside a part's headers");
+          continue;
+        }
+        const disposition = parseDisposition(buf.subarray(0, end).toString("utf8"));
+        consume(end + 4);
+        if (!disposition) throw malformed("a part has no form-data Content-Disposition with a name");
+        const { name, filename } = disposition;
+        let kind: "file" | "text" | "skip" = "text";
+        if (filename !== undefined) {
+          if (name !== "file") {
+            misplaced.push(name);
+            kind = "skip";
+          } else if (++fileParts > 1) {
+            throw new BadRequest("too_many_files", "send one image per upload (got more than one file)");
+          } else {
+            kind = "file";
+            file = { name: filename, size: 0, bytes: null };
+          }
+        }
+        part = { name, kind, text: [], textBytes: 0 };
+        state = "body";
+      }
+    }
+  } catch (err) {
+    await reader.cancel().catch(() => {});
+    throw err;
+  } finally {
+    // Assigned inside `emit`, which the compiler does not follow.
+    (sink as Deno.FsFile | null)?.close();
+  }
+  // Whatever follows the closing boundary (an epilogue) is read and ignored, so the connection stays usable.
+  while (!(await reader.read()).done) { /* drain */ }
+
+  if (misplaced.length && !file) {
+    throw new BadRequest(
+      "missing_file",
+      `file: the form needs a 'file' field holding the image (found a file under '${misplaced[0]}')`,
+    );
+  }
+  if (misplaced.length) {
+    throw new BadRequest("validation_error", `${misplaced[0]}: only the field 'file' may hold a file`);
+  }
+  if (file && !(sink as Deno.FsFile | null)) {
+    file.bytes = held.length === 1 ? held[0] : new Uint8Array(Buffer.concat(held));
+  }
+  return { fields, file };
+}
+
+async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  for (let off = 0; off < data.length;) off += await file.write(data.subarray(off));
+}
+
+function malformed(why: string): BadRequest {
+  return new BadRequest("malformed_form", `the multipart body could not be parsed: ${why}`);
+}
+
+/** The name (and filename, for file parts) from a part's Content-Disposition: form-data header. */
+function parseDisposition(headers: string): { name: string; filename?: string } | null {
+  const line = headers.split("\r\n").find((h) => /^content-disposition\s*:/i.test(h));
+  if (!line || !/:\s*form-data\b/i.test(line)) return null;
+  const param = (key: string) => {
+    const m = new RegExp(`;\\s*${key}\\s*=\\s*(?:"((?:[^"\\\\]|\\\\.)*)"|([^;\\s]+))`, "i").exec(line);
+    // Browsers (and the HTML spec) send ", CR and LF in names as %22, %0D and %0A; Fetch's parser decodes those.
+    const value = m ? (m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2]) : undefined;
+    return value?.replace(/%(22|0D|0A)/gi, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
+  };
+  const name = param("name");
+  if (name === undefined) return null;
+  return { name, filename: param("filename") };
+}
+
+/** Bytes received but not yet consumed, in one growable buffer: appending is amortised O(1), unlike concatenation. */
+class ByteQueue {
+  #store: Uint8Array;
+  #start = 0;
+  #end: number;
+
+  constructor(initial: Uint8Array) {
+    this.#store = new Uint8Array(Math.max(64 * 1024, initial.length));
+    this.#store.set(initial);
+    this.#end = initial.length;
+  }
+
+  append(chunk: Uint8Array): void {
+    if (this.#end + chunk.length > this.#store.length) {
+      const live = this.#end - this.#start;
+      const store = live + chunk.length > this.#store.length / 2
+        ? new Uint8Array(Math.max(this.#store.length * 2, live + chunk.length))
+        : this.#store;
+      if (store === this.#store) this.#store.copyWithin(0, this.#start, this.#end);
+      else store.set(this.#store.subarray(this.#start, this.#end));
+      this.#store = store;
+      this.#start = 0;
+      this.#end = live;
+    }
+    this.#store.set(chunk, this.#end);
+    this.#end += chunk.length;
+  }
+
+  consume(n: number): void {
+    this.#start += n;
+  }
+
+  /** The unconsumed bytes (a view, valid until the next append). */
+  view(): Buffer {
+    return Buffer.from(this.#store.buffer, this.#store.byteOffset + this.#start, this.#end - this.#start);
+  }
+}
