@@ -61,42 +61,50 @@ export interface MemoryReport {
   rss_after_warmup_mib: number;
   rss_after_all_mib: number;
   rss_growth_pct: number;
+  /** Live JavaScript objects (V8 heap after a collection). */
+  js_heap_after_warmup_mib: number;
+  js_heap_after_all_mib: number;
+  /** OpenCV.js's WASM memory: a Mat not freed per image would grow it. */
   wasm_heap_after_warmup_mib: number;
   wasm_heap_after_all_mib: number;
 }
 
 /**
- * Runs `images` analyses over the files and compares RSS after the first tenth (warm: heaps sized, code compiled) with
- * RSS at the end; a leaked `Mat` per image shows up as WASM heap growth.
+ * Runs `images` analyses over the files and compares memory after the first quarter (warm: heaps sized, code
+ * compiled) with memory at the end. RSS also holds ArrayBuffer memory that V8 has freed but the allocator not yet returned, so
+ * it moves by tens of MiB either way; the JS heap and OpenCV's WASM heap are what a leak would grow.
  */
 export async function benchMemory(files: string[], images: number): Promise<MemoryReport> {
   const cv = await loadPipeline();
   const inputs = await Promise.all(files.map((f) => Deno.readFile(f)));
-  const heapMiB = () => round((cv as unknown as { HEAP8: Int8Array }).HEAP8.length / 2 ** 20, 1);
   // Garbage is collected first (the bench runs with --expose-gc), so the readings are live memory, not V8's timing.
   const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
-  const rssMiB = () => {
+  const read = () => {
     gc();
-    return round(Deno.memoryUsage().rss / 2 ** 20, 1);
+    const m = Deno.memoryUsage();
+    return {
+      rss: round(m.rss / 2 ** 20, 1),
+      js: round(m.heapUsed / 2 ** 20, 1),
+      wasm: round((cv as unknown as { HEAP8: Int8Array }).HEAP8.length / 2 ** 20, 1),
+    };
   };
-  const warm = Math.max(1, Math.floor(images / 10));
-  let rssWarm = 0;
-  let heapWarm = 0;
+  // The baseline is taken after a quarter: by then V8's heaps and the allocator's pools have reached working size.
+  const warm = Math.max(1, Math.floor(images / 4));
+  let first = read();
   for (let i = 0; i < images; i++) {
     analyseImage(cv, inputs[i % inputs.length], DEFAULT_OPTIONS);
-    if (i + 1 === warm) {
-      rssWarm = rssMiB();
-      heapWarm = heapMiB();
-    }
+    if (i + 1 === warm) first = read();
   }
-  const rssEnd = rssMiB();
+  const last = read();
   return {
     images,
-    rss_after_warmup_mib: rssWarm,
-    rss_after_all_mib: rssEnd,
-    rss_growth_pct: round(((rssEnd - rssWarm) / rssWarm) * 100, 1),
-    wasm_heap_after_warmup_mib: heapWarm,
-    wasm_heap_after_all_mib: heapMiB(),
+    rss_after_warmup_mib: first.rss,
+    rss_after_all_mib: last.rss,
+    rss_growth_pct: round(((last.rss - first.rss) / first.rss) * 100, 1),
+    js_heap_after_warmup_mib: first.js,
+    js_heap_after_all_mib: last.js,
+    wasm_heap_after_warmup_mib: first.wasm,
+    wasm_heap_after_all_mib: last.wasm,
   };
 }
 
