@@ -36,14 +36,9 @@ export interface EndToEndReport {
 
 const PROJECT = new URL("..", import.meta.url);
 
-/**
- * Starts the service as `deno task start` does (API plus in-process workers) on a fresh queue prefix, uploads the
- * images through real HTTP at the given concurrency, and times each upload and its task's arrival at `completed`
- * (from BullMQ's own events, so nobody polls).
- */
-export async function benchEndToEnd(s: EndToEndSettings): Promise<EndToEndReport> {
-  const port = sparePort();
-  const env = {
+/** The service's environment for one run: its own port, queue prefix and folders, no rate limit. */
+function serviceEnv(s: EndToEndSettings, port: number): Record<string, string> {
+  return {
     HOST: "127.0.0.1",
     PORT: String(port),
     QUEUE_PREFIX: `bench-${crypto.randomUUID()}`,
@@ -54,6 +49,16 @@ export async function benchEndToEnd(s: EndToEndSettings): Promise<EndToEndReport
     RATE_LIMIT: "0",
     REDIS_AUTOSTART: "false",
   };
+}
+
+/**
+ * Starts the service as `deno task start` does (API plus in-process workers) on a fresh queue prefix, uploads the
+ * images through real HTTP at the given concurrency, and times each upload and its task's arrival at `completed`
+ * (from BullMQ's own events, so nobody polls).
+ */
+export async function benchEndToEnd(s: EndToEndSettings): Promise<EndToEndReport> {
+  const port = sparePort();
+  const env = serviceEnv(s, port);
   const config = parseConfig(env);
   const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", PROJECT))).tasks;
   const flags = (tasks.start as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write"));
@@ -172,18 +177,7 @@ export interface DrainReport {
  */
 export async function benchDrain(s: EndToEndSettings): Promise<DrainReport> {
   const port = sparePort();
-  const env = {
-    HOST: "127.0.0.1",
-    PORT: String(port),
-    QUEUE_PREFIX: `bench-${crypto.randomUUID()}`,
-    UPLOAD_DIR: `${s.scratch}/uploads`,
-    RESULT_DIR: `${s.scratch}/results`,
-    WORKER_CONCURRENCY: String(s.workers),
-    RENDER: s.render,
-    RATE_LIMIT: "0",
-    REDIS_AUTOSTART: "false",
-    EMBEDDED_WORKER: "false",
-  };
+  const env = { ...serviceEnv(s, port), EMBEDDED_WORKER: "false" };
   const config = parseConfig(env);
   const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", PROJECT))).tasks;
   const spawn = (task: string, script: string) =>

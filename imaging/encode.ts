@@ -1,4 +1,5 @@
 import jpeg from "jpeg-js";
+import { Buffer } from "node:buffer";
 import { constants, crc32, deflateSync } from "node:zlib";
 import type { Raster } from "./raster.ts";
 
@@ -38,14 +39,8 @@ export function encodePng(raster: Raster): Uint8Array {
     pngChunk("IDAT", new Uint8Array(idat.buffer, idat.byteOffset, idat.byteLength)),
     pngChunk("IEND", new Uint8Array()),
   ];
-  const out = new Uint8Array(8 + chunks.reduce((n, ch) => n + ch.length, 0));
-  out.set(PNG_SIGNATURE);
-  let offset = 8;
-  for (const ch of chunks) {
-    out.set(ch, offset);
-    offset += ch.length;
-  }
-  return out;
+  const out = Buffer.concat([Uint8Array.from(PNG_SIGNATURE), ...chunks]);
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
 /** One PNG chunk: length, type, data, CRC-32 of type and data. */

@@ -16,9 +16,13 @@ export interface SweepReport {
 // A file younger than this is never taken for an orphan: its job may be being created or finished right now.
 const ORPHAN_MIN_AGE_MS = 10 * 60_000;
 const FILE_NAME = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.[a-z]+$/;
+const INCOMING = /^\.incoming-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 const LIVE = new Set(["waiting", "active", "delayed", "prioritized", "waiting-children"]);
 
-async function* taskFiles(dir: string): AsyncGenerator<{ path: string; taskId: string; mtime: number }> {
+async function* taskFiles(
+  dir: string,
+  pattern = FILE_NAME,
+): AsyncGenerator<{ path: string; taskId: string; mtime: number }> {
   let entries: Deno.DirEntry[] = [];
   try {
     entries = await Array.fromAsync(Deno.readDir(dir));
@@ -27,7 +31,7 @@ async function* taskFiles(dir: string): AsyncGenerator<{ path: string; taskId: s
     throw err;
   }
   for (const e of entries) {
-    const m = e.isFile ? FILE_NAME.exec(e.name) : null;
+    const m = e.isFile ? pattern.exec(e.name) : null;
     if (!m) continue;
     const path = join(dir, e.name);
     const stat = await Deno.stat(path).catch(() => undefined);
@@ -72,6 +76,12 @@ export async function sweepRetention(
     if (state !== "unknown" || listed) continue;
     await removeFile(f.path);
     report.orphan_results++;
+  }
+  // Uploads still arriving are written as .incoming-<task id>; one left behind by an API that died mid-upload goes.
+  for await (const f of taskFiles(config.UPLOAD_DIR, INCOMING)) {
+    if (now - f.mtime < ORPHAN_MIN_AGE_MS) continue;
+    await removeFile(f.path);
+    report.uploads++;
   }
   const uploadCutoff = now - config.UPLOAD_TTL_HOURS * 3_600_000;
   for await (const f of taskFiles(config.UPLOAD_DIR)) {

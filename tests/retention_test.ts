@@ -38,9 +38,16 @@ Deno.test("retention: expired results, orphans and old uploads go; files live jo
       await Deno.utime(join(dir, name), old, old);
     }
     await Deno.writeTextFile(join(UPLOAD_DIR, `${fresh}.png`), "x");
+    // An upload an API was receiving when it died, and one being received now.
+    const abandoned = `.incoming-${crypto.randomUUID()}`, arriving = `.incoming-${crypto.randomUUID()}`;
+    await Deno.writeTextFile(join(UPLOAD_DIR, abandoned), "x");
+    await Deno.utime(join(UPLOAD_DIR, abandoned), old, old);
+    await Deno.writeTextFile(join(UPLOAD_DIR, arriving), "x");
 
     const first = await sweepRetention(svc.config, queue, redis);
-    assert.deepEqual(first, { expired_results: 0, orphan_results: 2, uploads: 1 });
+    assert.deepEqual(first, { expired_results: 0, orphan_results: 2, uploads: 2 });
+    assert.ok(!(await listDir(UPLOAD_DIR)).includes(abandoned), "an abandoned partial upload is removed");
+    assert.ok((await listDir(UPLOAD_DIR)).includes(arriving), "an upload still arriving is kept");
     assert.ok((await listDir(UPLOAD_DIR)).includes(queuedUpload), "a queued task's upload is kept");
     assert.ok((await listDir(UPLOAD_DIR)).includes(`${fresh}.png`), "a fresh file is never taken for an orphan");
     assert.ok((await listDir(RESULT_DIR)).some((f) => f.startsWith(done)), "an unexpired result is kept");
