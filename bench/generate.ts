@@ -1,6 +1,7 @@
 import { encodeJpeg, encodePng } from "../imaging/encode.ts";
 import { decodeImage } from "../imaging/decode.ts";
 import type { Raster } from "../imaging/raster.ts";
+import { fileExists } from "../storage/files.ts";
 
 /** Size of the generated large images (12 megapixels). */
 export const LARGE = { width: 4000, height: 3000 };
@@ -40,8 +41,7 @@ function resize(src: Raster, width: number, height: number): Raster {
 export async function generateLargeImages(dir: string, source: string): Promise<{ jpeg: string; png: string }> {
   const jpeg = `${dir}/large_12mp.jpg`;
   const png = `${dir}/large_12mp.png`;
-  const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
-  if (await exists(jpeg) && await exists(png)) return { jpeg, png };
+  if (await fileExists(jpeg) && await fileExists(png)) return { jpeg, png };
   await Deno.mkdir(dir, { recursive: true });
   const { raster } = decodeImage(await Deno.readFile(source));
   const big = resize(raster, LARGE.width, LARGE.height);

@@ -1,5 +1,4 @@
 import jpeg from "jpeg-js";
-import { Buffer } from "node:buffer";
 import { constants, crc32, deflateSync } from "node:zlib";
 import type { Raster } from "./raster.ts";
 
@@ -28,29 +27,30 @@ export function encodePng(raster: Raster): Uint8Array {
     for (let i = c; i < stride; i++) filtered[o + i] = data[s + i] - data[s + i - c];
   }
   const idat = deflateSync(filtered, { level: 1, strategy: constants.Z_RLE });
-  const header = new Uint8Array(13);
-  const view = new DataView(header.buffer);
-  view.setUint32(0, width);
-  view.setUint32(4, height);
-  header[8] = 8;
-  header[9] = COLOUR_TYPES[c];
-  const chunks = [
-    pngChunk("IHDR", header),
-    pngChunk("IDAT", new Uint8Array(idat.buffer, idat.byteOffset, idat.byteLength)),
-    pngChunk("IEND", new Uint8Array()),
-  ];
-  const out = Buffer.concat([Uint8Array.from(PNG_SIGNATURE), ...chunks]);
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-}
-
-/** One PNG chunk: length, type, data, CRC-32 of type and data. */
-function pngChunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
+  // Written straight into the file's buffer: the compressed data is copied once, not once per chunk and again to join.
+  const out = new Uint8Array(8 + (12 + 13) + (12 + idat.length) + 12);
   const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)) >>> 0);
+  out.set(PNG_SIGNATURE);
+  let at = 8;
+  const chunk = (type: string, fill: (dataAt: number) => number) => {
+    for (let i = 0; i < 4; i++) out[at + 4 + i] = type.charCodeAt(i);
+    const length = fill(at + 8);
+    view.setUint32(at, length);
+    view.setUint32(at + 8 + length, crc32(out.subarray(at + 4, at + 8 + length)) >>> 0);
+    at += 12 + length;
+  };
+  chunk("IHDR", (p) => {
+    view.setUint32(p, width);
+    view.setUint32(p + 4, height);
+    out[p + 8] = 8;
+    out[p + 9] = COLOUR_TYPES[c];
+    return 13;
+  });
+  chunk("IDAT", (p) => {
+    out.set(idat, p);
+    return idat.length;
+  });
+  chunk("IEND", () => 0);
   return out;
 }
 

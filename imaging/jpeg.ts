@@ -2,6 +2,7 @@ import jpeg from "jpeg-js";
 import { ImageError } from "./image_error.ts";
 import { decodeJpegWasm } from "./jpeg_wasm.ts";
 import type { Decoded, DecodeInfo, Raster } from "./raster.ts";
+import { concatBytes } from "./bytes.ts";
 
 // Once loadJpegWasm() has run in the isolate (every pool member does it), complete gray and colour files are decoded by
 // libjpeg-turbo in WASM, exactly as native OpenCV decodes them; the rest of this module is the fallback for what that
@@ -369,16 +370,6 @@ const STD_TABLES: Record<number, Uint8Array> = {
   ),
 };
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 function segment(marker: number, body: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + body.length);
   out[0] = 0xff;
@@ -486,7 +477,7 @@ export function decodeJpeg(bytes: Uint8Array): Decoded {
   const colorTransform = space === "ycck";
   const decodeUpTo = (cut: number | null) => {
     const inserts: [number, Uint8Array][] = [];
-    if (tables.length > 0) inserts.push([layout.scans[0], concat(tables)]);
+    if (tables.length > 0) inserts.push([layout.scans[0], concatBytes(tables)]);
     if (adobe) inserts.push([cut ?? layout.end, adobe]);
     return runJpegJs(jsInput(bytes, inserts, cut), colorTransform);
   };

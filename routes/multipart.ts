@@ -56,7 +56,8 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
   const fields: Record<string, string> = {};
   let file: { name: string; size: number; bytes: Uint8Array | null } | null = null;
   let sink: Deno.FsFile | null = null;
-  let held: Uint8Array[] = [];
+  // The file part while it is small enough to keep (appended once, never joined again at the end).
+  let held: ByteQueue | null = new ByteQueue();
   let fileParts = 0;
   const misplaced: string[] = [];
   let received = 0;
@@ -88,13 +89,13 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
       file!.size += data.length;
       if (file!.size > options.maxFileBytes) throw new TooLarge(options.maxFileBytes);
       if (!sink && file!.size <= SPILL_BYTES) {
-        held.push(Uint8Array.from(data));
+        held!.append(data);
         return;
       }
       if (!sink) {
         sink = await Deno.open(options.tempPath, { write: true, createNew: true });
-        for (const piece of held) await writeAll(sink, piece);
-        held = [];
+        await writeAll(sink, held!.view());
+        held = null;
       }
       await writeAll(sink, data);
     } else if (part.kind === "text") {
@@ -199,7 +200,7 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
     throw new BadRequest("validation_error", `${misplaced[0]}: only the field 'file' may hold a file`);
   }
   if (file && !(sink as Deno.FsFile | null)) {
-    file.bytes = held.length === 1 ? held[0] : new Uint8Array(Buffer.concat(held));
+    file.bytes = held!.bytes();
   }
   return { fields, file };
 }
@@ -233,7 +234,7 @@ class ByteQueue {
   #start = 0;
   #end: number;
 
-  constructor(initial: Uint8Array) {
+  constructor(initial = new Uint8Array()) {
     this.#store = new Uint8Array(Math.max(64 * 1024, initial.length));
     this.#store.set(initial);
     this.#end = initial.length;
@@ -260,6 +261,11 @@ class ByteQueue {
   }
 
   /** The unconsumed bytes (a view, valid until the next append). */
+  bytes(): Uint8Array {
+    return this.#store.subarray(this.#start, this.#end);
+  }
+
+  /** The same view as a Buffer, for its native search. */
   view(): Buffer {
     return Buffer.from(this.#store.buffer, this.#store.byteOffset + this.#start, this.#end - this.#start);
   }

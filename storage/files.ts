@@ -12,6 +12,14 @@ export async function ensureStorageDirs(dirs: StorageDirs): Promise<void> {
   await Deno.mkdir(dirs.resultDir, { recursive: true });
 }
 
+/** Whether a file exists. */
+export function fileExists(path: string): Promise<boolean> {
+  return Deno.stat(path).then(() => true, (err) => {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  });
+}
+
 /** Removes a file, ignoring one that is already gone. */
 export async function removeFile(path: string): Promise<void> {
   try {

@@ -3,7 +3,7 @@ import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
 import { EXTENSIONS, type ImageFormat } from "../imaging/format.ts";
 import type { AnalysisPool } from "../imaging/pool.ts";
-import { removeFile, RESULT_EXTENSIONS, resultFiles, writeAtomically } from "./files.ts";
+import { fileExists, removeFile, RESULT_EXTENSIONS, resultFiles, writeAtomically } from "./files.ts";
 
 /** Draws lazily rendered annotated images (RENDER=lazy) when they are first requested. */
 export interface OnDemandRenderer {
@@ -39,12 +39,12 @@ export function createOnDemandRenderer(config: Config, pool: () => Promise<Analy
     if (RESULT_EXTENSIONS[options.output_format] !== extension) return false;
     const files = resultFiles(config.RESULT_DIR, taskId, options.output_format);
     // Another process may have drawn it since the caller looked.
-    if (await readIfExists(files.image, false)) return true;
+    if (await fileExists(files.image)) return true;
     const uploadPath = join(config.UPLOAD_DIR, `${taskId}.${EXTENSIONS[format]}`);
     const upload = await readIfExists(uploadPath);
     if (!upload) {
       // Another process may have drawn it and removed the upload in between.
-      if (await readIfExists(files.image, false)) return true;
+      if (await fileExists(files.image)) return true;
       throw new ImageGone(taskId);
     }
     const image = await (await pool()).render(upload, document);
@@ -67,12 +67,10 @@ export function createOnDemandRenderer(config: Config, pool: () => Promise<Analy
   };
 }
 
-/** The file's bytes (or just whether it exists, with `read` false); null when it does not exist. */
-async function readIfExists(path: string, read = true): Promise<Uint8Array | null> {
+/** The file's bytes; null when it does not exist. */
+async function readIfExists(path: string): Promise<Uint8Array | null> {
   try {
-    if (read) return await Deno.readFile(path);
-    await Deno.stat(path);
-    return new Uint8Array();
+    return await Deno.readFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
     throw err;

@@ -4,7 +4,7 @@ import type { Config } from "../config.ts";
 import type { ContourQueue } from "../queue/contour_queue.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import { forgetResult } from "../queue/results_index.ts";
-import { removeFile, RESULT_EXTENSIONS, resultFiles } from "./files.ts";
+import { fileExists, removeFile, RESULT_EXTENSIONS, resultFiles } from "./files.ts";
 
 /** What one sweep removed. */
 export interface SweepReport {
@@ -100,7 +100,7 @@ export async function sweepRetention(
 /** Whether the task's annotated image exists, in either output format. */
 async function imageDrawn(resultDir: string, taskId: string): Promise<boolean> {
   for (const format of Object.keys(RESULT_EXTENSIONS) as (keyof typeof RESULT_EXTENSIONS)[]) {
-    if (await Deno.stat(resultFiles(resultDir, taskId, format).image).then(() => true, () => false)) return true;
+    if (await fileExists(resultFiles(resultDir, taskId, format).image)) return true;
   }
   return false;
 }

@@ -1,5 +1,6 @@
 import { crc32 } from "node:zlib";
 import { deflateSync } from "node:zlib";
+import { concatBytes } from "../imaging/bytes.ts";
 
 /** Generators of decompression bombs: tiny files whose headers declare enormous images. */
 
@@ -26,13 +27,7 @@ export function pngBomb(width = 50_000, height = 50_000): Uint8Array {
     chunk("IDAT", new Uint8Array(deflateSync(new Uint8Array(1024)))),
     chunk("IEND", new Uint8Array(0)),
   ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** A real JPEG with its frame header patched to declare `width`×`height`. */

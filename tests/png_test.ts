@@ -6,6 +6,7 @@ import pngjs from "pngjs";
 import { decodePng, readPngSize } from "../imaging/png.ts";
 import { ImageError } from "../imaging/image_error.ts";
 import type { Raster } from "../imaging/raster.ts";
+import { concatBytes } from "../imaging/bytes.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -40,18 +41,8 @@ function chunk(type: string, data: Uint8Array = new Uint8Array(0)): Uint8Array {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
-const pngFile = (chunks: Uint8Array[]) => concat([SIGNATURE, ...chunks]);
+const pngFile = (chunks: Uint8Array[]) => concatBytes([SIGNATURE, ...chunks]);
 
 function ihdr(width: number, height: number, depth: number, colorType: number, interlace = false): Uint8Array {
   const data = new Uint8Array(13);
@@ -123,7 +114,7 @@ function scanlines(v: Variant, interlace: boolean): Uint8Array {
       prev = raw;
     }
   }
-  return concat(out);
+  return concatBytes(out);
 }
 
 interface WriteOptions {
@@ -478,7 +469,7 @@ Deno.test("decodePng: special cases", async (t) => {
   await t.step("tolerated like libpng: surplus image data, bad Adler-32, damaged ancillary chunk", () => {
     const v = find("RGB 8-bit");
     const lines = scanlines(v, false);
-    const surplus = concat([lines, new Uint8Array(100)]);
+    const surplus = concatBytes([lines, new Uint8Array(100)]);
     assertRaster(decodePng(writePng(v, { scanlines: surplus })).raster, v.expected, "surplus data");
 
     const z = zlibSync(lines);

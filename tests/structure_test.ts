@@ -4,6 +4,7 @@ import { decodeImage } from "../imaging/decode.ts";
 import { ImageError } from "../imaging/image_error.ts";
 import { checkStructure } from "../imaging/structure.ts";
 import { fixture, SAMPLES } from "./fixtures.ts";
+import { concatBytes } from "../imaging/bytes.ts";
 
 const JPEG_CROPS = [...Deno.readDirSync(new URL("./fixtures/jpeg/", import.meta.url))]
   .filter((entry) => entry.name.endsWith(".jpg"))
@@ -168,7 +169,7 @@ Deno.test("checkStructure on the sample files", async (t) => {
   await t.step("data after the end (JPEG EOI, PNG IEND) is ignored", () => {
     const trailer = new TextEncoder().encode("camera maker notes or a second image".repeat(10));
     for (const name of ["rocket.jpg", "coins.png"]) {
-      const bytes = concat([samples.get(name)!, trailer]);
+      const bytes = concatBytes([samples.get(name)!, trailer]);
       assert.equal(outcome(() => checkStructure(bytes)), null, name);
       assert.equal(outcome(() => decodeImage(bytes)), null, name);
     }
@@ -181,16 +182,6 @@ Deno.test("checkStructure on the sample files", async (t) => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 /** Offsets of each PNG chunk's length field, keyed by chunk type. */
 function pngChunks(bytes: Uint8Array): Map<string, number[]> {
@@ -238,7 +229,7 @@ Deno.test("checkStructure: PNG chunks", async (t) => {
 
   await t.step("a damaged ancillary chunk is ignored, as the decoder ignores it", () => {
     const text = pngChunk("tEXt", new TextEncoder().encode("Comment\0hello"), true);
-    const bytes = concat([coins.subarray(0, 33), text, coins.subarray(33)]);
+    const bytes = concatBytes([coins.subarray(0, 33), text, coins.subarray(33)]);
     assert.equal(outcome(() => checkStructure(bytes)), null);
     assert.equal(outcome(() => decodeImage(bytes)), null);
   });
@@ -246,11 +237,15 @@ Deno.test("checkStructure: PNG chunks", async (t) => {
   await t.step("missing IEND, missing IDAT, misplaced or duplicate critical chunks", () => {
     const iend = chunks.get("IEND")![0];
     assertCorrupt(coins.slice(0, iend), /no IEND/);
-    const noIdat = concat([coins.subarray(0, 33), coins.subarray(iend)]);
+    const noIdat = concatBytes([coins.subarray(0, 33), coins.subarray(iend)]);
     assertCorrupt(noIdat, /no IDAT/);
-    const twoHeaders = concat([coins.subarray(0, 33), coins.subarray(8, 33), coins.subarray(33)]);
+    const twoHeaders = concatBytes([coins.subarray(0, 33), coins.subarray(8, 33), coins.subarray(33)]);
     assertCorrupt(twoHeaders, /more than one IHDR/);
-    const latePalette = concat([coins.subarray(0, iend), pngChunk("PLTE", new Uint8Array(6)), coins.subarray(iend)]);
+    const latePalette = concatBytes([
+      coins.subarray(0, iend),
+      pngChunk("PLTE", new Uint8Array(6)),
+      coins.subarray(iend),
+    ]);
     assertCorrupt(latePalette, /PLTE chunk comes after the image data/);
     const huge = coins.slice();
     new DataView(huge.buffer).setUint32(chunks.get("IDAT")![0], 0x80000000);

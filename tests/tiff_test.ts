@@ -5,6 +5,7 @@ import jpeg from "jpeg-js";
 import { ImageError } from "../imaging/image_error.ts";
 import type { Raster } from "../imaging/raster.ts";
 import { decodeTiff, readTiffSize } from "../imaging/tiff.ts";
+import { concatBytes } from "../imaging/bytes.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -185,22 +186,16 @@ function jpegSegments(file: Uint8Array): { marker: number; bytes: Uint8Array }[]
 
 const SOI = Uint8Array.of(0xff, 0xd8), EOI = Uint8Array.of(0xff, 0xd9);
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 /** Splits a complete JPEG into JPEGTables (DQT, DHT) and the abbreviated image stream the strip holds. */
 function splitJpeg(file: Uint8Array): { tables: Uint8Array; image: Uint8Array } {
   const segs = jpegSegments(file);
   const isTable = (m: number) => m === 0xdb || m === 0xc4;
-  const tables = concat(SOI, ...segs.filter((s) => isTable(s.marker)).map((s) => s.bytes), EOI);
-  const image = concat(SOI, ...segs.filter((s) => !isTable(s.marker) && s.marker !== 0xe0).map((s) => s.bytes), EOI);
+  const tables = concatBytes([SOI, ...segs.filter((s) => isTable(s.marker)).map((s) => s.bytes), EOI]);
+  const image = concatBytes([
+    SOI,
+    ...segs.filter((s) => !isTable(s.marker) && s.marker !== 0xe0).map((s) => s.bytes),
+    EOI,
+  ]);
   return { tables, image };
 }
 
@@ -808,7 +803,7 @@ function expectedJpegRaster(spec: PageSpec, colorTransform: boolean | undefined)
   const channels = spec.spp as 1 | 3;
   const data = new Uint8Array(spec.width * spec.height * channels);
   chunks.forEach((chunk, i) => {
-    const full = tables ? concat(tables.subarray(0, tables.length - 2), chunk.subarray(2)) : chunk;
+    const full = tables ? concatBytes([tables.subarray(0, tables.length - 2), chunk.subarray(2)]) : chunk;
     const img = jpeg.decode(full, { useTArray: true, formatAsRGBA: false, colorTransform });
     const x0 = (i % across) * cw, y0 = Math.floor(i / across) * ch;
     for (let y = 0; y < img.height && y0 + y < spec.height; y++) {
