@@ -1,7 +1,7 @@
 import { QueueEvents } from "bullmq";
 import { parseConfig } from "../config.ts";
 import { closeRedis, createRedis } from "../queue/connection.ts";
-import { dropPrefix, sparePort } from "../tests/harness.ts";
+import { dropPrefix, sparePort, taskFlags } from "../tests/harness.ts";
 import { mean, percentile, round } from "./stats.ts";
 
 /** One end-to-end run's settings. */
@@ -60,8 +60,7 @@ export async function benchEndToEnd(s: EndToEndSettings): Promise<EndToEndReport
   const port = sparePort();
   const env = serviceEnv(s, port);
   const config = parseConfig(env);
-  const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", PROJECT))).tasks;
-  const flags = (tasks.start as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write"));
+  const flags = await taskFlags("start");
   const service = new Deno.Command("deno", {
     args: ["run", ...flags, `--allow-write=${s.scratch}`, "main.ts"],
     cwd: PROJECT,
@@ -179,15 +178,10 @@ export async function benchDrain(s: EndToEndSettings): Promise<DrainReport> {
   const port = sparePort();
   const env = { ...serviceEnv(s, port), EMBEDDED_WORKER: "false" };
   const config = parseConfig(env);
-  const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", PROJECT))).tasks;
-  const spawn = (task: string, script: string) =>
+  const flags = { start: await taskFlags("start"), worker: await taskFlags("worker") };
+  const spawn = (task: "start" | "worker", script: string) =>
     new Deno.Command("deno", {
-      args: [
-        "run",
-        ...(tasks[task] as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write")),
-        `--allow-write=${s.scratch}`,
-        script,
-      ],
+      args: ["run", ...flags[task], `--allow-write=${s.scratch}`, script],
       cwd: PROJECT,
       env,
       stdout: "null",

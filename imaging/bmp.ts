@@ -5,17 +5,17 @@ const FILE_HEADER_SIZE = 14;
 // Larger dimensions do not occur in real files and would only serve to provoke huge allocations.
 const MAX_DIMENSION = 1 << 16;
 
-const BI_RGB = 0;
-const BI_RLE8 = 1;
-const BI_RLE4 = 2;
-const BI_BITFIELDS = 3;
-const BI_ALPHABITFIELDS = 6;
+export const BI_RGB = 0;
+export const BI_RLE8 = 1;
+export const BI_RLE4 = 2;
+export const BI_BITFIELDS = 3;
+export const BI_ALPHABITFIELDS = 6;
 
-const CORE_HEADER_SIZE = 12;
-const INFO_HEADER_SIZE = 40;
+export const CORE_HEADER_SIZE = 12;
+export const INFO_HEADER_SIZE = 40;
 // BITMAPINFOHEADER, V2 (52, RGB masks in the header), V3 (56, + alpha mask), V4 (108) and V5 (124).
 const SUPPORTED_HEADER_SIZES = new Set([CORE_HEADER_SIZE, INFO_HEADER_SIZE, 52, 56, 108, 124]);
-const SUPPORTED_BIT_DEPTHS = new Set([1, 4, 8, 16, 24, 32]);
+export const SUPPORTED_BIT_DEPTHS = new Set([1, 4, 8, 16, 24, 32]);
 
 interface Dimensions {
   width: number;
@@ -194,16 +194,7 @@ export function decodeBmp(bytes: Uint8Array): Raster {
 
   if (rle) return decodeRle(bytes, dataOffset, width, height, bpp, palette);
 
-  const stride = Math.floor((width * bpp + 31) / 32) * 4;
-  // The last row's padding is never read, so files that omit it are accepted.
-  const needed = stride * (height - 1) + Math.ceil((width * bpp) / 8);
-  if (bytes.length - dataOffset < needed) {
-    corrupt(
-      `BMP pixel data truncated: ${needed} bytes needed at offset ${dataOffset}, ${
-        bytes.length - dataOffset
-      } available`,
-    );
-  }
+  const stride = checkPixelData(bytes, dataOffset, width, height, bpp);
 
   const rowStart = (y: number) => dataOffset + (topDown ? y : height - 1 - y) * stride;
 
@@ -285,6 +276,23 @@ export function decodeBmp(bytes: Uint8Array): Raster {
 export interface RlePainter {
   run(x: number, y: number, count: number, value: number): void;
   absolute(x: number, y: number, count: number, pos: number): void;
+}
+
+/**
+ * Checks that uncompressed pixel rows fit in the file and returns the row stride (rows are padded to 4 bytes). The
+ * last row's padding is never read, so files that omit it are accepted. Shared with the upload-time structure check.
+ */
+export function checkPixelData(bytes: Uint8Array, dataOffset: number, width: number, height: number, bpp: number) {
+  const stride = Math.floor((width * bpp + 31) / 32) * 4;
+  const needed = stride * (height - 1) + Math.ceil((width * bpp) / 8);
+  if (bytes.length - dataOffset < needed) {
+    corrupt(
+      `BMP pixel data truncated: ${needed} bytes needed at offset ${dataOffset}, ${
+        bytes.length - dataOffset
+      } available`,
+    );
+  }
+  return stride;
 }
 
 /**

@@ -1,10 +1,22 @@
 import { crc32 } from "node:zlib";
-import { readBmpSize, walkRle } from "./bmp.ts";
+import {
+  BI_ALPHABITFIELDS,
+  BI_BITFIELDS,
+  BI_RGB,
+  BI_RLE4,
+  BI_RLE8,
+  checkPixelData,
+  CORE_HEADER_SIZE,
+  INFO_HEADER_SIZE,
+  readBmpSize,
+  SUPPORTED_BIT_DEPTHS,
+  walkRle,
+} from "./bmp.ts";
 import { sniffFormat } from "./format.ts";
 import { ImageError } from "./image_error.ts";
 import { readJpegSize } from "./jpeg.ts";
 import { readPngSize } from "./png.ts";
-import { readTiffSize, tagName } from "./tiff.ts";
+import { BLACK_IS_ZERO, CMYK, COMPRESSION_JPEG, MAX_TILE_BYTES, PALETTE, readTiffSize, RGB, tagName } from "./tiff.ts";
 
 // The upload path needs to refuse truncated or broken files before storing them, but decoding belongs to the
 // workers. Every check here only walks the container (chunks, markers, directories, offsets) and never inflates,
@@ -235,13 +247,6 @@ const TIFF_TYPE_SIZES = [0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4];
 const TIFF_INTEGER_TYPES = new Set([1, 3, 4, 6, 8, 9, 13]);
 const TIFF_SIGNED_TYPES = new Set([6, 8, 9]);
 const TIFF_NONE = 1;
-const TIFF_JPEG = 7;
-const TIFF_PALETTE = 3;
-const TIFF_CMYK = 5;
-const TIFF_RGB = 2;
-const TIFF_BLACK_IS_ZERO = 1;
-// tiff.ts refuses larger tiles before allocating them.
-const MAX_TILE_BYTES = 1 << 28;
 
 interface TiffEntry {
   type: number;
@@ -301,20 +306,20 @@ function checkTiff(bytes: Uint8Array): void {
   const planarValue = int(284, 1);
   const planar = spp === 1 ? 1 : planarValue;
   const extraSamples = ints(338) ?? [];
-  const photometric = int(262, spp - extraSamples.length >= 3 ? TIFF_RGB : TIFF_BLACK_IS_ZERO);
-  if (compression === TIFF_JPEG) {
+  const photometric = int(262, spp - extraSamples.length >= 3 ? RGB : BLACK_IS_ZERO);
+  if (compression === COMPRESSION_JPEG) {
     const e = present(347);
     if (e !== undefined && TIFF_TYPE_SIZES[e.type] !== 1) {
       corrupt(`TIFF JPEGTables has unexpected field type ${e.type}`);
     }
     if (e !== undefined) inFile(347, e);
   }
-  if (photometric === TIFF_PALETTE && bps <= 8) {
+  if (photometric === PALETTE && bps <= 8) {
     const colorMap = ints(320);
     if (colorMap === undefined) corrupt("TIFF palette image has no ColorMap");
     if (colorMap.length < 3 << bps) corrupt(`TIFF ColorMap has ${colorMap.length} entries, expected ${3 << bps}`);
   }
-  if (photometric === TIFF_CMYK) ints(332);
+  if (photometric === CMYK) ints(332);
   ints(317);
   ints(266);
   // Planar layouts other than 1 and 2 are unsupported; with no known layout there are no strips to check.
@@ -376,26 +381,18 @@ function checkTiff(bytes: Uint8Array): void {
 // ---------------------------------------------------------------------------------------------------------------
 // BMP: headers, palette and masks, then the pixel array (or the RLE command stream) as imaging/bmp.ts reads them.
 
-const BMP_CORE_HEADER = 12;
-const BMP_INFO_HEADER = 40;
-const BI_RGB = 0;
-const BI_RLE8 = 1;
-const BI_RLE4 = 2;
-const BI_BITFIELDS = 3;
-const BI_ALPHABITFIELDS = 6;
 const BMP_COMPRESSIONS = new Set([BI_RGB, BI_RLE8, BI_RLE4, BI_BITFIELDS, BI_ALPHABITFIELDS]);
-const BMP_DEPTHS = new Set([1, 4, 8, 16, 24, 32]);
 
 function checkBmp(bytes: Uint8Array): void {
   // Validates the file and info headers (size, supported variant, dimensions).
   const { width, height } = readBmpSize(bytes);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerSize = dv.getUint32(14, true);
-  const core = headerSize === BMP_CORE_HEADER;
+  const core = headerSize === CORE_HEADER_SIZE;
   const bpp = dv.getUint16(core ? 24 : 28, true);
   const compression = core ? BI_RGB : dv.getUint32(30, true);
   // The decoder calls these unsupported; without a known layout there is nothing further to measure.
-  if (!BMP_COMPRESSIONS.has(compression) || !BMP_DEPTHS.has(bpp)) return;
+  if (!BMP_COMPRESSIONS.has(compression) || !SUPPORTED_BIT_DEPTHS.has(bpp)) return;
   const rle = compression === BI_RLE8 || compression === BI_RLE4;
   const bitfields = compression === BI_BITFIELDS || compression === BI_ALPHABITFIELDS;
   if (
@@ -407,7 +404,7 @@ function checkBmp(bytes: Uint8Array): void {
   if (rle && !core && dv.getInt32(22, true) < 0) corrupt("BMP RLE bitmaps cannot be top-down (negative height)");
 
   let cursor = 14 + headerSize;
-  if (bitfields && headerSize === BMP_INFO_HEADER) {
+  if (bitfields && headerSize === INFO_HEADER_SIZE) {
     const count = compression === BI_ALPHABITFIELDS ? 4 : 3;
     if (cursor + count * 4 > bytes.length) corrupt("BMP color masks past end of file");
     cursor += count * 4;
@@ -427,14 +424,5 @@ function checkBmp(bytes: Uint8Array): void {
     walkRle(bytes, dataOffset, width, height, bpp);
     return;
   }
-  const stride = Math.floor((width * bpp + 31) / 32) * 4;
-  // bmp.ts never reads the last row's padding, so files that omit it are accepted.
-  const needed = stride * (height - 1) + Math.ceil((width * bpp) / 8);
-  if (bytes.length - dataOffset < needed) {
-    corrupt(
-      `BMP pixel data truncated: ${needed} bytes needed at offset ${dataOffset}, ${
-        bytes.length - dataOffset
-      } available`,
-    );
-  }
+  checkPixelData(bytes, dataOffset, width, height, bpp);
 }

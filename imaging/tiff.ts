@@ -54,7 +54,7 @@ const TAG_NAMES: Record<number, string> = {
 
 const COMPRESSION_NONE = 1;
 const COMPRESSION_LZW = 5;
-const COMPRESSION_JPEG = 7;
+export const COMPRESSION_JPEG = 7;
 const COMPRESSION_DEFLATE = 8;
 const COMPRESSION_DEFLATE_OLD = 32946;
 const COMPRESSION_PACKBITS = 32773;
@@ -87,10 +87,10 @@ const COMPRESSION_NAMES: Record<number, string> = {
 };
 
 const WHITE_IS_ZERO = 0;
-const BLACK_IS_ZERO = 1;
-const RGB = 2;
-const PALETTE = 3;
-const CMYK = 5;
+export const BLACK_IS_ZERO = 1;
+export const RGB = 2;
+export const PALETTE = 3;
+export const CMYK = 5;
 const YCBCR = 6;
 const PHOTOMETRIC_NAMES: Record<number, string> = {
   4: "transparency mask",
@@ -111,7 +111,7 @@ const SIGNED_TYPES = new Set([6, 8, 9]);
 // Far more pages than any real file; it only bounds the walk along a hostile IFD chain.
 const MAX_PAGES_COUNTED = 100_000;
 // Tiles bigger than this are not produced by real writers and would only provoke huge allocations.
-const MAX_TILE_BYTES = 1 << 28;
+export const MAX_TILE_BYTES = 1 << 28;
 
 interface TiffFile {
   bytes: Uint8Array;

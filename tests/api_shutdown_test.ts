@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../config.ts";
 import { fixture } from "./fixtures.ts";
-import { dropPrefix, listDir, sparePort, testTempDir, waitForTask } from "./harness.ts";
+import { dropPrefix, listDir, sparePort, taskFlags, testTempDir, waitForTask } from "./harness.ts";
 import { startContourWorker } from "../worker.ts";
 
 async function startApi(env: Record<string, string>, root: string) {
-  const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
-  const flags = (tasks.start as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write"));
+  const flags = await taskFlags("start");
   const child = new Deno.Command("deno", {
     args: ["run", ...flags, `--allow-write=${root}`, "main.ts"],
     cwd: new URL("..", import.meta.url),

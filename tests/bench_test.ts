@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
-import { testTempDir } from "./harness.ts";
+import { taskFlags, testTempDir } from "./harness.ts";
 
 // Keeps `deno task bench` working: its quick mode, end to end, with the task's own permissions. Only the shape of
 // what it writes is checked; its figures are for people to read (timing assertions here would be flaky by nature).
 Deno.test("deno task bench --quick runs every part and writes its JSON", async () => {
   const dir = testTempDir();
   const out = `${dir}/bench.json`;
-  const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
-  const flags = (tasks.bench as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write"));
+  const flags = await taskFlags("bench");
   const run = await new Deno.Command("deno", {
     args: ["run", ...flags, `--allow-write=bench/.tmp,${dir}`, "bench/main.ts", "--quick", `--out=${out}`],
     cwd: new URL("..", import.meta.url),

@@ -3,6 +3,7 @@ import { decode as decodePng } from "fast-png";
 import { decodeBmp, readBmpSize } from "../imaging/bmp.ts";
 import { ImageError } from "../imaging/image_error.ts";
 import type { Raster } from "../imaging/raster.ts";
+import { seededRandom } from "./fixtures.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -194,20 +195,9 @@ function encodeRle(width: number, height: number, bpp: 4 | 8, idx: number[][]): 
 // ---------------------------------------------------------------------------------------------------------------
 // Source image and helpers.
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const W = 13;
 const H = 7;
-const random = mulberry32(0xb3b3);
+const random = seededRandom(0xb3b3);
 const byte = () => Math.floor(random() * 256);
 // Source RGBA pixels, row-major, top-down.
 const SRC: number[][][] = Array.from(
@@ -323,7 +313,7 @@ function bitfieldsCase(opts: {
 
 /** An index image with runs, alternating pairs, literal stretches and skipped (-1) pixels, incl. a skipped tail. */
 function rleIndexImage(colors: number): number[][] {
-  const r = mulberry32(colors);
+  const r = seededRandom(colors);
   const pick = () => Math.floor(r() * colors);
   const rows: number[][] = [];
   for (let y = 0; y < H; y++) {
@@ -649,7 +639,7 @@ Deno.test("decodeBmp errors", async (t) => {
     assertImageError(() => decodeBmp(patched(base, (dv) => dv.setUint32(30, 3, true))), "corrupt_image");
   });
   await t.step("random damage never escapes as anything but ImageError", () => {
-    const r = mulberry32(7);
+    const r = seededRandom(7);
     const samples = [base, pal8, rle8, rleCase(4).bytes, paletteCase(1, 2, 12).bytes, readFixture("coins.bmp")];
     for (let i = 0; i < 3000; i++) {
       const src = samples[i % samples.length];

@@ -38,3 +38,15 @@ export function nativeReference(name: string): NativeReference {
   if (!ref) throw new Error(`no native reference for ${name}`);
   return ref;
 }
+
+/** A seeded pseudo-random generator (mulberry32) in [0, 1): generated test data is the same on every run. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

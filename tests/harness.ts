@@ -2,6 +2,15 @@ import { Redis } from "ioredis";
 import { type Config, parseConfig } from "../config.ts";
 import { type Service, startService } from "../main.ts";
 
+/**
+ * A deno.json task's flags without its `--allow-write`: how tests and the bench start the real entry points with the
+ * tasks' own permissions, granting write access to their own folders instead.
+ */
+export async function taskFlags(task: string): Promise<string[]> {
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
+  return (tasks[task] as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write"));
+}
+
 /** A free TCP port on loopback (the kernel picks it; nothing listens there once this returns). */
 export function sparePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../config.ts";
 import { fixture } from "./fixtures.ts";
-import { dropPrefix, sparePort, testTempDir } from "./harness.ts";
+import { dropPrefix, sparePort, taskFlags, testTempDir } from "./harness.ts";
 
 // Bounded: LOAD_UPLOADS (default 1000) uploads at concurrency 32, against 2 API and 2 worker processes on one Redis.
 const UPLOADS = Number(Deno.env.get("LOAD_UPLOADS") ?? 1000);
@@ -15,9 +15,7 @@ async function rssKiB(pid: number): Promise<number> {
 Deno.test("load: no 5xx, every accepted upload completes exactly once, worker memory flat", async () => {
   const root = testTempDir();
   const prefix = `test-${crypto.randomUUID()}`;
-  const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
-  const flags = (task: string) =>
-    (tasks[task] as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write"));
+  const [startFlags, workerFlags] = await Promise.all([taskFlags("start"), taskFlags("worker")]);
   const env = {
     QUEUE_PREFIX: prefix,
     UPLOAD_DIR: `${root}/uploads`,
@@ -35,13 +33,13 @@ Deno.test("load: no 5xx, every accepted upload completes exactly once, worker me
       stderr: "piped",
     }).spawn();
   const apis = ports.map((port) =>
-    spawn(["run", ...flags("start"), `--allow-write=${root}`, "main.ts"], {
+    spawn(["run", ...startFlags, `--allow-write=${root}`, "main.ts"], {
       PORT: String(port),
       EMBEDDED_WORKER: "false",
     })
   );
   const workers = [0, 1].map(() =>
-    spawn(["run", ...flags("worker"), `--allow-write=${root}`, "worker.ts"], { WORKER_CONCURRENCY: "1" })
+    spawn(["run", ...workerFlags, `--allow-write=${root}`, "worker.ts"], { WORKER_CONCURRENCY: "1" })
   );
   const stderr = [...apis, ...workers].map((p) => new Response(p.stderr).text());
   const bases = ports.map((p) => `http://127.0.0.1:${p}`);

@@ -6,6 +6,7 @@ import { ImageError } from "../imaging/image_error.ts";
 import type { Raster } from "../imaging/raster.ts";
 import { decodeTiff, readTiffSize } from "../imaging/tiff.ts";
 import { concatBytes } from "../imaging/bytes.ts";
+import { seededRandom } from "./fixtures.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -399,22 +400,11 @@ function buildTiff(specs: PageSpec[], le = true): Uint8Array {
 // ---------------------------------------------------------------------------------------------------------------
 // Source images and what each must decode to.
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const W = 37, H = 29;
 
 /** Smooth gradients with noise (LZW and the predictor have work to do) plus flat rows (PackBits runs). */
 function makeSamples(spp: number, bps: number, seed: number, width = W, height = H): number[] {
-  const rand = rng(seed);
+  const rand = seededRandom(seed);
   const max = bps === 16 ? 0xffff : (1 << bps) - 1;
   const out: number[] = [];
   for (let y = 0; y < height; y++) {
@@ -446,11 +436,11 @@ function variant(
 }
 
 const palette = (() => {
-  const rand = rng(7);
+  const rand = seededRandom(7);
   return Array.from({ length: 768 }, () => Math.floor(rand() * 0x10000));
 })();
 const palette16 = (() => {
-  const rand = rng(8);
+  const rand = seededRandom(8);
   return Array.from({ length: 48 }, () => Math.floor(rand() * 0x10000));
 })();
 
@@ -879,7 +869,7 @@ Deno.test("TIFF errors", async (t) => {
   });
 
   await t.step("garbage after the header", () => {
-    const rand = rng(99);
+    const rand = seededRandom(99);
     for (const le of [true, false]) {
       const bytes = new Uint8Array(300);
       bytes.set(le ? [0x49, 0x49, 42, 0, 8, 0, 0, 0] : [0x4d, 0x4d, 0, 42, 0, 0, 0, 8]);
@@ -946,7 +936,7 @@ Deno.test("TIFF errors", async (t) => {
   });
 
   await t.step("random corruption never escapes as anything but ImageError", () => {
-    const rand = rng(1234);
+    const rand = seededRandom(1234);
     const sources = [
       buildTiff([{ ...rgb, compression: "lzw", predictor: true, rowsPerStrip: 5 }]),
       buildTiff([{ ...VARIANTS[1].spec, compression: "packbits", tile: [16, 16] }], false),

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import jpeg from "jpeg-js";
-import { startTestService, type TestService, upload, waitForTask } from "./harness.ts";
+import { startTestService, taskFlags, type TestService, upload, waitForTask } from "./harness.ts";
 
 /** A noisy 3000×2000 JPEG: slow enough to decode that a worker can be caught in the middle of it. */
 function bigJpeg(): Uint8Array {
@@ -17,9 +17,8 @@ function bigJpeg(): Uint8Array {
 
 /** Starts `deno run worker.ts` with the worker task's own flags, against the test service's Redis and folders. */
 async function spawnWorker(svc: TestService, extraEnv: Record<string, string> = {}) {
-  const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
   const root = svc.config.UPLOAD_DIR.replace(/\/uploads$/, "");
-  const flags = (tasks.worker as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write"));
+  const flags = await taskFlags("worker");
   const child = new Deno.Command("deno", {
     args: ["run", ...flags, `--allow-write=${root}`, "worker.ts"],
     cwd: new URL("..", import.meta.url),

@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { fixture } from "./fixtures.ts";
-import { startTestService, upload, waitForTask } from "./harness.ts";
+import { startTestService, taskFlags, upload, waitForTask } from "./harness.ts";
 
 Deno.test("a dedicated worker process (deno task worker) takes the API's jobs and exits 0 on SIGTERM", async (t) => {
   const svc = await startTestService({ EMBEDDED_WORKER: "false" });
   const root = svc.config.UPLOAD_DIR.replace(/\/uploads$/, "");
-  const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
   // The worker task's own flags, with write access moved to this test's folders.
-  const flags = (tasks.worker as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write"));
+  const flags = await taskFlags("worker");
   const child = new Deno.Command("deno", {
     args: ["run", ...flags, `--allow-write=${root}`, "worker.ts"],
     cwd: new URL("..", import.meta.url),
