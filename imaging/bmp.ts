@@ -135,14 +135,9 @@ export function decodeBmp(bytes: Uint8Array): Raster {
     throw new ImageError("unsupported_image", `BMP compression ${compression}`);
   }
   if (!SUPPORTED_BIT_DEPTHS.has(bpp)) throw new ImageError("unsupported_image", `BMP bit depth ${bpp}`);
+  checkCompressionDepth(compression, bpp);
   const rle = compression === BI_RLE8 || compression === BI_RLE4;
   const bitfields = compression === BI_BITFIELDS || compression === BI_ALPHABITFIELDS;
-  if (
-    (compression === BI_RLE8 && bpp !== 8) || (compression === BI_RLE4 && bpp !== 4) ||
-    (bitfields && bpp !== 16 && bpp !== 32)
-  ) {
-    corrupt(`BMP compression ${compression} is invalid with bit depth ${bpp}`);
-  }
   if (rle && topDown) corrupt("BMP RLE bitmaps cannot be top-down (negative height)");
 
   let cursor = FILE_HEADER_SIZE + headerSize;
@@ -276,6 +271,17 @@ export function decodeBmp(bytes: Uint8Array): Raster {
 export interface RlePainter {
   run(x: number, y: number, count: number, value: number): void;
   absolute(x: number, y: number, count: number, pos: number): void;
+}
+
+/** Refuses pairs that cannot occur: RLE8 is 8-bit, RLE4 4-bit, bitfields 16- or 32-bit. Shared with the structure check. */
+export function checkCompressionDepth(compression: number, bpp: number): void {
+  const bitfields = compression === BI_BITFIELDS || compression === BI_ALPHABITFIELDS;
+  if (
+    (compression === BI_RLE8 && bpp !== 8) || (compression === BI_RLE4 && bpp !== 4) ||
+    (bitfields && bpp !== 16 && bpp !== 32)
+  ) {
+    corrupt(`BMP compression ${compression} is invalid with bit depth ${bpp}`);
+  }
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   BI_RGB,
   BI_RLE4,
   BI_RLE8,
+  checkCompressionDepth,
   checkPixelData,
   CORE_HEADER_SIZE,
   INFO_HEADER_SIZE,
@@ -393,14 +394,9 @@ function checkBmp(bytes: Uint8Array): void {
   const compression = core ? BI_RGB : dv.getUint32(30, true);
   // The decoder calls these unsupported; without a known layout there is nothing further to measure.
   if (!BMP_COMPRESSIONS.has(compression) || !SUPPORTED_BIT_DEPTHS.has(bpp)) return;
+  checkCompressionDepth(compression, bpp);
   const rle = compression === BI_RLE8 || compression === BI_RLE4;
   const bitfields = compression === BI_BITFIELDS || compression === BI_ALPHABITFIELDS;
-  if (
-    (compression === BI_RLE8 && bpp !== 8) || (compression === BI_RLE4 && bpp !== 4) ||
-    (bitfields && bpp !== 16 && bpp !== 32)
-  ) {
-    corrupt(`BMP compression ${compression} is invalid with bit depth ${bpp}`);
-  }
   if (rle && !core && dv.getInt32(22, true) < 0) corrupt("BMP RLE bitmaps cannot be top-down (negative height)");
 
   let cursor = 14 + headerSize;

@@ -93,6 +93,33 @@ export async function startTestService(overrides: Record<string, string> = {}): 
   };
 }
 
+/**
+ * Starts `deno run worker.ts` with the worker task's own flags against the test service's Redis, queue and folders;
+ * `output` resolves to its stdout and stderr once it exits.
+ */
+export async function spawnWorker(
+  svc: TestService,
+  extraEnv: Record<string, string> = {},
+): Promise<{ child: Deno.ChildProcess; output: Promise<string> }> {
+  const root = svc.config.UPLOAD_DIR.replace(/\/uploads$/, "");
+  const child = new Deno.Command("deno", {
+    args: ["run", ...await taskFlags("worker"), `--allow-write=${root}`, "worker.ts"],
+    cwd: new URL("..", import.meta.url),
+    env: {
+      QUEUE_PREFIX: svc.config.QUEUE_PREFIX,
+      UPLOAD_DIR: svc.config.UPLOAD_DIR,
+      RESULT_DIR: svc.config.RESULT_DIR,
+      REDIS_PORT: String(svc.config.REDIS_PORT),
+      ...extraEnv,
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text()])
+    .then(([out, err]) => out + err);
+  return { child, output };
+}
+
 /** Polls a task until it reaches `completed` or `failed`, failing the test after `timeoutMs`. */
 export async function waitForTask(base: string, taskId: string, timeoutMs = 30_000): Promise<Record<string, unknown>> {
   const until = Date.now() + timeoutMs;

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import jpeg from "jpeg-js";
-import { startTestService, taskFlags, type TestService, upload, waitForTask } from "./harness.ts";
+import { spawnWorker, startTestService, type TestService, upload, waitForTask } from "./harness.ts";
+
+// One pool member, and a lock short enough that a killed worker's job is taken up again within seconds.
+const FAST_LOCKS = { WORKER_CONCURRENCY: "1", LOCK_DURATION_MS: "2000" };
 
 /** A noisy 3000×2000 JPEG: slow enough to decode that a worker can be caught in the middle of it. */
 function bigJpeg(): Uint8Array {
@@ -15,29 +18,6 @@ function bigJpeg(): Uint8Array {
   return jpeg.encode({ width, height, data }, 90).data;
 }
 
-/** Starts `deno run worker.ts` with the worker task's own flags, against the test service's Redis and folders. */
-async function spawnWorker(svc: TestService, extraEnv: Record<string, string> = {}) {
-  const root = svc.config.UPLOAD_DIR.replace(/\/uploads$/, "");
-  const flags = await taskFlags("worker");
-  const child = new Deno.Command("deno", {
-    args: ["run", ...flags, `--allow-write=${root}`, "worker.ts"],
-    cwd: new URL("..", import.meta.url),
-    env: {
-      QUEUE_PREFIX: svc.config.QUEUE_PREFIX,
-      UPLOAD_DIR: svc.config.UPLOAD_DIR,
-      RESULT_DIR: svc.config.RESULT_DIR,
-      WORKER_CONCURRENCY: "1",
-      LOCK_DURATION_MS: "2000",
-      ...extraEnv,
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const output = Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text()])
-    .then(([o, e]) => o + e);
-  return { child, output };
-}
-
 async function waitForState(svc: TestService, taskId: string, state: string, timeoutMs = 30_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
@@ -50,7 +30,7 @@ async function waitForState(svc: TestService, taskId: string, state: string, tim
 
 Deno.test("a worker killed with SIGKILL mid-job: the job is taken up again and completes once", async () => {
   const svc = await startTestService({ EMBEDDED_WORKER: "false", LOCK_DURATION_MS: "2000" });
-  const first = await spawnWorker(svc);
+  const first = await spawnWorker(svc, FAST_LOCKS);
   let second: Awaited<ReturnType<typeof spawnWorker>> | undefined;
   try {
     const res = await upload(svc.base, bigJpeg(), "big.jpg");
@@ -60,7 +40,7 @@ Deno.test("a worker killed with SIGKILL mid-job: the job is taken up again and c
     first.child.kill("SIGKILL");
     await first.child.status;
     assert.doesNotMatch(await first.output, new RegExp(`job completed.*${task_id}`), "killed before it finished");
-    second = await spawnWorker(svc);
+    second = await spawnWorker(svc, FAST_LOCKS);
     const status = await waitForTask(svc.base, task_id, 60_000);
     assert.equal(status.state, "completed", JSON.stringify(status));
     const list = await (await fetch(`${svc.base}/api/v1/images/results?limit=100`)).json();
@@ -82,7 +62,7 @@ Deno.test("a worker killed with SIGKILL mid-job: the job is taken up again and c
 
 Deno.test("SIGTERM: a worker finishes its active job within the grace period, then exits 0", async () => {
   const svc = await startTestService({ EMBEDDED_WORKER: "false" });
-  const worker = await spawnWorker(svc, { WORKER_GRACE_MS: "60000" });
+  const worker = await spawnWorker(svc, { ...FAST_LOCKS, WORKER_GRACE_MS: "60000" });
   try {
     const res = await upload(svc.base, bigJpeg(), "big.jpg");
     const { task_id } = await res.json();

@@ -1,25 +1,10 @@
 import assert from "node:assert/strict";
 import { fixture } from "./fixtures.ts";
-import { startTestService, taskFlags, upload, waitForTask } from "./harness.ts";
+import { spawnWorker, startTestService, upload, waitForTask } from "./harness.ts";
 
 Deno.test("a dedicated worker process (deno task worker) takes the API's jobs and exits 0 on SIGTERM", async (t) => {
   const svc = await startTestService({ EMBEDDED_WORKER: "false" });
-  const root = svc.config.UPLOAD_DIR.replace(/\/uploads$/, "");
-  // The worker task's own flags, with write access moved to this test's folders.
-  const flags = await taskFlags("worker");
-  const child = new Deno.Command("deno", {
-    args: ["run", ...flags, `--allow-write=${root}`, "worker.ts"],
-    cwd: new URL("..", import.meta.url),
-    env: {
-      QUEUE_PREFIX: svc.config.QUEUE_PREFIX,
-      UPLOAD_DIR: svc.config.UPLOAD_DIR,
-      RESULT_DIR: svc.config.RESULT_DIR,
-      REDIS_PORT: String(svc.config.REDIS_PORT),
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const output = Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text()]);
+  const { child, output } = await spawnWorker(svc);
   try {
     await t.step("with no embedded worker, /health/worker reports none until the process connects", async () => {
       const until = Date.now() + 20_000;
@@ -41,9 +26,9 @@ Deno.test("a dedicated worker process (deno task worker) takes the API's jobs an
     await t.step("SIGTERM → the worker closes and exits 0", async () => {
       child.kill("SIGTERM");
       const { code } = await child.status;
-      const [out, err] = await output;
-      assert.equal(code, 0, out + err);
-      assert.match(out, /worker stopping/);
+      const text = await output;
+      assert.equal(code, 0, text);
+      assert.match(text, /worker stopping/);
     });
   } finally {
     try {
