@@ -1,4 +1,6 @@
 /** Sample images (copied from the shared public-domain set) and what native OpenCV 4.6 found in them. */
+import assert from "node:assert/strict";
+
 const DIR = new URL("./fixtures/", import.meta.url);
 
 /** Names of every sample image. */
@@ -49,4 +51,10 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Byte equality, asserted without node:assert's diff (which takes minutes on large differing arrays). */
+export function assertSameBytes(actual: Uint8Array, expected: Uint8Array, message: string): void {
+  const same = actual.length === expected.length && actual.every((v, i) => v === expected[i]);
+  assert.ok(same, `${message}: ${actual.length} vs ${expected.length} bytes, contents differ`);
 }

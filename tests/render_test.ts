@@ -5,7 +5,7 @@ import { analyseImage, loadPipeline } from "../imaging/pipeline.ts";
 import { closeRedis, connectRedis, createRedis } from "../queue/connection.ts";
 import { createContourQueue } from "../queue/contour_queue.ts";
 import { sweepRetention } from "../storage/retention.ts";
-import { fixture } from "./fixtures.ts";
+import { assertSameBytes, fixture } from "./fixtures.ts";
 import { listDir, startTestService, waitForTask } from "./harness.ts";
 
 const HOUR = 3_600_000;
@@ -25,12 +25,6 @@ async function submit(base: string, name: string, fields: Record<string, string>
 /** What the worker would have drawn at analysis time (RENDER=eager), computed in this thread as a pool member would. */
 async function eagerImage(name: string, fields: Record<string, string> = {}): Promise<Uint8Array> {
   return analyseImage(await loadPipeline(), await fixture(name), AnalysisOptionsSchema.parse(fields)).image!;
-}
-
-/** Byte equality, asserted without node:assert's diff (which takes minutes on large differing arrays). */
-function assertSameBytes(actual: Uint8Array, expected: Uint8Array, message: string): void {
-  const same = actual.length === expected.length && actual.every((v, i) => v === expected[i]);
-  assert.ok(same, `${message}: ${actual.length} vs ${expected.length} bytes, contents differ`);
 }
 
 Deno.test("RENDER=lazy: the annotated image is drawn on its first request, identical to an eager one", async (t) => {
