@@ -4,7 +4,7 @@ import type { Raster } from "../imaging/raster.ts";
 import { fileExists } from "../storage/files.ts";
 
 /** Size of the generated large images (12 megapixels). */
-export const LARGE = { width: 4000, height: 3000 };
+const LARGE = { width: 4000, height: 3000 };
 
 /** Bilinear resize of an 8-bit raster: a photograph blown up stays photograph-like (smooth, real structure). */
 function resize(src: Raster, width: number, height: number): Raster {

@@ -33,11 +33,6 @@ export function loadJpegWasm(): Promise<void> {
   return loading;
 }
 
-/** Whether loadJpegWasm has finished in this isolate. */
-export function jpegWasmReady(): boolean {
-  return decoder !== null;
-}
-
 /**
  * Decodes a JPEG to RGBA with libjpeg-turbo; null when the decoder is not loaded, fails, or warns about damaged data
  * (the caller then uses its own decoder, which refuses or explains such files).
