@@ -1,5 +1,6 @@
 import { type AnalysisOptions, DEFAULT_OPTIONS, parseColor } from "./options.ts";
 import { type OpenCV, withMats } from "./opencv.ts";
+import { otsuBinary, prefilterHandles, smoothGray } from "./prefilter.ts";
 import type { Raster } from "./raster.ts";
 
 /** One contour and its measurements (pixel units). */
@@ -67,35 +68,34 @@ export function analyseContours<T = Raster>(
   const { width, height, channels } = raster;
   return withMats((keep) => {
     const t0 = performance.now();
-    const src = rasterMat(cv, keep, raster);
+    // The input as a Mat, made only when needed: the WASM prefilter reads the raster itself.
+    let src: Mat | null = null;
+    const source = () => (src ??= rasterMat(cv, keep, raster));
 
-    let gray = src;
-    if (channels !== 1) {
-      gray = keep(new cv.Mat());
-      cv.cvtColor(src, gray, cv[GRAY_CODES[channels]]);
-    }
-    let smoothed = gray;
-    if (options.blur > 0) {
-      smoothed = keep(new cv.Mat());
-      cv.GaussianBlur(gray, smoothed, new cv.Size(options.blur, options.blur), 0, 0, cv.BORDER_DEFAULT);
-    }
-    const binary = keep(new cv.Mat());
-    const mode = options.invert ? cv.THRESH_BINARY_INV : cv.THRESH_BINARY;
+    let binary: Mat;
     let threshold: number | null = null;
-    switch (options.threshold) {
-      case "otsu":
-        threshold = cv.threshold(smoothed, binary, 0, 255, mode | cv.THRESH_OTSU);
-        break;
-      case "binary":
-        threshold = cv.threshold(smoothed, binary, options.threshold_value, 255, mode);
-        break;
-      case "adaptive":
-        cv.adaptiveThreshold(smoothed, binary, 255, cv.ADAPTIVE_THRESH_GAUSSIAN_C, mode, options.block_size, options.c);
-        break;
-      case "canny":
-        cv.Canny(smoothed, binary, options.canny_low, options.canny_high);
-        if (options.invert) cv.bitwise_not(binary, binary);
-        break;
+    if (prefilterHandles(options.blur)) {
+      // Gray, blur and Otsu in WASM SIMD: the same pixels OpenCV.js makes, in less than half its time (prefilter.ts).
+      const smoothed = smoothGray(raster, options.blur);
+      if (options.threshold === "otsu") {
+        const otsu = otsuBinary(smoothed, options.invert);
+        threshold = otsu.threshold;
+        binary = grayMat(cv, keep, otsu.binary, width, height);
+      } else {
+        ({ binary, threshold } = binarise(cv, keep, grayMat(cv, keep, smoothed, width, height), options));
+      }
+    } else {
+      let gray = source();
+      if (channels !== 1) {
+        gray = keep(new cv.Mat());
+        cv.cvtColor(source(), gray, cv[GRAY_CODES[channels]]);
+      }
+      let smoothed = gray;
+      if (options.blur > 0) {
+        smoothed = keep(new cv.Mat());
+        cv.GaussianBlur(gray, smoothed, new cv.Size(options.blur, options.blur), 0, 0, cv.BORDER_DEFAULT);
+      }
+      ({ binary, threshold } = binarise(cv, keep, smoothed, options));
     }
 
     const found = keep(new cv.MatVector());
@@ -163,7 +163,7 @@ export function analyseContours<T = Raster>(
     if (render) {
       const polygons = keep(new cv.MatVector());
       for (const raw of kept) polygons.push_back(shapes[raw].mat);
-      annotated = drawContours(cv, keep, src, channels, polygons, options, render);
+      annotated = drawContours(cv, keep, source(), channels, polygons, options, render);
     }
     const t3 = performance.now();
     return {
@@ -233,6 +233,37 @@ function rasterMat(cv: OpenCV, keep: Keep, raster: Raster): Mat {
   const src = keep(new cv.Mat(height, width, type));
   src.data.set(raster.data.subarray(0, width * height * channels));
   return src;
+}
+
+/** A one-channel Mat holding a copy of `pixels`. */
+function grayMat(cv: OpenCV, keep: Keep, pixels: Uint8Array, width: number, height: number): Mat {
+  const mat = keep(new cv.Mat(height, width, cv.CV_8UC1));
+  mat.data.set(pixels);
+  return mat;
+}
+
+/** The binary image of a smoothed gray one, by the chosen threshold, and the threshold applied (null when none). */
+function binarise(
+  cv: OpenCV,
+  keep: Keep,
+  smoothed: Mat,
+  options: AnalysisOptions,
+): { binary: Mat; threshold: number | null } {
+  const binary = keep(new cv.Mat());
+  const mode = options.invert ? cv.THRESH_BINARY_INV : cv.THRESH_BINARY;
+  switch (options.threshold) {
+    case "otsu":
+      return { binary, threshold: cv.threshold(smoothed, binary, 0, 255, mode | cv.THRESH_OTSU) };
+    case "binary":
+      return { binary, threshold: cv.threshold(smoothed, binary, options.threshold_value, 255, mode) };
+    case "adaptive":
+      cv.adaptiveThreshold(smoothed, binary, 255, cv.ADAPTIVE_THRESH_GAUSSIAN_C, mode, options.block_size, options.c);
+      return { binary, threshold: null };
+    case "canny":
+      cv.Canny(smoothed, binary, options.canny_low, options.canny_high);
+      if (options.invert) cv.bitwise_not(binary, binary);
+      return { binary, threshold: null };
+  }
 }
 
 /** Draws the polygons on the image as RGB (on `src` itself when it is RGB) and lends the result to `render`. */

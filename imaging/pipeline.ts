@@ -5,6 +5,7 @@ import type { ImageFormat } from "./format.ts";
 import { loadJpegWasm } from "./jpeg_wasm.ts";
 import { loadOpenCV, type OpenCV } from "./opencv.ts";
 import { type AnalysisOptions, DEFAULT_OPTIONS } from "./options.ts";
+import { loadPrefilter } from "./prefilter.ts";
 import type { DecodeInfo, Raster } from "./raster.ts";
 
 /** What one image's analysis produced. */
@@ -26,9 +27,12 @@ export interface AnalysisReport {
   timings_ms: { decode: number; analyse: number; measure: number; draw: number; encode: number };
 }
 
-/** Loads what the pipeline runs on, once per isolate: OpenCV.js and libjpeg-turbo (WASM) for JPEGs. */
+/**
+ * Loads what the pipeline runs on, once per isolate: OpenCV.js, libjpeg-turbo (WASM) for JPEGs and the SIMD prefilter
+ * (gray, blur, Otsu).
+ */
 export async function loadPipeline(): Promise<OpenCV> {
-  const [cv] = await Promise.all([loadOpenCV(), loadJpegWasm()]);
+  const [cv] = await Promise.all([loadOpenCV(), loadJpegWasm(), loadPrefilter()]);
   return cv;
 }
 

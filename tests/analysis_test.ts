@@ -4,7 +4,7 @@ import { XMLParser } from "fast-xml-parser";
 import { analyseContours, boundingBox, type MeasuredContour, polygonMoments } from "../imaging/contours.ts";
 import { decodeImage } from "../imaging/decode.ts";
 import { contoursToGeoJson, contoursToSvg } from "../imaging/export.ts";
-import { loadOpenCV } from "../imaging/opencv.ts";
+import { loadPipeline } from "../imaging/pipeline.ts";
 import { type AnalysisOptions, AnalysisOptionsSchema } from "../imaging/options.ts";
 import type { Raster } from "../imaging/raster.ts";
 import { fixture } from "./fixtures.ts";
@@ -33,7 +33,7 @@ function testCard(light = 255, dark = 0): Raster {
 const noBlur = { blur: 0 };
 
 Deno.test("options: retrieval, filters and thresholds give the known contour counts", async (t) => {
-  const cv = await loadOpenCV();
+  const cv = await loadPipeline();
   const card = testCard();
   const count = (o: Record<string, unknown>, r = card) =>
     analyseContours(cv, r, opts({ ...noBlur, ...o })).contours.length;
@@ -110,7 +110,7 @@ function testDisc(): Raster {
 }
 
 Deno.test("measurements: area, perimeter, bbox, centroid, convexity and circularity", async () => {
-  const cv = await loadOpenCV();
+  const cv = await loadPipeline();
   const { contours } = analyseContours(cv, testCard(), opts(noBlur));
   const sq = contours.find((c) => c.bbox.x === 90)!;
   assert.equal(sq.area, 19 * 19);
@@ -130,7 +130,7 @@ Deno.test("measurements: area, perimeter, bbox, centroid, convexity and circular
 });
 
 Deno.test("drawing options: colour, thickness and fill", async () => {
-  const cv = await loadOpenCV();
+  const cv = await loadPipeline();
   const card = testCard();
   const px = (
     r: Raster,
@@ -154,7 +154,7 @@ function pointInRing(x: number, y: number, ring: number[][]): boolean {
 }
 
 Deno.test("exports: SVG and GeoJSON with holes from the hierarchy", async (t) => {
-  const cv = await loadOpenCV();
+  const cv = await loadPipeline();
   const { contours, width, height } = analyseContours(cv, testCard(), opts(noBlur));
   await t.step("SVG parses, spans the image, one evenodd path per outer contour with its holes", () => {
     const svg = contoursToSvg(contours, width, height);
@@ -216,16 +216,17 @@ Deno.test("options: invalid values are refused naming the field", () => {
 });
 
 Deno.test("polygonMoments and boundingBox equal cv.moments and cv.boundingRect bit for bit", async () => {
-  const cv = await loadOpenCV();
+  const cv = await loadPipeline();
   let compared = 0;
   for (const name of ["coins.png", "rocket.jpg"]) {
     const { raster } = decodeImage(await fixture(name));
-    const src = new cv.Mat(raster.height, raster.width, raster.channels === 1 ? cv.CV_8UC1 : cv.CV_8UC3);
+    const types = { 1: cv.CV_8UC1, 3: cv.CV_8UC3, 4: cv.CV_8UC4 };
+    const src = new cv.Mat(raster.height, raster.width, types[raster.channels]);
     const gray = new cv.Mat(), binary = new cv.Mat(), hierarchy = new cv.Mat();
     try {
       src.data.set(raster.data);
       if (raster.channels === 1) src.copyTo(gray);
-      else cv.cvtColor(src, gray, cv.COLOR_RGB2GRAY);
+      else cv.cvtColor(src, gray, raster.channels === 3 ? cv.COLOR_RGB2GRAY : cv.COLOR_RGBA2GRAY);
       // Adaptive thresholding gives thousands of small, odd contours: holes, lines, single points.
       cv.adaptiveThreshold(gray, binary, 255, cv.ADAPTIVE_THRESH_GAUSSIAN_C, cv.THRESH_BINARY, 11, 2);
       for (const approx of [cv.CHAIN_APPROX_SIMPLE, cv.CHAIN_APPROX_NONE]) {
