@@ -11,20 +11,35 @@ const SUB_FILTER = 1;
 
 /**
  * Encodes an 8-bit raster as PNG the way native OpenCV's imwrite does by default: zlib level 1 with the RLE strategy.
+ * With `dropAlpha`, RGBA is written as RGB (annotated images are drawn on RGBA input in place, alpha ignored).
  * The Sub filter on every row keeps the output about the size of OpenCV's (libpng's adaptive filtering) at a fraction of
  * the cost; node:zlib is Deno's built-in native zlib, 4–5× faster than fast-png's JavaScript deflate at level 6 on the
  * samples (bench: README "Codecs").
  */
-export function encodePng(raster: Raster): Uint8Array {
-  const { width, height, channels: c, data } = raster;
+export function encodePng(raster: Raster, dropAlpha = false): Uint8Array {
+  const { width, height, channels: inC, data } = raster;
+  const c = dropAlpha && inC === 4 ? 3 : inC;
   const stride = width * c;
   const filtered = new Uint8Array((stride + 1) * height);
   for (let y = 0; y < height; y++) {
     const o = y * (stride + 1) + 1;
-    const s = y * stride;
     filtered[o - 1] = SUB_FILTER;
-    for (let i = 0; i < c; i++) filtered[o + i] = data[s + i];
-    for (let i = c; i < stride; i++) filtered[o + i] = data[s + i] - data[s + i - c];
+    if (c === inC) {
+      const s = y * stride;
+      for (let i = 0; i < c; i++) filtered[o + i] = data[s + i];
+      for (let i = c; i < stride; i++) filtered[o + i] = data[s + i] - data[s + i - c];
+    } else {
+      // RGBA in, RGB out: each sample minus the same sample of the pixel before, skipping alpha.
+      const s = y * width * 4;
+      filtered[o] = data[s];
+      filtered[o + 1] = data[s + 1];
+      filtered[o + 2] = data[s + 2];
+      for (let x = 1, i = s + 4, j = o + 3; x < width; x++, i += 4, j += 3) {
+        filtered[j] = data[i] - data[i - 4];
+        filtered[j + 1] = data[i + 1] - data[i - 3];
+        filtered[j + 2] = data[i + 2] - data[i - 2];
+      }
+    }
   }
   const idat = deflateSync(filtered, { level: 1, strategy: constants.Z_RLE });
   // Written straight into the file's buffer: the compressed data is copied once, not once per chunk and again to join.
@@ -70,7 +85,7 @@ export function encodeJpeg(raster: Raster, quality = 90): Uint8Array {
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
-/** Encodes in the requested format. */
+/** Encodes an annotated image (RGB, or RGBA whose alpha is ignored) as an RGB image in the requested format. */
 export function encodeImage(raster: Raster, format: OutputFormat): Uint8Array {
-  return format === "jpeg" ? encodeJpeg(raster) : encodePng(raster);
+  return format === "jpeg" ? encodeJpeg(raster) : encodePng(raster, true);
 }

@@ -3,10 +3,12 @@ import { Buffer } from "node:buffer";
 import { encode as fastPngEncode } from "fast-png";
 import { zlibSync } from "fflate";
 import pngjs from "pngjs";
+import { encodePng } from "../imaging/encode.ts";
 import { decodePng, readPngSize } from "../imaging/png.ts";
 import { ImageError } from "../imaging/image_error.ts";
 import type { Raster } from "../imaging/raster.ts";
 import { concatBytes } from "../imaging/bytes.ts";
+import { seededRandom } from "./fixtures.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -618,4 +620,20 @@ Deno.test("readPngSize", async (t) => {
     assert.deepEqual(readPngSize(bytes.subarray(0, 33)), { width: 13, height: 7 });
     assertImageError(() => readPngSize(bytes.subarray(0, 32)), "corrupt_image", /truncated/);
   });
+});
+
+Deno.test("encodePng with dropAlpha writes RGBA as the same RGB file the RGB raster gives", () => {
+  const random = seededRandom(7);
+  for (const [width, height] of [[1, 1], [3, 2], [61, 17]]) {
+    const rgba = new Uint8Array(width * height * 4).map(() => Math.floor(random() * 256));
+    const rgb = new Uint8Array(width * height * 3);
+    for (let p = 0; p < width * height; p++) rgb.set(rgba.subarray(p * 4, p * 4 + 3), p * 3);
+    const dropped = encodePng({ width, height, channels: 4, data: rgba }, true);
+    assert.deepEqual(dropped, encodePng({ width, height, channels: 3, data: rgb }), `${width}×${height}`);
+    const decoded = decodePng(dropped).raster;
+    assert.equal(decoded.channels, 3);
+    assert.deepEqual(decoded.data, rgb);
+    // Without the flag, RGBA stays RGBA.
+    assert.equal(decodePng(encodePng({ width, height, channels: 4, data: rgba })).raster.channels, 4);
+  }
 });
