@@ -106,30 +106,59 @@ if (!args["skip-e2e"]) {
     e2e.push(await benchEndToEnd({ uploads, concurrency, workers, render, images, scratch }));
   }
   results.e2e = e2e;
-  const drains: DrainReport[] = [];
-  for (const workers of [...new Set([1, cores])]) {
-    console.log(`\nQueue drain: ${uploads} queued images, one worker process with WORKER_CONCURRENCY=${workers}…`);
-    await Deno.mkdir(`${HERE}.tmp`, { recursive: true });
-    const scratch = await Deno.makeTempDir({ dir: `${HERE}.tmp`, prefix: "drain-" });
-    drains.push(await benchDrain({ uploads, concurrency, workers, render: "lazy", images, scratch }));
+  // The queue drained with the five samples, then (full runs) with a 12-megapixel JPEG, where the kernel dominates
+  // the per-job cost of the queue: how scaling depends on the work per image.
+  const workloads = [{ name: "five samples", images, uploads }];
+  if (!quick) {
+    const { jpeg } = await generateLargeImages(`${HERE}.data`, samplePaths[3]);
+    workloads.push({
+      name: "12 MP JPEG",
+      images: [{ name: "large_12mp.jpg", bytes: await Deno.readFile(jpeg) }],
+      uploads: 40,
+    });
+  }
+  const drains: (DrainReport & { workload: string })[] = [];
+  for (const workload of workloads) {
+    for (const workers of [...new Set([1, cores])]) {
+      console.log(
+        `\nQueue drain (${workload.name}): ${workload.uploads} queued images, one worker process with ` +
+          `WORKER_CONCURRENCY=${workers}…`,
+      );
+      await Deno.mkdir(`${HERE}.tmp`, { recursive: true });
+      const scratch = await Deno.makeTempDir({ dir: `${HERE}.tmp`, prefix: "drain-" });
+      const settings = { uploads: workload.uploads, concurrency, workers, render: "lazy" as const, scratch };
+      const report = await benchDrain({ ...settings, images: workload.images });
+      drains.push({ workload: workload.name, ...report });
+    }
   }
   results.drain = drains;
   results.seed_reference = SEED;
   console.log(endToEndTable(e2e));
   console.log(
     "\n" + markdownTable(
-      ["queue drain", "images/s", "failures"],
-      drains.map((d) => [`WORKER_CONCURRENCY=${d.workers}, RENDER=${d.render}`, d.images_per_s, d.failures]),
+      ["queue drain", "images", "images/s", "failures"],
+      drains.map((d) => [
+        `${d.workload}, WORKER_CONCURRENCY=${d.workers}, RENDER=${d.render}`,
+        d.images,
+        d.images_per_s,
+        d.failures,
+      ]),
     ),
   );
   if (cores > 1) {
     const scaling = round(e2e[1].images_per_s / e2e[0].images_per_s);
-    const drainScaling = round(drains[1].images_per_s / drains[0].images_per_s);
+    const drainScaling = Object.fromEntries(
+      workloads.map((w) => {
+        const [one, all] = drains.filter((d) => d.workload === w.name);
+        return [w.name, round(all.images_per_s / one.images_per_s)];
+      }),
+    );
     results.e2e_scaling = scaling;
     results.drain_scaling = drainScaling;
     console.log(
       `Scaling with ${cores} pool members over 1: ${scaling}× images/s end to end (uploads and analysis on the same ` +
-        `${cores} cores), ${drainScaling}× draining the queue`,
+        `${cores} cores); draining the queue: ` +
+        Object.entries(drainScaling).map(([w, x]) => `${x}× (${w})`).join(", "),
     );
   }
 }

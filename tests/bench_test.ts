@@ -37,6 +37,7 @@ Deno.test("deno task bench --quick runs every part and writes its JSON", async (
     }
     assert.ok(result.drain.length >= 2);
     for (const run of result.drain) assert.ok(run.failures === 0 && run.images_per_s > 0, JSON.stringify(run));
+    assert.ok(result.drain.every((run: { workload: string }) => run.workload === "five samples"));
     assert.match(text, /\| image \| decode \| analyse \| measure \| draw \| encode \| total \|/);
   } finally {
     await Deno.remove(dir, { recursive: true });
