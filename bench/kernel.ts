@@ -1,5 +1,6 @@
 import { decodeImage } from "../imaging/decode.ts";
 import { analyseImage, loadPipeline } from "../imaging/pipeline.ts";
+import { prefilterMemoryBytes } from "../imaging/prefilter.ts";
 import { createAnalysisPool } from "../imaging/pool.ts";
 import { DEFAULT_OPTIONS } from "../imaging/options.ts";
 import { median, round } from "./stats.ts";
@@ -67,6 +68,9 @@ export interface MemoryReport {
   /** OpenCV.js's WASM memory: a Mat not freed per image would grow it. */
   wasm_heap_after_warmup_mib: number;
   wasm_heap_after_all_mib: number;
+  /** The prefilter's WASM memory: sized by the largest image so far, and never more by itself. */
+  prefilter_memory_after_warmup_mib: number;
+  prefilter_memory_after_all_mib: number;
 }
 
 /**
@@ -86,6 +90,7 @@ export async function benchMemory(files: string[], images: number): Promise<Memo
       rss: round(m.rss / 2 ** 20, 1),
       js: round(m.heapUsed / 2 ** 20, 1),
       wasm: round((cv as unknown as { HEAP8: Int8Array }).HEAP8.length / 2 ** 20, 1),
+      prefilter: round(prefilterMemoryBytes() / 2 ** 20, 1),
     };
   };
   // The baseline is taken after a quarter: by then V8's heaps and the allocator's pools have reached working size.
@@ -105,6 +110,8 @@ export async function benchMemory(files: string[], images: number): Promise<Memo
     js_heap_after_all_mib: last.js,
     wasm_heap_after_warmup_mib: first.wasm,
     wasm_heap_after_all_mib: last.wasm,
+    prefilter_memory_after_warmup_mib: first.prefilter,
+    prefilter_memory_after_all_mib: last.prefilter,
   };
 }
 

@@ -59,7 +59,8 @@ if (!args["skip-kernel"]) {
     `Memory over ${memory.images} images (five samples, one thread, after GC), first quarter → end: RSS ` +
       `${memory.rss_after_warmup_mib} → ${memory.rss_after_all_mib} MiB (${memory.rss_growth_pct}%), JS heap ` +
       `${memory.js_heap_after_warmup_mib} → ${memory.js_heap_after_all_mib} MiB, OpenCV WASM heap ` +
-      `${memory.wasm_heap_after_warmup_mib} → ${memory.wasm_heap_after_all_mib} MiB`,
+      `${memory.wasm_heap_after_warmup_mib} → ${memory.wasm_heap_after_all_mib} MiB, prefilter WASM memory ` +
+      `${memory.prefilter_memory_after_warmup_mib} → ${memory.prefilter_memory_after_all_mib} MiB`,
   );
 
   // The 12-megapixel images are skipped in quick mode: generating them takes seconds and each run takes seconds.

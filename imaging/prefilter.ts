@@ -24,8 +24,14 @@ const KERNELS: Record<number, { taps: number[]; shift: number }> = {
 };
 
 const PAGE = 65536;
+/**
+ * WASM memory cannot shrink: after an image needing more than this, the next smaller one gets a fresh instance, so a
+ * pool member holds on to one huge image's buffers only until then.
+ */
+const RETAIN_BYTES = 64 * 1024 * 1024;
 const WASM_URL = new URL("./prefilter/prefilter.wasm", import.meta.url);
 
+let wasm: WebAssembly.Module;
 let kernel: Kernel | null = null;
 let memory: WebAssembly.Memory;
 let loading: Promise<void> | undefined;
@@ -33,11 +39,20 @@ let loading: Promise<void> | undefined;
 /** Loads the WASM kernel once per isolate; the functions below work once it resolves. */
 export function loadPrefilter(): Promise<void> {
   loading ??= (async () => {
-    memory = new WebAssembly.Memory({ initial: 2 });
-    const { instance } = await WebAssembly.instantiate(await Deno.readFile(WASM_URL), { env: { memory } });
-    kernel = instance.exports as unknown as Kernel;
+    wasm = await WebAssembly.compile(await Deno.readFile(WASM_URL));
+    instantiate(2);
   })();
   return loading;
+}
+
+function instantiate(pages: number): void {
+  memory = new WebAssembly.Memory({ initial: pages });
+  kernel = new WebAssembly.Instance(wasm, { env: { memory } }).exports as unknown as Kernel;
+}
+
+/** Bytes of WASM memory the prefilter holds now (for the bench's memory figures). */
+export function prefilterMemoryBytes(): number {
+  return kernel ? memory.buffer.byteLength : 0;
 }
 
 /** Whether the WASM kernel is loaded and computes this blur size (0 = none); otherwise OpenCV.js does the work. */
@@ -65,11 +80,12 @@ let pixels = 0;
  */
 export function smoothGray(raster: Raster, blur: number): Uint8Array {
   if (!prefilterHandles(blur)) throw new Error(`the prefilter does not handle blur ${blur}`);
-  const k = kernel!;
   const { width: w, height: h, channels } = raster;
   const n = w * h;
   const { taps, shift } = KERNELS[blur] ?? { taps: [], shift: 0 };
   const l = reserve(n, channels, Math.max(taps.length, 1) * w);
+  // After reserve, which may have replaced the instance.
+  const k = kernel!;
   new Uint8Array(memory.buffer, l.src, n * channels).set(raster.data.subarray(0, n * channels));
   let gray = l.src;
   if (channels === 4) k.gray_from_rgba(l.src, gray = l.gray, n);
@@ -123,7 +139,10 @@ export function otsuThreshold(hist: Uint32Array, n: number): number {
   return maxVal;
 }
 
-/** Lays out one image's buffers after the kernel's stack, growing the memory when the image needs more. */
+/**
+ * Lays out one image's buffers after the kernel's stack, growing the memory when the image needs more (or starting
+ * afresh when a large image left more than RETAIN_BYTES and this one needs less).
+ */
 function reserve(n: number, channels: number, rowSamples: number): Layout {
   const align = (v: number) => Math.ceil(v / 16) * 16 + 16;
   const src = align(kernel!.__heap_base.value as number);
@@ -134,6 +153,8 @@ function reserve(n: number, channels: number, rowSamples: number): Layout {
   const hist = align(taps + 64);
   const binary = align(hist + 4096);
   const end = binary + n;
-  if (end > memory.buffer.byteLength) memory.grow(Math.ceil((end - memory.buffer.byteLength) / PAGE));
+  const held = memory.buffer.byteLength;
+  if (end > held) memory.grow(Math.ceil((end - held) / PAGE));
+  else if (held > RETAIN_BYTES && end <= RETAIN_BYTES) instantiate(Math.ceil(end / PAGE));
   return (layout = { src, gray, smoothed, rows, taps, hist, binary });
 }

@@ -4,7 +4,7 @@ import { decodeImage } from "../imaging/decode.ts";
 import type { OpenCV } from "../imaging/opencv.ts";
 import { AnalysisOptionsSchema } from "../imaging/options.ts";
 import { loadPipeline } from "../imaging/pipeline.ts";
-import { otsuBinary, otsuThreshold, prefilterHandles, smoothGray } from "../imaging/prefilter.ts";
+import { otsuBinary, otsuThreshold, prefilterHandles, prefilterMemoryBytes, smoothGray } from "../imaging/prefilter.ts";
 import type { Raster } from "../imaging/raster.ts";
 import { assertSameBytes, fixture, SAMPLES, seededRandom } from "./fixtures.ts";
 
@@ -133,4 +133,17 @@ Deno.test({
       await Deno.remove(tmp, { recursive: true });
     }
   },
+});
+
+Deno.test("prefilter: after an image over 64 MiB of buffers, a smaller one starts afresh and is still exact", async () => {
+  const cv = await loadPipeline();
+  const random = seededRandom(5);
+  const big = { width: 4000, height: 3000, channels: 4 as const, data: new Uint8Array(4000 * 3000 * 4) };
+  big.data.fill(90);
+  smoothGray(big, 5);
+  assert.ok(prefilterMemoryBytes() > 64 * 1024 * 1024);
+  const small = { width: 64, height: 48, channels: 3 as const, data: new Uint8Array(64 * 48 * 3) };
+  for (let i = 0; i < small.data.length; i++) small.data[i] = Math.floor(random() * 256);
+  assertMatchesOpenCV(cv, small, "after a large image");
+  assert.ok(prefilterMemoryBytes() < 64 * 1024 * 1024, `${prefilterMemoryBytes()} bytes held`);
 });
