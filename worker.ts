@@ -110,9 +110,36 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
   const pool = await createAnalysisPool(config.WORKER_CONCURRENCY);
   const connection = createRedis(config, "worker");
   const indexRedis = createRedis(config, "worker");
+  // Final states notify the client's callback_url (if any) with exactly what GET /status shows.
+  const callbackRedis = createRedis(config, "worker");
+  const statusQueue = createContourQueue(config, callbackRedis);
+  const callbackQueue = createCallbackQueue(config, callbackRedis);
+  const callbackConnection = createRedis(config, "worker");
+  const callbackWorker = startCallbackWorker(config, callbackConnection, (id) => getTaskStatus(statusQueue, id));
+  const queueCallback = async (job: Job<ContourJob, ContourSummary>) => {
+    if (!job.data.callback_url || !job.id) return;
+    await enqueueCallback(callbackQueue, config, {
+      task_id: job.id,
+      url: job.data.callback_url,
+      request_id: job.data.request_id,
+    });
+  };
+  const queueCallbackLogged = (job: Job<ContourJob, ContourSummary>) =>
+    queueCallback(job).catch((err) => log("warn", "could not queue callback", { task_id: job.id, error: String(err) }));
   const worker = new Worker<ContourJob, ContourSummary>(
     config.QUEUE_NAME,
-    (job) => processContourJob(config, indexRedis, pool, job),
+    async (job) => {
+      // The callback is queued before the job's end is recorded, so a worker dying in between cannot lose it: the
+      // job is taken up again, and the callback, which waits for the task's final state, is sent once it ends.
+      try {
+        const summary = await processContourJob(config, indexRedis, pool, job);
+        await queueCallback(job);
+        return summary;
+      } catch (err) {
+        if (isFinalFailure(job, err as Error)) await queueCallbackLogged(job);
+        throw err;
+      }
+    },
     {
       connection,
       prefix: config.QUEUE_PREFIX,
@@ -134,35 +161,14 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
       error: err.message,
     });
   });
-  // Final states notify the client's callback_url (if any) with exactly what GET /status would show.
-  const callbackRedis = createRedis(config, "worker");
-  const statusQueue = createContourQueue(config, callbackRedis);
-  const callbackQueue = createCallbackQueue(config, callbackRedis);
-  const callbackConnection = createRedis(config, "worker");
-  const callbackWorker = startCallbackWorker(config, callbackConnection);
-  const notify = async (job: Job<ContourJob, ContourSummary>) => {
-    if (!job.data.callback_url || !job.id) return;
-    const status = await getTaskStatus(statusQueue, job.id);
-    if (!status) return;
-    await enqueueCallback(callbackQueue, config, {
-      task_id: job.id,
-      url: job.data.callback_url,
-      body: JSON.stringify(status),
-      request_id: job.data.request_id,
-    });
-  };
-  const notifyLogged = (job: Job<ContourJob, ContourSummary>) =>
-    notify(job).catch((err) => log("warn", "could not queue callback", { task_id: job.id, error: String(err) }));
   worker.on("completed", async (job) => {
     // The upload is no longer needed once its annotated image exists (unless the operator keeps them); a lazily
     // rendered one needs it until then, and the retention sweep removes it afterwards.
     if (!config.KEEP_UPLOADS && config.RENDER === "eager") await removeFile(job.data.upload_path).catch(() => {});
-    await notifyLogged(job);
   });
+  // A job failed outside its processor (stalled too often) reaches only this handler; queueing again is a no-op.
   worker.on("failed", async (job, err) => {
-    if (!job) return;
-    const final = err.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
-    if (final) await notifyLogged(job);
+    if (job && isFinalFailure(job, err, true)) await queueCallbackLogged(job);
   });
   // Every worker process sweeps; overlapping sweeps are harmless (removing a removed file is a no-op).
   const sweep = setInterval(() => {
@@ -187,6 +193,15 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
       for (const r of [callbackConnection, callbackRedis, indexRedis, connection]) await closeRedis(r);
     },
   };
+}
+
+/**
+ * Whether a job's failure is its last: no retries (an UnrecoverableError) or none left. `settled` is true once BullMQ
+ * has counted the attempt (in its "failed" event), false inside the processor.
+ */
+function isFinalFailure(job: Job, err: Error, settled = false): boolean {
+  const attempts = job.attemptsMade + (settled ? 0 : 1);
+  return err.name === "UnrecoverableError" || attempts >= (job.opts.attempts ?? 1);
 }
 
 /** Closes a BullMQ worker, forcing it after `graceMs`; never waits more than `graceMs` + 1 s in all. */

@@ -1,4 +1,4 @@
-import { Queue, UnrecoverableError, Worker } from "bullmq";
+import { DelayedError, Queue, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import { BadRequest } from "../errors.ts";
@@ -9,15 +9,26 @@ import { isInternalAddress, isIpLiteral } from "./address.ts";
 export interface CallbackJob {
   task_id: string;
   url: string;
-  /** The JSON body, exactly as signed. */
-  body: string;
+  /** The JSON body, exactly as signed; jobs queued by this version leave it out and send the status at delivery. */
+  body?: string;
   request_id?: string;
 }
+
+/** The task's status as GET /status shows it (undefined once the task is gone). */
+export type StatusReader = (taskId: string) => Promise<{ state: string } | undefined>;
 
 /** Header carrying `sha256=<hex HMAC of the body>`. */
 export const SIGNATURE_HEADER = "X-Signature-256";
 
 const TIMEOUT_MS = 10_000;
+/**
+ * A callback queued before its task ended looks again after a quarter of its age, between these bounds: the usual
+ * case (queued by the processor a moment before BullMQ records the end) costs one 100 ms wait, a task waiting for a
+ * retry is looked at every few seconds, and after a day the callback gives up.
+ */
+const FINAL_POLL_MIN_MS = 100;
+const FINAL_POLL_MAX_MS = 5000;
+const FINAL_WAIT_MS = 24 * 3600_000;
 
 /** Checks a client's callback_url at upload: http(s), no credentials, and not an internal address unless allowed. */
 export function validateCallbackUrl(config: Config, raw: string): string {
@@ -85,23 +96,47 @@ export function createCallbackQueue(config: Config, connection: Redis): Queue<Ca
   return queue;
 }
 
-/** Queues a notification; delivery retries with exponential backoff (CALLBACK_ATTEMPTS). */
+/**
+ * Queues a task's notification, once: the job id is the task id, so queueing it again (a retried task, or the
+ * completion handler after the processor) changes nothing. Delivery retries with exponential backoff
+ * (CALLBACK_ATTEMPTS).
+ */
 export async function enqueueCallback(queue: Queue<CallbackJob>, config: Config, job: CallbackJob): Promise<void> {
   await queue.add("callback", job, {
+    jobId: job.task_id,
     attempts: config.CALLBACK_ATTEMPTS,
     backoff: { type: "exponential", delay: 1000 },
     removeOnComplete: { age: 24 * 3600 },
   });
 }
 
-/** Delivers notifications: POST JSON, signed, 10 s timeout; any non-2xx answer is retried. */
-export function startCallbackWorker(config: Config, connection: Redis): Worker<CallbackJob> {
+/**
+ * Delivers notifications: the task's final status as JSON, signed, 10 s timeout; any non-2xx answer is retried. A
+ * notification queued before its task ended waits for the end (without spending an attempt).
+ */
+export function startCallbackWorker(config: Config, connection: Redis, statusOf: StatusReader): Worker<CallbackJob> {
   const worker = new Worker<CallbackJob>(
     `${config.QUEUE_NAME}-callbacks`,
-    async (job) => {
+    async (job, token) => {
+      let body = job.data.body;
+      if (body === undefined) {
+        const status = await statusOf(job.data.task_id);
+        if (!status) {
+          log("info", "callback dropped: the task no longer exists", { task_id: job.data.task_id });
+          return;
+        }
+        if (status.state !== "completed" && status.state !== "failed") {
+          const age = Date.now() - job.timestamp;
+          if (age > FINAL_WAIT_MS) throw new UnrecoverableError(`task ${job.data.task_id} did not end within a day`);
+          const wait = Math.min(FINAL_POLL_MAX_MS, Math.max(FINAL_POLL_MIN_MS, age / 4));
+          await job.moveToDelayed(Date.now() + wait, token);
+          throw new DelayedError();
+        }
+        body = JSON.stringify(status);
+      }
       const url = new URL(job.data.url);
       await assertDeliverable(config, url);
-      const signature = await sign(config.CALLBACK_SECRET ?? "", job.data.body);
+      const signature = await sign(config.CALLBACK_SECRET ?? "", body);
       // A timer of our own rather than AbortSignal.timeout(), whose timer outlives a quick answer.
       const abort = new AbortController();
       const timer = setTimeout(() => abort.abort(new Error(`callback timed out after ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
@@ -109,7 +144,7 @@ export function startCallbackWorker(config: Config, connection: Redis): Worker<C
       try {
         res = await fetch(url, {
           method: "POST",
-          body: job.data.body,
+          body,
           redirect: "manual", // a redirect could lead anywhere, past the address check
           signal: abort.signal,
           headers: {

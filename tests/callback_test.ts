@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { isInternalAddress } from "../callbacks/address.ts";
-import { sign } from "../callbacks/callback.ts";
+import { createCallbackQueue, enqueueCallback, sign, startCallbackWorker } from "../callbacks/callback.ts";
+import { closeRedis, createRedis } from "../queue/connection.ts";
+import { createContourQueue, getTaskStatus } from "../queue/contour_queue.ts";
+import { startContourWorker } from "../worker.ts";
 import { pngWithBrokenData } from "./bombs.ts";
 import { fixture } from "./fixtures.ts";
 import { startTestService } from "./harness.ts";
@@ -101,6 +104,72 @@ Deno.test("callbacks: signed POST of the final status, retried, SSRF-guarded", a
       },
     );
   } finally {
+    await svc.close();
+    await hook.close();
+  }
+});
+
+/** Polls `read` until it returns `want`, failing after `ms`. */
+async function until<T>(read: () => Promise<T>, want: T, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  let last = await read();
+  while (last !== want && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    last = await read();
+  }
+  assert.equal(last, want);
+}
+
+Deno.test("callbacks: one queued before its task ended waits for the end, then is sent once", async (t) => {
+  // No embedded worker: the task stays queued until this test starts one.
+  const svc = await startTestService({
+    CALLBACK_SECRET: SECRET,
+    CALLBACK_ALLOWED_HOSTS: "127.0.0.1",
+    EMBEDDED_WORKER: "false",
+  });
+  const hook = receiver();
+  const redis = createRedis(svc.config, "worker");
+  const senderConnection = createRedis(svc.config, "worker");
+  const callbacks = createCallbackQueue(svc.config, redis);
+  const tasks = createContourQueue(svc.config, redis);
+  const sender = startCallbackWorker(svc.config, senderConnection, (id) => getTaskStatus(tasks, id));
+  let worker: Awaited<ReturnType<typeof startContourWorker>> | undefined;
+  try {
+    const res = await uploadWithCallback(svc.base, await fixture("coins.png"), hook.url);
+    const { task_id } = await res.json();
+    await t.step(
+      "queued while the task is unfinished (as a worker that died after queueing it leaves it): it waits",
+      async () => {
+        await enqueueCallback(callbacks, svc.config, { task_id, url: hook.url });
+        await until(() => callbacks.getJobState(task_id), "delayed");
+        assert.equal(hook.calls(), 0);
+        assert.equal((await getTaskStatus(tasks, task_id))?.state, "queued");
+      },
+    );
+    await t.step(
+      "the task ends: the final status is sent, once, though the worker queues the callback again",
+      async () => {
+        worker = await startContourWorker(svc.config);
+        const status = JSON.parse((await hook.next()).body);
+        assert.equal(status.task_id, task_id);
+        assert.equal(status.state, "completed");
+        await until(() => callbacks.getJobState(task_id), "completed");
+        assert.equal(hook.calls(), 1);
+        assert.equal((await callbacks.getJobCounts("completed", "delayed", "waiting", "active")).completed, 1);
+      },
+    );
+    await t.step("a task that no longer exists: the callback is dropped, not sent", async () => {
+      await enqueueCallback(callbacks, svc.config, { task_id: "no-such-task", url: hook.url });
+      await until(() => callbacks.getJobState("no-such-task"), "completed");
+      assert.equal(hook.calls(), 1);
+    });
+  } finally {
+    await worker?.close(1000);
+    await sender.close();
+    await callbacks.close();
+    await tasks.close();
+    await closeRedis(senderConnection);
+    await closeRedis(redis);
     await svc.close();
     await hook.close();
   }
