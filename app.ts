@@ -75,7 +75,8 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   const auth = requireApiKey(deps.config.API_KEYS);
   app.use("/api/v1/images/*", auth);
   app.use("/api/v1/health/full", auth);
-  app.use("/admin/*", auth);
+  // The dashboard is opened in browsers, which cannot add a key header: a Basic challenge makes them ask for the key.
+  app.use("/admin/*", requireApiKey(deps.config.API_KEYS, "Basic"));
   // Uploads are the expensive call; reads (status, polling, results) are not limited.
   app.on(
     "POST",

@@ -11,24 +11,47 @@ export function constantTimeEqual(a: string, b: string): boolean {
   return diff === 0 && x.length === y.length;
 }
 
-/** The key a request carries, from `X-API-Key` or `Authorization: Bearer …`. */
+/**
+ * The key a request carries, from `X-API-Key`, `Authorization: Bearer …`, or the password of `Authorization: Basic …`
+ * (what a browser sends after its login prompt; the user name is ignored).
+ */
 export function presentedKey(headers: Headers): string | undefined {
   const direct = headers.get("x-api-key");
   if (direct) return direct;
-  const m = /^Bearer\s+(.+)$/i.exec(headers.get("authorization") ?? "");
-  return m?.[1];
+  const authorization = headers.get("authorization") ?? "";
+  const bearer = /^Bearer\s+(.+)$/i.exec(authorization);
+  if (bearer) return bearer[1];
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(authorization);
+  if (!basic) return undefined;
+  try {
+    const credentials = new TextDecoder().decode(Uint8Array.from(atob(basic[1]), (ch) => ch.charCodeAt(0)));
+    const colon = credentials.indexOf(":");
+    return colon >= 0 ? credentials.slice(colon + 1) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
-/** Requires one of `keys` when any are configured; with none configured, everything passes. */
-export function requireApiKey(keys: string[]): MiddlewareHandler {
+/**
+ * Requires one of `keys` when any are configured; with none configured, everything passes. `challenge` is the scheme
+ * a refusal names: "Basic" makes a browser ask for the key (pages people open), "Bearer" does not (the API).
+ */
+export function requireApiKey(keys: string[], challenge: "Bearer" | "Basic" = "Bearer"): MiddlewareHandler {
   return (c, next) => {
     if (keys.length === 0) return next();
     const key = presentedKey(c.req.raw.headers);
     // Every configured key is compared, so the time taken does not tell which one came closest.
     const ok = key !== undefined && keys.map((k) => constantTimeEqual(k, key)).includes(true);
     if (!ok) {
-      c.header("WWW-Authenticate", 'Bearer realm="api"');
-      throw new AppError(401, "unauthorized", "a valid API key is required (X-API-Key header or Bearer token)");
+      c.header(
+        "WWW-Authenticate",
+        challenge === "Basic" ? 'Basic realm="admin", charset="UTF-8"' : 'Bearer realm="api"',
+      );
+      throw new AppError(
+        401,
+        "unauthorized",
+        "a valid API key is required (X-API-Key header, Bearer token, or as the password of Basic authentication)",
+      );
     }
     return next();
   };

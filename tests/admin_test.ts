@@ -9,6 +9,9 @@ import { dropPrefix, testConfig } from "./harness.ts";
 
 const KEY = "k1";
 
+/** An `Authorization: Basic` value, as a browser sends it after its login prompt. */
+const basic = (user: string, password: string) => `Basic ${btoa(`${user}:${password}`)}`;
+
 Deno.test("queue dashboard at /admin/queues: local-only page, queue API, API key, read-only", async (t) => {
   const config = testConfig({ API_KEYS: KEY });
   const redis = createRedis(config, "producer");
@@ -28,12 +31,16 @@ Deno.test("queue dashboard at /admin/queues: local-only page, queue API, API key
       body: JSON.stringify(body),
     });
   try {
-    await t.step("without a valid key: 401 for the page, its assets and its API", async () => {
+    await t.step("without a valid key: 401 for the page, its assets and its API, asking browsers for it", async () => {
       for (const path of ["", "/", "/static/images/logo.svg", "/api/queues"]) {
-        for (const headers of [{}, { "X-API-Key": "wrong" }, { Authorization: "Bearer k2" }] as HeadersInit[]) {
+        const wrong = [{}, { "X-API-Key": "wrong" }, { Authorization: "Bearer k2" }, {
+          Authorization: basic("me", "k2"),
+        }];
+        for (const headers of [...wrong, { Authorization: "Basic not*base64" }] as HeadersInit[]) {
           const res = await get(path, headers);
           assert.equal(res.status, 401, `${path} ${JSON.stringify(headers)}`);
-          assert.match(res.headers.get("www-authenticate") ?? "", /^Bearer/);
+          // A Basic challenge is what makes a browser show its login prompt (the key is the password).
+          assert.match(res.headers.get("www-authenticate") ?? "", /^Basic realm="admin"/);
           assert.equal((await res.json()).error.code, "unauthorized");
         }
       }
@@ -41,7 +48,12 @@ Deno.test("queue dashboard at /admin/queues: local-only page, queue API, API key
 
     let html = "";
     await t.step("with the key: 200 HTML whose every reference is local", async () => {
-      for (const headers of [{ "X-API-Key": KEY }, { Authorization: `Bearer ${KEY}` }] as HeadersInit[]) {
+      const ways: HeadersInit[] = [
+        { "X-API-Key": KEY },
+        { Authorization: `Bearer ${KEY}` },
+        { Authorization: basic("anyone", KEY) },
+      ];
+      for (const headers of ways) {
         const res = await get("", headers);
         assert.equal(res.status, 200);
         assert.match(res.headers.get("content-type") ?? "", /^text\/html/);
@@ -131,6 +143,29 @@ Deno.test("queue dashboard at /admin/queues: local-only page, queue API, API key
       assert.equal(one.status, 200);
       assert.equal((await one.json()).job.data.task_id, taskId);
     });
+
+    await t.step(
+      "in headless Chromium: asked for the key; with it typed into the login prompt the board renders",
+      async () => {
+        const out = await new Deno.Command("node", {
+          args: [new URL("./browser/admin.mjs", import.meta.url).pathname, base, KEY, config.QUEUE_NAME],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+        const report = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+        if (report.missing) {
+          // CI installs Chromium (.ci/run), so there a missing browser is a failure, not a skip.
+          assert.ok(!Deno.env.get("CI"), `Chromium is not installed at ${report.missing}`);
+          console.warn(`skipped: no Chromium at ${report.missing} (apt-get install chromium)`);
+          return;
+        }
+        assert.equal(report.without_key, "asked for credentials", JSON.stringify(report));
+        assert.equal(report.with_key, "rendered", JSON.stringify(report));
+        // The page's assets and its API calls all carried the credentials.
+        assert.deepEqual(report.failed, []);
+      },
+    );
 
     await t.step("read-only: every mutating call is refused and the queue is left as it was", async () => {
       const q = `/api/queues/${config.QUEUE_NAME}`;
