@@ -18,6 +18,11 @@ export interface EndToEndSettings {
   images: { name: string; bytes: Uint8Array }[];
   /** Folder for the run's uploads and results (removed afterwards). */
   scratch: string;
+  /**
+   * Uploads sent, and waited for, before the timed ones (default none): a service that has run a while has its code
+   * compiled and its connections and scripts loaded, and without this the first few uploads are the slowest ones.
+   */
+  warmup?: number;
 }
 
 /** What one end-to-end run measured. */
@@ -90,28 +95,15 @@ export async function benchEndToEnd(s: EndToEndSettings): Promise<EndToEndReport
     events.on("completed", ({ jobId }) => settle(jobId, true));
     events.on("failed", ({ jobId }) => settle(jobId, false));
 
-    const uploadMs: number[] = [];
-    let refused = 0;
-    let next = 0;
-    const t0 = performance.now();
-    let lastUpload = t0;
-    const client = async () => {
-      for (let i = next++; i < s.uploads; i = next++) {
-        const image = s.images[i % s.images.length];
-        const form = new FormData();
-        form.append("file", new File([image.bytes as Uint8Array<ArrayBuffer>], image.name));
-        const begin = performance.now();
-        const res = await fetch(`${base}/api/v1/images/upload`, { method: "POST", body: form });
-        const body = await res.json();
-        const end = performance.now();
-        uploadMs.push(end - begin);
-        lastUpload = Math.max(lastUpload, end);
-        if (res.status === 202) started.set(body.task_id, begin);
-        else refused++;
-      }
-    };
-    await Promise.all(Array.from({ length: s.concurrency }, client));
-    if (refused) { for (let i = 0; i < refused; i++) settle(`refused-${i}`, false); }
+    if (s.warmup) {
+      const warm: string[] = [];
+      await uploadAll(base, { ...s, uploads: s.warmup }, (id) => warm.push(id));
+      await pollUntil(() => warm.every((id) => finished.has(id)), 120_000, "the warm-up uploads did not finish");
+      finished.clear();
+      failed = 0;
+    }
+    const run = await uploadAll(base, s, (id, begin) => started.set(id, begin));
+    for (let i = 0; i < run.refused; i++) settle(`refused-${i}`, false);
     const deadline = new Promise<"timeout">((resolve) => {
       const timer = setTimeout(() => resolve("timeout"), 600_000);
       done.then(() => clearTimeout(timer));
@@ -119,25 +111,7 @@ export async function benchEndToEnd(s: EndToEndSettings): Promise<EndToEndReport
     if (await Promise.race([done, deadline]) === "timeout") {
       throw new Error(`only ${finished.size} of ${s.uploads} tasks finished within 10 minutes`);
     }
-    const lastFinish = Math.max(...finished.values());
-    const toCompleted = [...started].filter(([id]) => finished.has(id)).map(([id, t]) => finished.get(id)! - t);
-    const p = (values: number[]) => ({
-      p50: round(percentile(values, 50), 1),
-      p95: round(percentile(values, 95), 1),
-      p99: round(percentile(values, 99), 1),
-    });
-    return {
-      uploads: s.uploads,
-      concurrency: s.concurrency,
-      workers: s.workers,
-      render: s.render,
-      accepted: started.size,
-      failures: failed,
-      uploads_per_s: round(s.uploads / ((lastUpload - t0) / 1000), 1),
-      images_per_s: round((started.size - failed + refused) / ((lastFinish - t0) / 1000), 1),
-      upload_ms: { ...p(uploadMs), mean: round(mean(uploadMs), 1) },
-      completed_ms: p(toCompleted),
-    };
+    return endToEndReport(s, run, started, finished, failed);
   } finally {
     await events.close();
     await closeRedis(connection);
@@ -147,6 +121,85 @@ export async function benchEndToEnd(s: EndToEndSettings): Promise<EndToEndReport
     if (!status.success && status.signal !== "SIGTERM") console.error(log);
     await dropPrefix(config);
     await Deno.remove(s.scratch, { recursive: true }).catch(() => {});
+  }
+}
+
+/** What uploading every image took: the latencies, when it began and ended, and how many were refused. */
+export interface UploadRun {
+  uploadMs: number[];
+  t0: number;
+  lastUpload: number;
+  refused: number;
+}
+
+/**
+ * Uploads `s.uploads` images round-robin from `s.concurrency` clients to `base` (our API or the seed's: the same
+ * path and form), telling `accepted` each task id and when its upload began (performance.now()).
+ */
+export async function uploadAll(
+  base: string,
+  s: EndToEndSettings,
+  accepted: (taskId: string, begin: number) => void,
+): Promise<UploadRun> {
+  const uploadMs: number[] = [];
+  let refused = 0;
+  let next = 0;
+  const t0 = performance.now();
+  let lastUpload = t0;
+  const client = async () => {
+    for (let i = next++; i < s.uploads; i = next++) {
+      const image = s.images[i % s.images.length];
+      const form = new FormData();
+      form.append("file", new File([image.bytes as Uint8Array<ArrayBuffer>], image.name));
+      const begin = performance.now();
+      const res = await fetch(`${base}/api/v1/images/upload`, { method: "POST", body: form });
+      const body = await res.json();
+      const end = performance.now();
+      uploadMs.push(end - begin);
+      lastUpload = Math.max(lastUpload, end);
+      if (res.status === 202) accepted(body.task_id, begin);
+      else refused++;
+    }
+  };
+  await Promise.all(Array.from({ length: s.concurrency }, client));
+  return { uploadMs, t0, lastUpload, refused };
+}
+
+/** The report of one run from its uploads and each task's start (upload began) and finish (performance.now()). */
+export function endToEndReport(
+  s: EndToEndSettings,
+  run: UploadRun,
+  started: Map<string, number>,
+  finished: Map<string, number>,
+  failed: number,
+): EndToEndReport {
+  const lastFinish = Math.max(...finished.values());
+  const toCompleted = [...started].filter(([id]) => finished.has(id)).map(([id, t]) => finished.get(id)! - t);
+  const p = (values: number[]) => ({
+    p50: round(percentile(values, 50), 1),
+    p95: round(percentile(values, 95), 1),
+    p99: round(percentile(values, 99), 1),
+  });
+  return {
+    uploads: s.uploads,
+    concurrency: s.concurrency,
+    workers: s.workers,
+    render: s.render,
+    accepted: started.size,
+    failures: failed,
+    uploads_per_s: round(s.uploads / ((run.lastUpload - run.t0) / 1000), 1),
+    images_per_s: round((started.size - failed + run.refused) / ((lastFinish - run.t0) / 1000), 1),
+    upload_ms: { ...p(run.uploadMs), mean: round(mean(run.uploadMs), 1) },
+    completed_ms: p(toCompleted),
+  };
+}
+
+/** Polls `done` every 20 ms until it holds, or throws `message` after `ms`. */
+export async function pollUntil(done: () => boolean, ms: number, message: string): Promise<void> {
+  const until = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > until) throw new Error(message);
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -199,18 +252,8 @@ export async function benchDrain(s: EndToEndSettings): Promise<DrainReport> {
       if (Date.now() > until) throw new Error("the API did not come up within 60 s");
       await new Promise((r) => setTimeout(r, 200));
     }
-    let next = 0;
-    const client = async () => {
-      for (let i = next++; i < s.uploads; i = next++) {
-        const image = s.images[i % s.images.length];
-        const form = new FormData();
-        form.append("file", new File([image.bytes as Uint8Array<ArrayBuffer>], image.name));
-        const res = await fetch(`${base}/api/v1/images/upload`, { method: "POST", body: form });
-        await res.body?.cancel();
-        if (res.status !== 202) throw new Error(`upload answered ${res.status}`);
-      }
-    };
-    await Promise.all(Array.from({ length: s.concurrency }, client));
+    const { refused } = await uploadAll(base, s, () => {});
+    if (refused > 0) throw new Error(`${refused} uploads were refused`);
 
     const times: number[] = [];
     let failures = 0;

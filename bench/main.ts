@@ -1,7 +1,9 @@
 // `deno task bench`: the kernel stage by stage against native OpenCV (when /usr/bin/python3 has cv2), OpenCV.js
 // start-up, memory over many images, pool scaling, and end-to-end throughput and latency through the real service.
 import { parseArgs } from "node:util";
+import { parseConfig } from "../config.ts";
 import { benchDrain, benchEndToEnd, type DrainReport, type EndToEndReport } from "./e2e.ts";
+import { benchSeed, seedAvailable } from "./seed.ts";
 import { generateLargeImages } from "./generate.ts";
 import {
   benchKernel,
@@ -41,6 +43,8 @@ const warmup = quick ? 1 : 3;
 const uploads = Number(args.uploads ?? (quick ? 20 : 600));
 const concurrency = Number(args.concurrency);
 const memoryImages = Number(args["memory-images"] ?? (quick ? 50 : 1000));
+/** Uploads before each timed end-to-end run, waited for and not counted: one round of every image per client. */
+const e2eWarmup = Math.min(uploads, SAMPLES.length * concurrency);
 const cores = navigator.hardwareConcurrency || 1;
 
 const samplePaths = SAMPLES.map((s) => FIXTURES + s);
@@ -48,7 +52,7 @@ const name = (path: string) => path.split("/").pop()!;
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
   machine: await machine(),
-  settings: { quick, runs, warmup, uploads, concurrency, memory_images: memoryImages },
+  settings: { quick, runs, warmup, uploads, e2e_warmup: e2eWarmup, concurrency, memory_images: memoryImages },
 };
 
 if (!args["skip-kernel"]) {
@@ -104,9 +108,32 @@ if (!args["skip-e2e"]) {
     );
     await Deno.mkdir(`${HERE}.tmp`, { recursive: true });
     const scratch = await Deno.makeTempDir({ dir: `${HERE}.tmp`, prefix: "e2e-" });
-    e2e.push(await benchEndToEnd({ uploads, concurrency, workers, render, images, scratch }));
+    e2e.push(await benchEndToEnd({ uploads, concurrency, workers, render, images, scratch, warmup: e2eWarmup }));
   }
   results.e2e = e2e;
+  // The seed's stack rebuilt from Debian's packages (bench/seed/seed.py), on the same machine and Redis, same load.
+  let seed: EndToEndReport | null = null;
+  if (!quick && await seedAvailable()) {
+    console.log(`\nEnd to end, the seed's stack (FastAPI + Celery prefork ×${cores} + native OpenCV)…`);
+    const scratch = await Deno.makeTempDir({ dir: `${HERE}.tmp`, prefix: "seed-" });
+    const settings = {
+      uploads,
+      concurrency,
+      workers: cores,
+      render: "eager" as const,
+      images,
+      scratch,
+      warmup: e2eWarmup,
+    };
+    // The same Redis server the service runs on in benchEndToEnd (its defaults).
+    const { REDIS_HOST, REDIS_PORT } = parseConfig({});
+    seed = await benchSeed(settings, REDIS_HOST, REDIS_PORT);
+  } else if (!quick) {
+    console.log(
+      `(the seed's stack not measured: ${PYTHON} lacks one of cv2, fastapi, celery, uvicorn, multipart, redis)`,
+    );
+  }
+  results.seed = seed;
   // The queue drained with the five samples, then (full runs) with a 12-megapixel JPEG, where the kernel dominates
   // the per-job cost of the queue: how scaling depends on the work per image.
   const workloads = [{ name: "five samples", images, uploads }];
@@ -134,7 +161,7 @@ if (!args["skip-e2e"]) {
   }
   results.drain = drains;
   results.seed_reference = SEED;
-  console.log(endToEndTable(e2e));
+  console.log(endToEndTable(e2e, seed));
   console.log(
     "\n" + markdownTable(
       ["queue drain", "images", "images/s", "failures"],
@@ -206,7 +233,7 @@ function kernelTable(files: string[], ours: Record<string, StageMedians>, native
   return `\n${header}\n` + markdownTable(["image", ...columns], rows);
 }
 
-function endToEndTable(runs: EndToEndReport[]) {
+function endToEndTable(runs: EndToEndReport[], seed: EndToEndReport | null) {
   return "\n" + markdownTable(
     [
       "workers",
@@ -218,8 +245,8 @@ function endToEndTable(runs: EndToEndReport[]) {
       "failures",
     ],
     [
-      ...runs.map((r) => [
-        r.workers,
+      ...[...runs, ...(seed ? [seed] : [])].map((r) => [
+        r === seed ? `seed's stack, ${r.workers} Celery processes` : r.workers,
         r.render,
         r.uploads_per_s,
         `${r.upload_ms.p50} / ${r.upload_ms.p95} / ${r.upload_ms.p99}`,
@@ -227,7 +254,7 @@ function endToEndTable(runs: EndToEndReport[]) {
         r.images_per_s,
         r.failures,
       ]),
-      [`seed (issue 5, not measured here)`, "", "", `p99 ≈ ${SEED.upload_p99_ms}`, "", `≈ ${SEED.images_per_s}`, ""],
+      [`seed as quoted in issue 5`, "", "", `p99 ≈ ${SEED.upload_p99_ms}`, "", `≈ ${SEED.images_per_s}`, ""],
     ],
   );
 }

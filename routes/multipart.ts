@@ -32,8 +32,8 @@ export const SPILL_BYTES = 1024 * 1024;
 
 /**
  * Reads a multipart/form-data body as it streams in, writing the `file` part straight to disk: memory stays bounded
- * whatever the upload's size, and boundaries are found with Buffer's native search (Deno's own form parser scans
- * byte by byte in JavaScript, the largest cost of an upload in the bench's profile). Refuses what the form schema
+ * whatever the upload's size, and boundaries are found by a skip search that looks at a fraction of the bytes (Deno's
+ * own form parser scans byte by byte in JavaScript, the largest cost of an upload in the bench's profile). Refuses what the form schema
  * alone would accept silently: a second file, files under other names, oversized or too many text fields.
  */
 export async function receiveMultipart(request: Request, options: ReceiveOptions): Promise<ReceivedForm> {
@@ -50,6 +50,7 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
     throw new TooLarge(options.maxFileBytes);
   }
   const delimiter = Buffer.from(`\r\n--${boundary[1] ?? boundary[2]}`);
+  const findDelimiter = byteFinder(delimiter);
   const reader = request.body?.getReader();
   if (!reader) throw malformed("the body is empty");
 
@@ -118,7 +119,7 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
   try {
     while (state !== "done") {
       if (state === "preamble" || state === "body") {
-        const at = buf.indexOf(delimiter, searched);
+        const at = findDelimiter(buf, searched);
         if (at < 0) {
           // Everything but a tail that could be the start of a boundary is part data (or preamble, dropped); part
           // data is written in pieces of at least WRITE_BYTES, so small network reads do not each cost a write.
@@ -226,6 +227,28 @@ function parseDisposition(headers: string): { name: string; filename?: string } 
   const name = param("name");
   if (name === undefined) return null;
   return { name, filename: param("filename") };
+}
+
+/**
+ * A Boyer–Moore–Horspool search for `needle`: it compares the byte under the needle's end and skips up to the
+ * needle's length at once, so a 40-byte boundary costs about one look per 40 bytes of image data. Buffer.indexOf,
+ * used before, is JavaScript in Deno that looks at every byte (0.8 ms per upload in the bench's API profile).
+ */
+function byteFinder(needle: Uint8Array): (haystack: Uint8Array, from: number) => number {
+  const last = needle.length - 1;
+  const skip = new Int32Array(256).fill(needle.length);
+  for (let i = 0; i < last; i++) skip[needle[i]] = last - i;
+  const tail = needle[last];
+  return (haystack, from) => {
+    const end = haystack.length - needle.length;
+    for (let i = Math.max(0, from); i <= end; i += skip[haystack[i + last]]) {
+      if (haystack[i + last] !== tail) continue;
+      let j = last - 1;
+      while (j >= 0 && haystack[i + j] === needle[j]) j--;
+      if (j < 0) return i;
+    }
+    return -1;
+  };
 }
 
 /** Bytes received but not yet consumed, in one growable buffer: appending is amortised O(1), unlike concatenation. */
