@@ -5,7 +5,7 @@ import { closeRedis, connectRedis, createRedis } from "../queue/connection.ts";
 import { createContourQueue, enqueueContourJob } from "../queue/contour_queue.ts";
 import { registerAdminRoutes } from "../routes/admin.ts";
 import type { AppDeps } from "../routes/deps.ts";
-import { dropPrefix, testConfig } from "./harness.ts";
+import { dropPrefix, runBrowserScript, testConfig } from "./harness.ts";
 
 const KEY = "k1";
 
@@ -147,19 +147,11 @@ Deno.test("queue dashboard at /admin/queues: local-only page, queue API, API key
     await t.step(
       "in headless Chromium: asked for the key; with it typed into the login prompt the board renders",
       async () => {
-        const out = await new Deno.Command("node", {
-          args: [new URL("./browser/admin.mjs", import.meta.url).pathname, base, KEY, config.QUEUE_NAME],
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-        const report = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
-        if (report.missing) {
-          // CI installs Chromium (.ci/run), so there a missing browser is a failure, not a skip.
-          assert.ok(!Deno.env.get("CI"), `Chromium is not installed at ${report.missing}`);
-          console.warn(`skipped: no Chromium at ${report.missing} (apt-get install chromium)`);
-          return;
-        }
+        const report = await runBrowserScript<{ without_key: string; with_key: string; failed: string[] }>(
+          "admin.mjs",
+          [base, KEY, config.QUEUE_NAME],
+        );
+        if (!report) return;
         assert.equal(report.without_key, "asked for credentials", JSON.stringify(report));
         assert.equal(report.with_key, "rendered", JSON.stringify(report));
         // The page's assets and its API calls all carried the credentials.

@@ -7,7 +7,7 @@ import { contoursToGeoJson, contoursToSvg } from "../imaging/export.ts";
 import { loadPipeline } from "../imaging/pipeline.ts";
 import { type AnalysisOptions, AnalysisOptionsSchema } from "../imaging/options.ts";
 import type { Raster } from "../imaging/raster.ts";
-import { fixture } from "./fixtures.ts";
+import { fixture, openCVGray } from "./fixtures.ts";
 
 const opts = (o: Record<string, unknown> = {}): AnalysisOptions => AnalysisOptionsSchema.parse(o);
 
@@ -220,13 +220,8 @@ Deno.test("polygonMoments and boundingBox equal cv.moments and cv.boundingRect b
   let compared = 0;
   for (const name of ["coins.png", "rocket.jpg"]) {
     const { raster } = decodeImage(await fixture(name));
-    const types = { 1: cv.CV_8UC1, 3: cv.CV_8UC3, 4: cv.CV_8UC4 };
-    const src = new cv.Mat(raster.height, raster.width, types[raster.channels]);
-    const gray = new cv.Mat(), binary = new cv.Mat(), hierarchy = new cv.Mat();
+    const gray = openCVGray(cv, raster), binary = new cv.Mat(), hierarchy = new cv.Mat();
     try {
-      src.data.set(raster.data);
-      if (raster.channels === 1) src.copyTo(gray);
-      else cv.cvtColor(src, gray, raster.channels === 3 ? cv.COLOR_RGB2GRAY : cv.COLOR_RGBA2GRAY);
       // Adaptive thresholding gives thousands of small, odd contours: holes, lines, single points.
       cv.adaptiveThreshold(gray, binary, 255, cv.ADAPTIVE_THRESH_GAUSSIAN_C, cv.THRESH_BINARY, 11, 2);
       for (const approx of [cv.CHAIN_APPROX_SIMPLE, cv.CHAIN_APPROX_NONE]) {
@@ -244,7 +239,7 @@ Deno.test("polygonMoments and boundingBox equal cv.moments and cv.boundingRect b
         found.delete();
       }
     } finally {
-      for (const m of [src, gray, binary, hierarchy]) m.delete();
+      for (const m of [gray, binary, hierarchy]) m.delete();
     }
   }
   assert.ok(compared > 1000, `only ${compared} contours compared`);

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { startTestService, testTempDir } from "./harness.ts";
+import { runBrowserScript, startTestService, testTempDir } from "./harness.ts";
+
+/** What tests/browser/render_docs.mjs saw. */
+interface DocsReport {
+  pages: Record<string, string>;
+  outside: string[];
+}
 
 Deno.test("OpenAPI document, /info and the docs pages' own scripts", async (t) => {
   const svc = await startTestService();
@@ -81,20 +87,8 @@ Deno.test("OpenAPI document, /info and the docs pages' own scripts", async (t) =
       name: "Scalar and ReDoc render in headless Chromium with every outside request blocked",
       fn: async () => {
         const shots = testTempDir();
-        const out = await new Deno.Command("node", {
-          args: [new URL("./browser/render_docs.mjs", import.meta.url).pathname, svc.base, shots],
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        const stderr = new TextDecoder().decode(out.stderr);
-        assert.equal(out.code, 0, stderr);
-        const report = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
-        if (report.missing) {
-          // CI installs Chromium (.ci/run), so there a missing browser is a failure, not a skip.
-          assert.ok(!Deno.env.get("CI"), `Chromium is not installed at ${report.missing}`);
-          console.warn(`skipped: no Chromium at ${report.missing} (apt-get install chromium)`);
-          return;
-        }
+        const report = await runBrowserScript<DocsReport>("render_docs.mjs", [svc.base, shots]);
+        if (!report) return;
         assert.deepEqual(report.pages, { "/docs": "rendered", "/redoc": "rendered" }, JSON.stringify(report));
         // Outside requests were blocked, so the pages rendered from this server alone.
         assert.ok(

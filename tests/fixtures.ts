@@ -1,5 +1,7 @@
 /** Sample images (copied from the shared public-domain set) and what native OpenCV 4.6 found in them. */
 import assert from "node:assert/strict";
+import type { OpenCV } from "../imaging/opencv.ts";
+import type { Raster } from "../imaging/raster.ts";
 
 const DIR = new URL("./fixtures/", import.meta.url);
 
@@ -57,4 +59,20 @@ export function seededRandom(seed: number): () => number {
 export function assertSameBytes(actual: Uint8Array, expected: Uint8Array, message: string): void {
   const same = actual.length === expected.length && actual.every((v, i) => v === expected[i]);
   assert.ok(same, `${message}: ${actual.length} vs ${expected.length} bytes, contents differ`);
+}
+
+/** OpenCV.js's own gray image of a raster (cvtColor from RGB or RGBA, a copy for gray): the reference tests compare
+ * with. The caller deletes it. */
+export function openCVGray(cv: OpenCV, raster: Raster): InstanceType<OpenCV["Mat"]> {
+  const types = { 1: cv.CV_8UC1, 3: cv.CV_8UC3, 4: cv.CV_8UC4 };
+  const src = new cv.Mat(raster.height, raster.width, types[raster.channels]);
+  const gray = new cv.Mat();
+  try {
+    src.data.set(raster.data);
+    if (raster.channels === 1) src.copyTo(gray);
+    else cv.cvtColor(src, gray, raster.channels === 3 ? cv.COLOR_RGB2GRAY : cv.COLOR_RGBA2GRAY);
+    return gray;
+  } finally {
+    src.delete();
+  }
 }

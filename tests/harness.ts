@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { type Config, parseConfig } from "../config.ts";
 import { type Service, startService } from "../main.ts";
@@ -149,4 +150,25 @@ export async function listDir(dir: string): Promise<string[]> {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
   return names;
+}
+
+/**
+ * Runs a Playwright script from tests/browser/ under Node (Playwright probes /proc at import, which Deno allows only
+ * with -A) and returns its JSON report, its last line of output. Null when Chromium is missing: a skip with a warning
+ * on a developer's machine, a failure under CI, which installs Chromium (.ci/run).
+ */
+export async function runBrowserScript<T>(script: string, args: string[]): Promise<T | null> {
+  const out = await new Deno.Command("node", {
+    args: [new URL(`./browser/${script}`, import.meta.url).pathname, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const report = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  if (report.missing) {
+    assert.ok(!Deno.env.get("CI"), `Chromium is not installed at ${report.missing}`);
+    console.warn(`skipped: no Chromium at ${report.missing} (apt-get install chromium)`);
+    return null;
+  }
+  return report as T;
 }

@@ -6,26 +6,21 @@ import { AnalysisOptionsSchema } from "../imaging/options.ts";
 import { loadPipeline } from "../imaging/pipeline.ts";
 import { otsuBinary, otsuThreshold, prefilterHandles, prefilterMemoryBytes, smoothGray } from "../imaging/prefilter.ts";
 import type { Raster } from "../imaging/raster.ts";
-import { assertSameBytes, fixture, SAMPLES, seededRandom } from "./fixtures.ts";
+import { assertSameBytes, fixture, openCVGray, SAMPLES, seededRandom } from "./fixtures.ts";
 
 const BLURS = [0, 1, 3, 5, 7];
 
 /** What OpenCV.js makes of a raster: gray + GaussianBlur, then the Otsu threshold and binary image. */
 function openCVReference(cv: OpenCV, r: Raster, blur: number, invert: boolean) {
-  const types = { 1: cv.CV_8UC1, 3: cv.CV_8UC3, 4: cv.CV_8UC4 };
-  const src = new cv.Mat(r.height, r.width, types[r.channels]);
-  const gray = new cv.Mat(), smoothed = new cv.Mat(), binary = new cv.Mat();
+  const gray = openCVGray(cv, r), smoothed = new cv.Mat(), binary = new cv.Mat();
   try {
-    src.data.set(r.data);
-    if (r.channels === 1) src.copyTo(gray);
-    else cv.cvtColor(src, gray, r.channels === 3 ? cv.COLOR_RGB2GRAY : cv.COLOR_RGBA2GRAY);
     if (blur > 0) cv.GaussianBlur(gray, smoothed, new cv.Size(blur, blur), 0, 0, cv.BORDER_DEFAULT);
     else gray.copyTo(smoothed);
     const mode = (invert ? cv.THRESH_BINARY_INV : cv.THRESH_BINARY) | cv.THRESH_OTSU;
     const threshold = cv.threshold(smoothed, binary, 0, 255, mode);
     return { smoothed: smoothed.data.slice(), binary: binary.data.slice(), threshold };
   } finally {
-    for (const m of [src, gray, smoothed, binary]) m.delete();
+    for (const m of [gray, smoothed, binary]) m.delete();
   }
 }
 

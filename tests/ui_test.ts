@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
-import { startTestService } from "./harness.ts";
+import { runBrowserScript, startTestService } from "./harness.ts";
 
 // Outside tests/.tmp on purpose: the screenshots are for people to look at after a run (git-ignored). Node writes
 // them, so the test task's narrow --allow-write does not need to cover it.
 const OUT_DIR = new URL("./output/", import.meta.url).pathname;
 
 interface UiReport {
-  missing?: string;
   failure?: string;
   outside: string[];
   page_errors: string[];
@@ -74,20 +73,8 @@ Deno.test("the try-it pages: served by the app, and used in headless Chromium", 
       name: "upload, live progress, overlay, measurements, a friendly error and the results grid in Chromium",
       fn: async () => {
         const started = Date.now();
-        const out = await new Deno.Command("node", {
-          args: [new URL("./browser/ui.mjs", import.meta.url).pathname, svc.base, OUT_DIR],
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        const stderr = new TextDecoder().decode(out.stderr);
-        assert.equal(out.code, 0, stderr);
-        const report: UiReport = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
-        if (report.missing) {
-          // CI installs Chromium (.ci/run), so there a missing browser is a failure, not a skip.
-          assert.ok(!Deno.env.get("CI"), `Chromium is not installed at ${report.missing}`);
-          console.warn(`skipped: no Chromium at ${report.missing} (apt-get install chromium)`);
-          return;
-        }
+        const report = await runBrowserScript<UiReport>("ui.mjs", [svc.base, OUT_DIR]);
+        if (!report) return;
         const seen = JSON.stringify(report);
         assert.equal(report.failure, undefined, seen);
         assert.deepEqual(report.pages, { "/ui": "rendered", "/ui/results": "rendered" }, seen);

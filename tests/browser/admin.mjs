@@ -1,19 +1,10 @@
 // Opens the queue dashboard in headless Chromium with API keys set: without credentials (expects the browser to be
 // asked for them), then as a user who typed the key into the login prompt. Prints a JSON report; run by
 // tests/admin_test.ts under Node (Playwright probes /proc at import, which Deno only allows with -A).
-import { existsSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [url, key, queueName] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-if (!existsSync(executablePath)) {
-  console.log(JSON.stringify({ missing: executablePath }));
-  process.exit(0);
-}
-const browser = await chromium.launch({
-  executablePath,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-});
+const browser = await launchChromium();
 const report = { without_key: null, with_key: null, failed: [] };
 try {
   // Without credentials Playwright dismisses the login prompt, and the navigation fails with this error: the browser

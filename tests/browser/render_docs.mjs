@@ -1,18 +1,9 @@
 // Renders the API reference pages in headless Chromium with every non-local request blocked, and prints a JSON
 // report. Run by tests/docs_test.ts under Node: Playwright probes /proc at import, which Deno only allows with -A.
-import { existsSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [base, shotDir] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-if (!existsSync(executablePath)) {
-  console.log(JSON.stringify({ missing: executablePath }));
-  process.exit(0);
-}
-const browser = await chromium.launch({
-  executablePath,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-});
+const browser = await launchChromium();
 const report = { outside: [], pages: {} };
 try {
   const context = await browser.newContext();

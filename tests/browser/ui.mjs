@@ -1,25 +1,17 @@
 // Drives the try-it page (/ui) and the results page in headless Chromium with every non-local request blocked, and
 // prints one JSON line with what it saw. Run by tests/ui_test.ts under Node: Playwright probes /proc at import, which
 // Deno only allows with -A.
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [base, outDir] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-if (!existsSync(executablePath)) {
-  console.log(JSON.stringify({ missing: executablePath }));
-  process.exit(0);
-}
 mkdirSync(outDir, { recursive: true });
 const coins = fileURLToPath(new URL("../fixtures/coins.png", import.meta.url));
 // One deadline for the whole job (upload, queue, analysis, overlay), as a person would wait.
 const JOB_DEADLINE_MS = 30_000;
 
-const browser = await chromium.launch({
-  executablePath,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-});
+const browser = await launchChromium();
 const report = { outside: [], page_errors: [], pages: {} };
 let page;
 try {

@@ -1,0 +1,17 @@
+// Launches Debian's Chromium headless for the browser scripts, with the flags this machine needs; when it is not
+// installed, prints {"missing": path} as the script's report and exits 0 (the calling test decides what that means).
+import { existsSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+/** The headless browser, or no return at all when Chromium is missing. */
+export async function launchChromium() {
+  const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+  if (!existsSync(executablePath)) {
+    console.log(JSON.stringify({ missing: executablePath }));
+    process.exit(0);
+  }
+  return await chromium.launch({
+    executablePath,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  });
+}
