@@ -98,7 +98,7 @@ export function createCallbackQueue(config: Config, connection: Redis): Queue<Ca
 
 /**
  * Queues a task's notification, once: the job id is the task id, so queueing it again (a retried task, or the
- * completion handler after the processor) changes nothing. Delivery retries with exponential backoff
+ * failure handler after the processor) changes nothing. Delivery retries with exponential backoff
  * (CALLBACK_ATTEMPTS).
  */
 export async function enqueueCallback(queue: Queue<CallbackJob>, config: Config, job: CallbackJob): Promise<void> {
