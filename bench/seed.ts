@@ -69,6 +69,7 @@ export async function benchSeed(
   ]);
   const logs = [api, workers].map((p) => new Response(p.stderr).text());
   const base = `http://127.0.0.1:${port}`;
+  let failed = false;
   try {
     await redis.connect();
     const until = Date.now() + 60_000;
@@ -76,14 +77,14 @@ export async function benchSeed(
       (await redis.llen(`${queue}:ready`)) >= s.workers &&
       await fetch(`${base}/health`).then((r) => (r.body?.cancel(), r.ok), () => false);
     while (!(await up())) {
-      if (Date.now() > until) throw new Error(`the seed's stack did not come up within 60 s:\n${await logsSoFar()}`);
+      if (Date.now() > until) throw new Error("the seed's stack did not come up within 60 s (its output follows)");
       await new Promise((r) => setTimeout(r, 200));
     }
 
     /** Waits for `count` tasks to finish; their finish times as performance.now() values, and the failures. */
     const collect = async (count: number) => {
       const finished = new Map<string, number>();
-      let failed = 0;
+      let failures = 0;
       const deadline = Date.now() + 600_000;
       while (finished.size < count) {
         const popped = await redis.blpop(`${queue}:done`, 1);
@@ -91,11 +92,11 @@ export async function benchSeed(
           const done = JSON.parse(popped[1]) as { id: string; t: number; ok: boolean };
           // Epoch milliseconds from Python, on this machine's clock.
           finished.set(done.id, done.t - performance.timeOrigin);
-          if (!done.ok) failed++;
+          if (!done.ok) failures++;
         }
         if (Date.now() > deadline) throw new Error(`only ${finished.size} of ${count} seed tasks finished`);
       }
-      return { finished, failed };
+      return { finished, failures };
     };
     if (s.warmup) {
       const warm = await uploadAll(base, { ...s, uploads: s.warmup }, () => {});
@@ -103,8 +104,11 @@ export async function benchSeed(
     }
     const started = new Map<string, number>();
     const run = await uploadAll(base, s, (id, begin) => started.set(id, begin));
-    const { finished, failed } = await collect(started.size);
-    return endToEndReport(s, run, started, finished, failed);
+    const { finished, failures } = await collect(started.size);
+    return endToEndReport(s, run, started, finished, failures);
+  } catch (err) {
+    failed = true;
+    throw err;
   } finally {
     for (const p of [api, workers]) {
       try {
@@ -114,21 +118,12 @@ export async function benchSeed(
       }
       await p.status;
     }
-    await Promise.all(logs);
+    // The processes' own words, read to the end once they have exited; shown when the run did not get through.
+    const output = (await Promise.all(logs)).join("\n");
+    if (failed) console.error(output.slice(-4000));
     const keys = [queue, `${queue}:done`, `${queue}:ready`, `_kombu.binding.${queue}`];
     await redis.del(...keys).catch(() => {});
     redis.disconnect();
     await Deno.remove(s.scratch, { recursive: true }).catch(() => {});
-  }
-
-  async function logsSoFar(): Promise<string> {
-    for (const p of [api, workers]) {
-      try {
-        p.kill("SIGTERM");
-      } catch {
-        // already gone
-      }
-    }
-    return (await Promise.all(logs)).join("\n").slice(-4000);
   }
 }

@@ -71,8 +71,8 @@ interface Layout {
   binary: number;
 }
 
+/** The buffers of the image smoothGray last took in (otsuBinary works on them). */
 let layout: Layout | null = null;
-let pixels = 0;
 
 /**
  * The gray, blurred image of `raster` as cv.cvtColor(RGB[A]2GRAY) then cv.GaussianBlur(size × size, σ 0,
@@ -95,7 +95,6 @@ export function smoothGray(raster: Raster, blur: number): Uint8Array {
     new Uint16Array(memory.buffer, l.taps, taps.length).set(taps);
     k.blur(gray, smoothed = l.smoothed, w, h, l.taps, taps.length, shift, l.rows);
   }
-  pixels = n;
   return new Uint8Array(memory.buffer, smoothed, n);
 }
 
@@ -106,7 +105,7 @@ export function smoothGray(raster: Raster, blur: number): Uint8Array {
 export function otsuBinary(smoothed: Uint8Array, invert: boolean): { threshold: number; binary: Uint8Array } {
   const k = kernel!;
   const l = layout!;
-  const n = pixels;
+  const n = smoothed.length;
   new Uint32Array(memory.buffer, l.hist, 1024).fill(0);
   k.histogram(smoothed.byteOffset, n, l.hist);
   const threshold = otsuThreshold(new Uint32Array(memory.buffer, l.hist, 256), n);
