@@ -177,7 +177,8 @@ export function analyseContours<T = Raster>(
       timings: {
         analyse: round(t1 - t0, 2),
         measure: round(t2 - t1, 2),
-        draw: round(t3 - t2, 2),
+        // Nothing drawn is no time spent drawing (the clock would still tick between t2 and t3).
+        draw: render ? round(t3 - t2, 2) : 0,
       },
     };
   });
