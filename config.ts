@@ -30,6 +30,9 @@ export const ConfigSchema = z
     MAX_PIXELS: z.coerce.number().int().positive().default(50_000_000),
     // One OpenCV.js Web Worker per slot: by default one per core.
     WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(navigator.hardwareConcurrency || 1),
+    // Nice value of the pool's threads (0 = as the rest of the process): analysis takes the CPU that the API, the
+    // thread renewing job locks and Redis leave, so uploads are answered promptly while every core is busy.
+    WORKER_NICE: z.coerce.number().int().min(0).max(19).default(19),
     EMBEDDED_WORKER: bool.default(true),
     QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]+$/, "letters, digits, _ : . - only").default("bip"),
     QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("contours"),
@@ -170,6 +173,7 @@ export function publicConfig(config: Config): Record<string, unknown> {
     max_file_size: config.MAX_FILE_SIZE,
     max_pixels: config.MAX_PIXELS,
     worker_concurrency: config.WORKER_CONCURRENCY,
+    worker_nice: config.WORKER_NICE,
     embedded_worker: config.EMBEDDED_WORKER,
     queue_prefix: config.QUEUE_PREFIX,
     queue_name: config.QUEUE_NAME,

@@ -71,7 +71,7 @@ export async function startService(config: Config): Promise<Service> {
   let ownPool: Promise<AnalysisPool> | undefined;
   const renderer = createOnDemandRenderer(
     config,
-    () => workers ? Promise.resolve(workers.pool) : (ownPool ??= createAnalysisPool(1)),
+    () => workers ? Promise.resolve(workers.pool) : (ownPool ??= createAnalysisPool(1, config.WORKER_NICE)),
   );
   const lifecycle: Lifecycle = { draining: false, inFlight: 0 };
   const app = createApp({ config, redis, queue, events, versions, lifecycle, renderer });

@@ -107,7 +107,7 @@ export async function processContourJob(
 export async function startContourWorker(config: Config): Promise<ContourWorker> {
   await ensureStorageDirs({ uploadDir: config.UPLOAD_DIR, resultDir: config.RESULT_DIR });
   // Initialised before taking jobs, so the first job does not pay OpenCV's start-up.
-  const pool = await createAnalysisPool(config.WORKER_CONCURRENCY);
+  const pool = await createAnalysisPool(config.WORKER_CONCURRENCY, config.WORKER_NICE);
   const connection = createRedis(config, "worker");
   const indexRedis = createRedis(config, "worker");
   // Final states notify the client's callback_url (if any) with exactly what GET /status shows.

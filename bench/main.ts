@@ -14,7 +14,7 @@ import {
   type StageMedians,
   STAGES,
 } from "./kernel.ts";
-import { markdownTable, mean, median, round } from "./stats.ts";
+import { type CpuPerImage, markdownTable, mean, median, round } from "./stats.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const FIXTURES = new URL("../tests/fixtures/", import.meta.url).pathname;
@@ -164,12 +164,13 @@ if (!args["skip-e2e"]) {
   console.log(endToEndTable(e2e, seed));
   console.log(
     "\n" + markdownTable(
-      ["queue drain", "images", "images/s", "failures"],
+      ["queue drain", "images", "images/s", "failures", "CPU ms/image: niced + normal (busy)"],
       drains.map((d) => [
         `${d.workload}, WORKER_CONCURRENCY=${d.workers}, RENDER=${d.render}`,
         d.images,
         d.images_per_s,
         d.failures,
+        cpuCell(d.cpu),
       ]),
     ),
   );
@@ -188,6 +189,24 @@ if (!args["skip-e2e"]) {
         `${cores} cores); draining the queue: ` +
         Object.entries(drainScaling).map(([w, x]) => `${x}× (${w})`).join(", "),
     );
+    // 1.8× the one-member rate fits in the cores only if every image costs the machine at most this much CPU.
+    const pairs = [
+      { name: "end to end", one: e2e[0], all: e2e[1] },
+      ...workloads.map((w) => {
+        const [one, all] = drains.filter((d) => d.workload === w.name);
+        return { name: `queue drain, ${w.name}`, one, all };
+      }),
+    ];
+    results.scaling_budget = pairs.map(({ name, one, all }) => {
+      const budget = round((cores * 1000) / (1.8 * one.images_per_s));
+      const spent = round(all.cpu.niced_ms + all.cpu.normal_ms);
+      console.log(
+        `  ${name}: 1.8× needs ≤ ${budget} ms of CPU per image on ${cores} cores; with ${cores} members it took ` +
+          `${spent} ms (analysis threads ${all.cpu.niced_ms}, everything else ${all.cpu.normal_ms}), ` +
+          `the cores ${all.cpu.busy_pct} % busy`,
+      );
+      return { run: name, budget_ms: budget, spent_ms: spent, ...all.cpu };
+    });
   }
 }
 
@@ -243,6 +262,7 @@ function endToEndTable(runs: EndToEndReport[], seed: EndToEndReport | null) {
       "to completed p50 / p95 / p99 ms",
       "images/s",
       "failures",
+      "CPU ms/image: niced + normal (busy)",
     ],
     [
       ...[...runs, ...(seed ? [seed] : [])].map((r) => [
@@ -253,10 +273,16 @@ function endToEndTable(runs: EndToEndReport[], seed: EndToEndReport | null) {
         `${r.completed_ms.p50} / ${r.completed_ms.p95} / ${r.completed_ms.p99}`,
         r.images_per_s,
         r.failures,
+        cpuCell(r.cpu),
       ]),
-      [`seed as quoted in issue 5`, "", "", `p99 ≈ ${SEED.upload_p99_ms}`, "", `≈ ${SEED.images_per_s}`, ""],
+      [`seed as quoted in issue 5`, "", "", `p99 ≈ ${SEED.upload_p99_ms}`, "", `≈ ${SEED.images_per_s}`, "", ""],
     ],
   );
+}
+
+/** The machine's CPU per image: at nice > 0 (our analysis threads), at nice 0 (all else), and how busy it was. */
+function cpuCell(c: CpuPerImage): string {
+  return `${c.niced_ms} + ${c.normal_ms} (${c.busy_pct} %)`;
 }
 
 async function machine() {

@@ -1,6 +1,7 @@
 import { Redis } from "ioredis";
 import { sparePort } from "../tests/harness.ts";
 import { type EndToEndReport, endToEndReport, type EndToEndSettings, uploadAll } from "./e2e.ts";
+import { cpuPerImage, cpuTimes } from "./stats.ts";
 
 const PYTHON = "/usr/bin/python3";
 const SEED_DIR = new URL("./seed/", import.meta.url);
@@ -103,9 +104,10 @@ export async function benchSeed(
       await collect(s.warmup - warm.refused);
     }
     const started = new Map<string, number>();
+    const cpu = cpuTimes();
     const run = await uploadAll(base, s, (id, begin) => started.set(id, begin));
     const { finished, failures } = await collect(started.size);
-    return endToEndReport(s, run, started, finished, failures);
+    return endToEndReport(s, run, started, finished, failures, cpuPerImage(cpu, cpuTimes(), s.uploads));
   } catch (err) {
     failed = true;
     throw err;

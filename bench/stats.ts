@@ -1,4 +1,5 @@
 /** Small statistics and table helpers for the benchmarks. */
+import { cpus } from "node:os";
 
 /** The p-th percentile (0–100) of the values, by nearest rank. */
 export function percentile(values: number[], p: number): number {
@@ -30,4 +31,42 @@ export function round(v: number, digits = 2): number {
 export function markdownTable(header: string[], rows: (string | number)[][]): string {
   const line = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
   return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+/** CPU time the whole machine spent so far, in ms summed over cores: at nice > 0, at nice 0, and idle. */
+export interface CpuTimes {
+  niced: number;
+  normal: number;
+  idle: number;
+}
+
+/** Reads the machine's CPU times (node:os reads /proc/stat, which Deno only lets --allow-all read directly). */
+export function cpuTimes(): CpuTimes {
+  const t = { niced: 0, normal: 0, idle: 0 };
+  for (const { times } of cpus()) {
+    t.niced += times.nice;
+    t.normal += times.user + times.sys + times.irq;
+    t.idle += times.idle;
+  }
+  return t;
+}
+
+/** How one timed run used the machine's CPU: ms per image at nice > 0 (the pool's threads) and at nice 0 (all else). */
+export interface CpuPerImage {
+  niced_ms: number;
+  normal_ms: number;
+  /** Share of the machine's cores that were busy, in percent. */
+  busy_pct: number;
+}
+
+/** CPU per image between two readings of cpuTimes(). */
+export function cpuPerImage(from: CpuTimes, to: CpuTimes, images: number): CpuPerImage {
+  const niced = to.niced - from.niced;
+  const normal = to.normal - from.normal;
+  const all = niced + normal + to.idle - from.idle;
+  return {
+    niced_ms: round(niced / images),
+    normal_ms: round(normal / images),
+    busy_pct: all > 0 ? round((100 * (niced + normal)) / all, 1) : NaN,
+  };
 }

@@ -13,7 +13,8 @@ export interface PooledAnalysis {
   /** The result document: UTF-8 JSON of the header's fields followed by the full report, contours included. */
   document: Uint8Array;
 }
-import type { PoolRequest } from "./pool_worker.ts";
+import { log } from "../log.ts";
+import type { PoolInit, PoolRequest } from "./pool_worker.ts";
 
 /** A set of Web Workers, each with its own OpenCV.js, that run analyses in parallel. */
 export interface AnalysisPool {
@@ -48,8 +49,11 @@ type Reply = { id: number } & PooledAnalysis | { id: number; image: Uint8Array }
 
 const WORKER_URL = new URL("./pool_worker.ts", import.meta.url);
 
-/** Starts `size` pool members and waits until each has initialised OpenCV.js. */
-export async function createAnalysisPool(size: number): Promise<AnalysisPool> {
+/**
+ * Starts `size` pool members and waits until each has initialised OpenCV.js; their threads run at nice value `nice`
+ * (0 = the process's own priority).
+ */
+export async function createAnalysisPool(size: number, nice = 0): Promise<AnalysisPool> {
   const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; member: Member }>();
   const waiting: ((m: Member) => void)[] = [];
   const members: Member[] = [];
@@ -61,15 +65,18 @@ export async function createAnalysisPool(size: number): Promise<AnalysisPool> {
     const worker = new Worker(WORKER_URL, { type: "module" });
     const member: Member = { worker, busy: true };
     await new Promise<void>((resolve, reject) => {
-      worker.onmessage = (e: MessageEvent<{ version: string }>) => {
+      worker.onmessage = (e: MessageEvent<{ version: string; niceError?: string }>) => {
         opencvVersion = e.data.version;
+        if (e.data.niceError) {
+          log("warn", "analysis threads keep the normal CPU priority", { nice, error: e.data.niceError });
+        }
         resolve();
       };
       worker.onerror = (e) => {
         e.preventDefault();
         reject(new Error(`analysis worker failed to start: ${e.message}`));
       };
-      worker.postMessage("init");
+      worker.postMessage({ kind: "init", nice } satisfies PoolInit);
     });
     worker.onmessage = (e: MessageEvent<Reply>) => {
       const job = pending.get(e.data.id);

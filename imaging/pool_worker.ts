@@ -1,6 +1,7 @@
 /// <reference lib="deno.worker" />
 // One member of the analysis pool: owns one OpenCV.js instance and runs the CPU-heavy pipeline off the main thread,
 // so the thread that renews BullMQ's job locks is never blocked by decoding, contours or encoding.
+import { setPriority } from "node:os";
 import { ImageError } from "./image_error.ts";
 import { openCVVersion } from "./opencv.ts";
 import type { AnalysisOptions } from "./options.ts";
@@ -25,9 +26,13 @@ export type PoolRequest = {
   document: Uint8Array;
 };
 
-self.onmessage = async (e: MessageEvent<PoolRequest | "init">) => {
-  if (e.data === "init") {
-    self.postMessage({ ready: true, version: openCVVersion(await loadPipeline()) });
+/** The first message a member gets: start OpenCV.js, and lower this thread's CPU priority to `nice`. */
+export type PoolInit = { kind: "init"; nice: number };
+
+self.onmessage = async (e: MessageEvent<PoolRequest | PoolInit>) => {
+  if (e.data.kind === "init") {
+    const niceError = lowerPriority(e.data.nice);
+    self.postMessage({ ready: true, version: openCVVersion(await loadPipeline()), niceError });
     return;
   }
   const request = e.data;
@@ -59,6 +64,20 @@ self.onmessage = async (e: MessageEvent<PoolRequest | "init">) => {
     self.postMessage({ id, error });
   }
 };
+
+/**
+ * Sets this thread's nice value (Linux applies setpriority(2) for "the calling process" to the calling thread only, so
+ * the rest of the process keeps its priority); returns why it could not, if it could not.
+ */
+function lowerPriority(nice: number): string | undefined {
+  if (nice === 0) return undefined;
+  try {
+    setPriority(nice);
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
 
 /** The bytes in an ArrayBuffer of their own (an encoder may return a view into a larger, shared one). */
 function ownBuffer(bytes: Uint8Array): Uint8Array {

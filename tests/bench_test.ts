@@ -34,7 +34,10 @@ Deno.test("deno task bench --quick runs every part and writes its JSON", async (
       assert.equal(run.failures, 0, JSON.stringify(run));
       assert.equal(run.accepted, run.uploads);
       assert.ok(run.images_per_s > 0 && run.upload_ms.p99 > 0 && run.completed_ms.p99 > 0);
+      // The service lowers its analysis threads' priority by default (WORKER_NICE=19): their CPU shows up as niced.
+      assert.ok(run.cpu.niced_ms > 0 && run.cpu.normal_ms > 0 && run.cpu.busy_pct > 0, JSON.stringify(run.cpu));
     }
+    assert.ok(result.scaling_budget.length >= 2, JSON.stringify(result.scaling_budget));
     assert.ok(result.drain.length >= 2);
     for (const run of result.drain) assert.ok(run.failures === 0 && run.images_per_s > 0, JSON.stringify(run));
     assert.ok(result.drain.every((run: { workload: string }) => run.workload === "five samples"));

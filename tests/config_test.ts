@@ -9,6 +9,7 @@ Deno.test("config: defaults match the original service", () => {
   assert.equal(c.UPLOAD_DIR, "uploads");
   assert.equal(c.RESULT_DIR, "result_images");
   assert.equal(c.EMBEDDED_WORKER, true);
+  assert.equal(c.WORKER_NICE, 19, "analysis runs below the API's priority");
   assert.deepEqual(redisOptions(c), { host: "127.0.0.1", port: 6379, db: 0, password: undefined });
 });
 
@@ -20,6 +21,7 @@ Deno.test("config: a bad value is refused with a message naming the variable", a
     DEBUG: "maybe",
     EMBEDDED_WORKER: "sometimes",
     WORKER_CONCURRENCY: "0",
+    WORKER_NICE: "20",
     REDIS_DB: "99",
     QUEUE_PREFIX: "has space",
     REDIS_URL: "http://example",

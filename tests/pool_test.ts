@@ -59,3 +59,57 @@ Deno.test("analysis pool: Web Workers, each with its own OpenCV.js", async (t) =
     pool.close();
   }
 });
+
+/** Nice values of this process's threads, by thread id (from ps, which reads /proc for us). */
+async function threadNice(): Promise<Map<string, number>> {
+  const out = await new Deno.Command("ps", { args: ["-L", "-o", "tid=,nice=", "-p", String(Deno.pid)] }).output();
+  const rows = new TextDecoder().decode(out.stdout).trim().split("\n").map((l) => l.trim().split(/\s+/));
+  return new Map(rows.map(([tid, nice]) => [tid, Number(nice)]));
+}
+
+Deno.test("analysis pool: members run at the nice value given, the rest of the process keeps its own", async () => {
+  const before = await threadNice();
+  const pool = await createAnalysisPool(2, 7);
+  try {
+    const after = await threadNice();
+    const niced = [...after].filter(([, nice]) => nice === 7).map(([tid]) => tid);
+    assert.equal(niced.length, 2, `one thread per member at nice 7: ${JSON.stringify([...after])}`);
+    for (const tid of niced) assert.ok(!before.has(tid), "only the members' new threads are lowered");
+    for (const [tid, nice] of before) {
+      if (after.has(tid)) assert.equal(after.get(tid), nice, `thread ${tid} kept its priority`);
+    }
+    // Lowered threads still do the work.
+    const out = await pool.analyse(await fixture("coins.png"), DEFAULT_OPTIONS, Infinity);
+    assert.equal(out.report.contour_count, 61);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("analysis pool: without --allow-sys=setPriority the members keep the normal priority, say so, and work", async () => {
+  const script = 'import { createAnalysisPool } from "./imaging/pool.ts";\n' +
+    'import { DEFAULT_OPTIONS } from "./imaging/options.ts";\n' +
+    "const pool = await createAnalysisPool(1, 5);\n" +
+    'const out = await pool.analyse(await Deno.readFile("tests/fixtures/coins.png"), DEFAULT_OPTIONS, Infinity);\n' +
+    "console.log(JSON.stringify({ contours: out.report.contour_count }));\npool.close();\n";
+  const child = new Deno.Command("deno", {
+    args: ["run", "--no-prompt", "--allow-read=.", "--allow-env", "-"],
+    cwd: new URL("..", import.meta.url),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(script));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
+  assert.equal(code, 0, text(stderr));
+  // Warnings go to stderr as JSON lines.
+  const warnings = text(stderr).split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+  const warning = warnings.find((l) => l.msg === "analysis threads keep the normal CPU priority");
+  assert.ok(warning, text(stderr));
+  assert.equal(warning.nice, 5);
+  assert.match(warning.error, /setPriority/);
+  assert.deepEqual(JSON.parse(text(stdout)), { contours: 61 });
+});
