@@ -1,3 +1,4 @@
+import { releaseBuffer } from "./bytes.ts";
 import { analyseContours, drawMeasuredContours, type MeasuredContour } from "./contours.ts";
 import { decodeImage } from "./decode.ts";
 import { encodeImage } from "./encode.ts";
@@ -52,6 +53,8 @@ export function analyseImage(
   const t1 = performance.now();
   const encoder = timedEncoder(options);
   const analysis = analyseContours(cv, raster, options, draw ? encoder.encode : null);
+  // The decoded pixels are in OpenCV's or the prefilter's memory now; a view into `bytes` stays the caller's.
+  if (raster.data.buffer !== bytes.buffer) releaseBuffer(raster.data);
   const contours = analysis.contours;
   const total = contours.reduce((s, c) => s + c.area, 0);
   const report: AnalysisReport = {
@@ -85,7 +88,9 @@ export function renderAnnotatedImage(
   result: { contours: Pick<MeasuredContour, "points">[]; options: AnalysisOptions },
 ): Uint8Array {
   const { raster } = decodeImage(bytes);
-  return drawMeasuredContours(cv, raster, result.contours, result.options, timedEncoder(result.options).encode);
+  const image = drawMeasuredContours(cv, raster, result.contours, result.options, timedEncoder(result.options).encode);
+  if (raster.data.buffer !== bytes.buffer) releaseBuffer(raster.data);
+  return image;
 }
 
 /** An encoder for the output format that notes how long it took (drawing and encoding are timed apart). */

@@ -2,6 +2,7 @@
 // One member of the analysis pool: owns one OpenCV.js instance and runs the CPU-heavy pipeline off the main thread,
 // so the thread that renews BullMQ's job locks is never blocked by decoding, contours or encoding.
 import { setPriority } from "node:os";
+import { releaseBuffer } from "./bytes.ts";
 import { ImageError } from "./image_error.ts";
 import { openCVVersion } from "./opencv.ts";
 import type { AnalysisOptions } from "./options.ts";
@@ -43,11 +44,14 @@ self.onmessage = async (e: MessageEvent<PoolRequest | PoolInit>) => {
       const image = ownBuffer(
         renderAnnotatedImage(cv, request.bytes, JSON.parse(new TextDecoder().decode(request.document))),
       );
+      releaseBuffer(request.bytes);
       self.postMessage({ id, image }, [image.buffer as ArrayBuffer]);
       return;
     }
     const { bytes, options, maxPixels, header, draw } = request;
     const { report, image } = analyseImage(cv, bytes, options, maxPixels, draw);
+    // The upload was transferred to this thread and is done with.
+    releaseBuffer(bytes);
     // Serialised here, and only the summary cloned back: the calling thread renews job locks and should do no
     // per-contour work (a large image has thousands of contours).
     const document = new TextEncoder().encode(JSON.stringify({ ...header, ...report }));

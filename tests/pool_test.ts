@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { releaseBuffer } from "../imaging/bytes.ts";
 import { ImageError } from "../imaging/image_error.ts";
 import { DEFAULT_OPTIONS } from "../imaging/options.ts";
 import { analyseImage, loadPipeline } from "../imaging/pipeline.ts";
@@ -112,4 +113,24 @@ Deno.test("analysis pool: without --allow-sys=setPriority the members keep the n
   assert.equal(warning.nice, 5);
   assert.match(warning.error, /setPriority/);
   assert.deepEqual(JSON.parse(text(stdout)), { contours: 61 });
+});
+
+Deno.test("releaseBuffer frees large owned buffers now, and leaves small, WASM and input buffers alone", async () => {
+  const large = new Uint8Array(1 << 20);
+  releaseBuffer(large.subarray(10, 20));
+  assert.ok(large.buffer.detached, "a large buffer is detached (its memory freed) through any view of it");
+  const small = new Uint8Array(1024);
+  releaseBuffer(small);
+  assert.ok(!small.buffer.detached, "a small one may be a slice of Buffer's shared pool");
+  const wasm = new WebAssembly.Memory({ initial: 2 });
+  releaseBuffer(new Uint8Array(wasm.buffer));
+  assert.equal(new Uint8Array(wasm.buffer).length, 2 * 65536, "WebAssembly memory stays usable");
+  // The pipeline frees what it decoded, never the caller's bytes: the same input analyses twice alike.
+  const cv = await loadPipeline();
+  for (const name of SAMPLES) {
+    const bytes = await fixture(name);
+    const first = analyseImage(cv, bytes);
+    assert.ok(!(bytes.buffer as ArrayBuffer).detached, name);
+    assertSameBytes(analyseImage(cv, bytes).image!, first.image!, name);
+  }
 });
