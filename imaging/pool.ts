@@ -60,6 +60,7 @@ export async function createAnalysisPool(size: number, nice = 0): Promise<Analys
   let nextId = 1;
   let closed = false;
   let opencvVersion = "unknown";
+  let warnedNice = false;
 
   const spawn = async (): Promise<Member> => {
     const worker = new Worker(WORKER_URL, { type: "module" });
@@ -67,7 +68,9 @@ export async function createAnalysisPool(size: number, nice = 0): Promise<Analys
     await new Promise<void>((resolve, reject) => {
       worker.onmessage = (e: MessageEvent<{ version: string; niceError?: string }>) => {
         opencvVersion = e.data.version;
-        if (e.data.niceError) {
+        // Every member fails alike (a missing permission): said once per pool, not once per member.
+        if (e.data.niceError && !warnedNice) {
+          warnedNice = true;
           log("warn", "analysis threads keep the normal CPU priority", { nice, error: e.data.niceError });
         }
         resolve();
