@@ -75,6 +75,8 @@ self.onmessage = async (e: MessageEvent<PoolRequest | PoolInit>) => {
  */
 function lowerPriority(nice: number): string | undefined {
   if (nice === 0) return undefined;
+  // Elsewhere (macOS, Windows) the same call would lower the whole process, the API's thread included.
+  if (Deno.build.os !== "linux") return `per-thread priority needs Linux (this is ${Deno.build.os})`;
   try {
     setPriority(nice);
     return undefined;
