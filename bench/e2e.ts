@@ -2,7 +2,7 @@ import { QueueEvents } from "bullmq";
 import { parseConfig } from "../config.ts";
 import { closeRedis, createRedis } from "../queue/connection.ts";
 import { dropPrefix, sparePort, taskFlags } from "../tests/harness.ts";
-import { type CpuPerImage, cpuPerImage, cpuTimes, mean, percentile, round } from "./stats.ts";
+import { type CpuPerImage, cpuPerImage, type CpuTimes, cpuTimes, mean, percentile, round } from "./stats.ts";
 
 /** One end-to-end run's settings. */
 export interface EndToEndSettings {
@@ -293,10 +293,11 @@ export async function benchDrain(s: EndToEndSettings): Promise<DrainReport> {
     let failures = 0;
     let allDone: () => void = () => {};
     const done = new Promise<void>((resolve) => (allDone = resolve));
-    let cpu = cpuTimes();
+    // Read at the first completion, where the timed part begins.
+    let cpu: CpuTimes | undefined;
     const settle = (ok: boolean) => {
       times.push(performance.now());
-      if (times.length === 1) cpu = cpuTimes();
+      cpu ??= cpuTimes();
       if (!ok) failures++;
       if (times.length === s.uploads) allDone();
     };
@@ -310,14 +311,13 @@ export async function benchDrain(s: EndToEndSettings): Promise<DrainReport> {
     if (await Promise.race([done, deadline]) === "timeout") {
       throw new Error(`only ${times.length} of ${s.uploads} tasks finished within 10 minutes`);
     }
-    const cpuUsed = cpuPerImage(cpu, cpuTimes(), times.length - 1);
     return {
       images: s.uploads,
       workers: s.workers,
       render: s.render,
       images_per_s: round((times.length - 1) / ((times[times.length - 1] - times[0]) / 1000), 1),
       failures,
-      cpu: cpuUsed,
+      cpu: cpuPerImage(cpu!, cpuTimes(), times.length - 1),
     };
   } finally {
     await events.close();

@@ -175,12 +175,14 @@ if (!args["skip-e2e"]) {
     ),
   );
   if (cores > 1) {
+    // Each workload's runs with one member and with one per core, found once for the ratios and the CPU budget.
+    const drainPairs = workloads.map((w) => {
+      const [one, all] = drains.filter((d) => d.workload === w.name);
+      return { name: w.name, one, all };
+    });
     const scaling = round(e2e[1].images_per_s / e2e[0].images_per_s);
     const drainScaling = Object.fromEntries(
-      workloads.map((w) => {
-        const [one, all] = drains.filter((d) => d.workload === w.name);
-        return [w.name, round(all.images_per_s / one.images_per_s)];
-      }),
+      drainPairs.map(({ name, one, all }) => [name, round(all.images_per_s / one.images_per_s)]),
     );
     results.e2e_scaling = scaling;
     results.drain_scaling = drainScaling;
@@ -192,10 +194,7 @@ if (!args["skip-e2e"]) {
     // 1.8× the one-member rate fits in the cores only if every image costs the machine at most this much CPU.
     const pairs = [
       { name: "end to end", one: e2e[0], all: e2e[1] },
-      ...workloads.map((w) => {
-        const [one, all] = drains.filter((d) => d.workload === w.name);
-        return { name: `queue drain, ${w.name}`, one, all };
-      }),
+      ...drainPairs.map((p) => ({ ...p, name: `queue drain, ${p.name}` })),
     ];
     results.scaling_budget = pairs.map(({ name, one, all }) => {
       const budget = round((cores * 1000) / (1.8 * one.images_per_s));

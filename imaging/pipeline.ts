@@ -53,8 +53,7 @@ export function analyseImage(
   const t1 = performance.now();
   const encoder = timedEncoder(options);
   const analysis = analyseContours(cv, raster, options, draw ? encoder.encode : null);
-  // The decoded pixels are in OpenCV's or the prefilter's memory now; a view into `bytes` stays the caller's.
-  if (raster.data.buffer !== bytes.buffer) releaseBuffer(raster.data);
+  releaseDecoded(raster, bytes);
   const contours = analysis.contours;
   const total = contours.reduce((s, c) => s + c.area, 0);
   const report: AnalysisReport = {
@@ -89,8 +88,16 @@ export function renderAnnotatedImage(
 ): Uint8Array {
   const { raster } = decodeImage(bytes);
   const image = drawMeasuredContours(cv, raster, result.contours, result.options, timedEncoder(result.options).encode);
-  if (raster.data.buffer !== bytes.buffer) releaseBuffer(raster.data);
+  releaseDecoded(raster, bytes);
   return image;
+}
+
+/**
+ * Frees the decoded pixels once they are in OpenCV's or the prefilter's memory; a raster that is a view into the
+ * input `bytes` (an uncompressed file) stays, since the input is the caller's.
+ */
+function releaseDecoded(raster: Raster, bytes: Uint8Array): void {
+  if (raster.data.buffer !== bytes.buffer) releaseBuffer(raster.data);
 }
 
 /** An encoder for the output format that notes how long it took (drawing and encoding are timed apart). */
