@@ -2,7 +2,19 @@ import { QueueEvents } from "bullmq";
 import { parseConfig } from "../config.ts";
 import { closeRedis, createRedis } from "../queue/connection.ts";
 import { dropPrefix, sparePort, taskFlags } from "../tests/harness.ts";
-import { type CpuPerImage, cpuPerImage, type CpuTimes, cpuTimes, mean, percentile, round } from "./stats.ts";
+import {
+  type CpuPerImage,
+  cpuPerImage,
+  type CpuTimes,
+  cpuTimes,
+  mean,
+  percentile,
+  redisCpu,
+  round,
+  type ThreadCpu,
+  threadCpu,
+  threadCpuPerImage,
+} from "./stats.ts";
 
 /** One end-to-end run's settings. */
 export interface EndToEndSettings {
@@ -254,6 +266,12 @@ export interface DrainReport {
   failures: number;
   /** The machine's CPU per image from the first completion to the last. */
   cpu: CpuPerImage;
+  /**
+   * Over the same span, the worker process's CPU per image by kind of thread (analysis = the pool members, main = the
+   * thread running BullMQ, file_io = Deno's blocking pool, v8 = its GC and compiler threads), and the Redis server's;
+   * empty where /proc has no threads (not Linux).
+   */
+  threads_ms: ThreadCpu;
 }
 
 /**
@@ -278,6 +296,8 @@ export async function benchDrain(s: EndToEndSettings): Promise<DrainReport> {
   let worker: Deno.ChildProcess | undefined;
   const connection = createRedis(config, "worker");
   const events = new QueueEvents(config.QUEUE_NAME, { connection, prefix: config.QUEUE_PREFIX });
+  // Its own connection: the one above is held by the events' blocking reads.
+  const info = createRedis(config, "worker");
   const base = `http://127.0.0.1:${port}`;
   try {
     await events.waitUntilReady();
@@ -295,9 +315,12 @@ export async function benchDrain(s: EndToEndSettings): Promise<DrainReport> {
     const done = new Promise<void>((resolve) => (allDone = resolve));
     // Read at the first completion, where the timed part begins.
     let cpu: CpuTimes | undefined;
+    let threads: Promise<[ThreadCpu, number]> | undefined;
+    const readThreads = () => Promise.all([threadCpu(worker!.pid), redisCpu(info)]);
     const settle = (ok: boolean) => {
       times.push(performance.now());
       cpu ??= cpuTimes();
+      threads ??= readThreads();
       if (!ok) failures++;
       if (times.length === s.uploads) allDone();
     };
@@ -311,17 +334,26 @@ export async function benchDrain(s: EndToEndSettings): Promise<DrainReport> {
     if (await Promise.race([done, deadline]) === "timeout") {
       throw new Error(`only ${times.length} of ${s.uploads} tasks finished within 10 minutes`);
     }
+    const cpuUsed = cpuPerImage(cpu!, cpuTimes(), times.length - 1);
+    const [[threadsFrom, redisFrom], [threadsTo, redisTo]] = await Promise.all([threads!, readThreads()]);
     return {
       images: s.uploads,
       workers: s.workers,
       render: s.render,
       images_per_s: round((times.length - 1) / ((times[times.length - 1] - times[0]) / 1000), 1),
       failures,
-      cpu: cpuPerImage(cpu!, cpuTimes(), times.length - 1),
+      cpu: cpuUsed,
+      threads_ms: Object.keys(threadsTo).length
+        ? {
+          ...threadCpuPerImage(threadsFrom, threadsTo, times.length - 1),
+          redis: round((redisTo - redisFrom) / (times.length - 1)),
+        }
+        : {},
     };
   } finally {
     await events.close();
     await closeRedis(connection);
+    await closeRedis(info);
     for (const p of [worker, api]) {
       if (!p) continue;
       p.kill("SIGTERM");

@@ -174,6 +174,18 @@ if (!args["skip-e2e"]) {
       ]),
     ),
   );
+  if (drains.some((d) => Object.keys(d.threads_ms).length)) {
+    const kinds = ["analysis", "main", "file_io", "v8", "other", "redis"];
+    console.log(
+      "\nThe worker process's CPU per image (ms) by thread over each drain: the pool members (analysis), the thread " +
+        "running BullMQ (main), Deno's blocking pool running file operations (file_io), V8's GC and compiler " +
+        "(v8), the rest; and the Redis server's\n" +
+        markdownTable(
+          ["queue drain", ...kinds],
+          drains.map((d) => [`${d.workload}, WORKER_CONCURRENCY=${d.workers}`, ...kinds.map((k) => d.threads_ms[k])]),
+        ),
+    );
+  }
   if (cores > 1) {
     // Each workload's runs with one member and with one per core, found once for the ratios and the CPU budget.
     const drainPairs = workloads.map((w) => {

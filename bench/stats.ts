@@ -70,3 +70,56 @@ export function cpuPerImage(from: CpuTimes, to: CpuTimes, images: number): CpuPe
     busy_pct: all > 0 ? round((100 * (niced + normal)) / all, 1) : NaN,
   };
 }
+
+/** The Redis server's own CPU time so far (user + system), in ms, from INFO. */
+export async function redisCpu(redis: { info(section: "cpu"): Promise<string> }): Promise<number> {
+  const text = await redis.info("cpu");
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, "m").exec(text)?.[1] ?? NaN);
+  return (field("used_cpu_user") + field("used_cpu_sys")) * 1000;
+}
+
+/** One process's CPU so far, in ms, by kind of thread (Linux; empty elsewhere). */
+export type ThreadCpu = Record<string, number>;
+
+/**
+ * Reads a Deno process's CPU time per kind of thread from /proc/<pid>/task/<tid>/stat, through `ps` (its threads) and
+ * `cat` (Deno lets only --allow-all read another process's /proc files; `ps` alone gives whole seconds).
+ */
+export async function threadCpu(pid: number): Promise<ThreadCpu> {
+  if (Deno.build.os !== "linux") return {};
+  const text = async (cmd: string, args: string[]) => {
+    const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
+    return new TextDecoder().decode(out.stdout);
+  };
+  const tids = (await text("ps", ["-L", "-o", "tid=", "-p", String(pid)])).split(/\s+/).filter(Boolean);
+  if (tids.length === 0) return {};
+  // A thread that ended between the two commands is missing from cat's output, which is what it cost from now on.
+  const stats = await text("cat", tids.map((tid) => `/proc/${pid}/task/${tid}/stat`));
+  const cpu: ThreadCpu = {};
+  for (const line of stats.split("\n")) {
+    const open = line.indexOf("(");
+    const close = line.lastIndexOf(")");
+    if (open < 0 || close < open) continue;
+    const kind = threadKind(line.slice(open + 1, close));
+    // Fields after the name: state is the first, utime and stime the 12th and 13th, in clock ticks (USER_HZ, 100 on
+    // every Linux Deno runs on).
+    const fields = line.slice(close + 2).split(" ");
+    cpu[kind] = (cpu[kind] ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10;
+  }
+  return cpu;
+}
+
+/** What a thread of a Deno worker process does, from its name. */
+function threadKind(name: string): string {
+  if (name.startsWith("worker-")) return "analysis"; // the pool's Web Workers
+  if (name === "deno") return "main"; // JS: BullMQ, ioredis, job bookkeeping
+  if (name.startsWith("tokio-runtime")) return "file_io"; // Deno's blocking pool runs async file operations
+  if (name.startsWith("V8 ")) return "v8"; // garbage collection and compilation
+  return "other";
+}
+
+/** Per image, what each kind of thread spent between two readings of threadCpu(). */
+export function threadCpuPerImage(from: ThreadCpu, to: ThreadCpu, images: number): ThreadCpu {
+  const kinds = ["analysis", "main", "file_io", "v8", "other"];
+  return Object.fromEntries(kinds.map((k) => [k, round(((to[k] ?? 0) - (from[k] ?? 0)) / images)]));
+}

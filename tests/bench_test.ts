@@ -39,8 +39,17 @@ Deno.test("deno task bench --quick runs every part and writes its JSON", async (
     }
     assert.ok(result.scaling_budget.length >= 2, JSON.stringify(result.scaling_budget));
     assert.ok(result.drain.length >= 2);
-    for (const run of result.drain) assert.ok(run.failures === 0 && run.images_per_s > 0, JSON.stringify(run));
+    for (const run of result.drain) {
+      assert.ok(run.failures === 0 && run.images_per_s > 0, JSON.stringify(run));
+      if (Deno.build.os !== "linux") continue;
+      // Thread times come in 10 ms ticks: only the pool members' and Redis's are sure to be above zero in 20 images.
+      const kinds = ["analysis", "main", "file_io", "v8", "other", "redis"];
+      assert.deepEqual(Object.keys(run.threads_ms).sort(), kinds.sort());
+      assert.ok(Object.values(run.threads_ms).every((v) => typeof v === "number" && v >= 0), JSON.stringify(run));
+      assert.ok(run.threads_ms.analysis > 0 && run.threads_ms.redis > 0, JSON.stringify(run.threads_ms));
+    }
     assert.ok(result.drain.every((run: { workload: string }) => run.workload === "five samples"));
+    assert.match(text, /\| queue drain \| analysis \| main \| file_io \| v8 \| other \| redis \|/);
     assert.match(text, /\| image \| decode \| analyse \| measure \| draw \| encode \| total \|/);
   } finally {
     await Deno.remove(dir, { recursive: true });
