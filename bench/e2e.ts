@@ -269,7 +269,7 @@ export interface DrainReport {
   /**
    * Over the same span, the worker process's CPU per image by kind of thread (analysis = the pool members, main = the
    * thread running BullMQ, file_io = Deno's blocking pool, v8 = its GC and compiler threads), and the Redis server's;
-   * empty where /proc has no threads (not Linux).
+   * empty where they cannot be read (not Linux, or no `ps`).
    */
   threads_ms: ThreadCpu;
 }

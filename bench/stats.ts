@@ -87,10 +87,12 @@ export type ThreadCpu = Record<string, number>;
  */
 export async function threadCpu(pid: number): Promise<ThreadCpu> {
   if (Deno.build.os !== "linux") return {};
-  const text = async (cmd: string, args: string[]) => {
-    const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
-    return new TextDecoder().decode(out.stdout);
-  };
+  // A system without ps or cat gives no breakdown rather than no bench.
+  const text = (cmd: string, args: string[]) =>
+    new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output().then(
+      (out) => new TextDecoder().decode(out.stdout),
+      () => "",
+    );
   const tids = (await text("ps", ["-L", "-o", "tid=", "-p", String(pid)])).split(/\s+/).filter(Boolean);
   if (tids.length === 0) return {};
   // A thread that ended between the two commands is missing from cat's output, which is what it cost from now on.
