@@ -12,14 +12,16 @@ const eventsRoute = createRoute({
   method: "get",
   path: "/api/v1/images/status/{task_id}/events",
   tags: ["images"],
-  summary: "Live status as Server-Sent Events, ending at completed or failed",
+  summary: "Live status as Server-Sent Events, ending at completed, failed or gone",
   description:
     "Each `status` event carries the same JSON as GET /status/{task_id}: first the current state, then one " +
-    "event per change (queued → active → progress … → completed | failed), after which the stream closes.",
+    "event per change (queued → active → progress … → completed | failed), after which the stream closes. " +
+    "If the task disappears instead (deleted, or expired by retention), one `gone` event carries the 404 body " +
+    'GET /status/{task_id} now answers, `{"error": {"code": "not_found", "message": …}}`, and the stream closes.',
   request: { params: z.object({ task_id: TaskIdSchema }) },
   responses: {
     200: { description: "An event stream", content: { "text/event-stream": { schema: z.string() } } },
-    ...errorResponses(400, 404, 503),
+    ...errorResponses(400, 401, 404, 503),
   },
 });
 
@@ -47,13 +49,34 @@ export function registerEventRoutes(app: OpenAPIHono, deps: AppDeps): void {
           wake();
         }
       };
+      const sendGone = async () => {
+        done = true;
+        const message = `task ${task_id} no longer exists (deleted or expired)`;
+        const data = JSON.stringify({ error: { code: "not_found", message } });
+        try {
+          await stream.writeSSE({ event: "gone", data, id: String(Date.now()) });
+        } finally {
+          wake();
+        }
+      };
       // Events may overtake each other; each one just triggers a fresh read of the whole status.
       let chain = Promise.resolve();
       const refresh = (args: { jobId: string }) => {
         if (args.jobId !== task_id || done) return;
         chain = chain.then(async () => {
-          const s = await getTaskStatus(queue, task_id).catch(() => undefined);
+          // Reads queued before the end must not add a `gone` after `completed`, or a second `gone`.
+          if (done) return;
+          let s: TaskStatus | undefined;
+          try {
+            s = await getTaskStatus(queue, task_id);
+          } catch {
+            // A Redis blip is no proof the task is gone; the next event (or the client's reconnect) reads again.
+            return;
+          }
           if (s) await send(s);
+          else await sendGone();
+        }).catch(() => {
+          // The client went away mid-write: the abort handler ends the stream.
         });
       };
       const names = ["waiting", "active", "progress", "completed", "failed", "removed"] as const;
@@ -61,7 +84,8 @@ export function registerEventRoutes(app: OpenAPIHono, deps: AppDeps): void {
       const keepalive = setInterval(() => stream.write(": keep-alive\n\n").catch(() => {}), KEEPALIVE_MS);
       try {
         await send(first);
-        // The job may have moved between the first read and the subscription.
+        // The job may have moved, or been deleted, between the first read and the subscription; either way no event
+        // for it is coming, so read it again now that any later one will be heard.
         refresh({ jobId: task_id });
         if (!done) {
           await new Promise<void>((resolve) => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import { pngWithBrokenData } from "./bombs.ts";
 import { fixture } from "./fixtures.ts";
 import { startTestService, upload, waitForTask } from "./harness.ts";
@@ -15,6 +16,35 @@ async function readEvents(res: Response, timeoutMs = 30_000): Promise<Record<str
   } finally {
     clearTimeout(abort);
   }
+}
+
+/** Reads an SSE response one event at a time (comments skipped), each within a deadline; null once it has ended. */
+function eventReader(res: Response) {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  return {
+    async next(timeoutMs = 10_000): Promise<{ event: string; data: string } | null> {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const end = buffer.indexOf("\n\n");
+        if (end >= 0) {
+          const lines = buffer.slice(0, end).split("\n");
+          buffer = buffer.slice(end + 2);
+          const field = (name: string) =>
+            lines.filter((l) => l.startsWith(`${name}: `)).map((l) => l.slice(name.length + 2)).join("\n");
+          if (lines.every((l) => l.startsWith(":"))) continue;
+          return { event: field("event"), data: field("data") };
+        }
+        const chunk = await withDeadline(reader.read(), until - Date.now());
+        if (chunk === TIMED_OUT) {
+          throw new Error(`no SSE event within ${timeoutMs} ms; unread: ${JSON.stringify(buffer)}`);
+        }
+        if (chunk.done) return null;
+        buffer += chunk.value;
+      }
+    },
+    cancel: () => reader.cancel().catch(() => {}),
+  };
 }
 
 Deno.test("live status over Server-Sent Events", async (t) => {
@@ -56,6 +86,45 @@ Deno.test("live status over Server-Sent Events", async (t) => {
       const res = await fetch(`${svc.base}/api/v1/images/status/${crypto.randomUUID()}/events`);
       assert.equal(res.status, 404);
       assert.equal((await res.json()).error.code, "not_found");
+    });
+  } finally {
+    await svc.close();
+  }
+});
+
+Deno.test("live status: a task deleted while queued ends the stream with one `gone` event", async (t) => {
+  // No worker: the task stays queued, so only the deletion can end its stream.
+  const svc = await startTestService({ EMBEDDED_WORKER: "false" });
+  try {
+    const { task_id } = await (await upload(svc.base, await fixture("coins.png"), "coins.png")).json();
+    const url = `${svc.base}/api/v1/images/status/${task_id}/events`;
+    const res = await fetch(url);
+    assert.equal(res.status, 200);
+    const events = eventReader(res);
+    try {
+      await t.step("the stream opens with the queued status", async () => {
+        const first = await events.next();
+        assert.equal(first?.event, "status");
+        assert.equal(JSON.parse(first!.data).state, "queued");
+      });
+      await t.step("DELETE: a final `gone` event with the 404 body, then the stream ends", async () => {
+        const del = await fetch(`${svc.base}/api/v1/images/${task_id}`, { method: "DELETE" });
+        assert.equal(del.status, 204);
+        await del.body?.cancel();
+        const gone = await events.next();
+        assert.equal(gone?.event, "gone", JSON.stringify(gone));
+        const body = JSON.parse(gone!.data);
+        assert.equal(body.error.code, "not_found");
+        assert.ok(body.error.message.includes(task_id), body.error.message);
+        assert.equal(await events.next(), null, "the stream closes after `gone`");
+      });
+    } finally {
+      await events.cancel();
+    }
+    await t.step("a stream opened after the deletion is a 404, not a stream", async () => {
+      const again = await fetch(url);
+      assert.equal(again.status, 404);
+      assert.equal((await again.json()).error.code, "not_found");
     });
   } finally {
     await svc.close();
