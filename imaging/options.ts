@@ -1,8 +1,22 @@
 import { z } from "@hono/zod-openapi";
 
+const BOOLEAN_WORDS = ["true", "false", "1", "0", "yes", "no", "on", "off"] as const;
 const bool = z
-  .union([z.boolean(), z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"])])
+  .preprocess(
+    (v) => (typeof v === "string" ? v.toLowerCase() : v),
+    z.union([z.boolean(), z.enum(BOOLEAN_WORDS)], { error: "must be true or false (or 1/0, yes/no, on/off)" }),
+  )
   .transform((v) => v === true || v === "true" || v === "1" || v === "yes" || v === "on");
+
+// Decimal notation only: Number() would also read "0x5" as 5, " 5" as 5 and "" as 0, so a typo ran with a wrong value.
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const notDecimal = {
+  error: (issue: { code: string }) => issue.code === "invalid_type" ? "must be a decimal number" : undefined,
+};
+/** A numeric option: a JSON number, or a form field's text in decimal notation. */
+const decimal = <T extends z.ZodType<number>>(schema: T) =>
+  z.preprocess((v) => (typeof v === "string" && DECIMAL.test(v) ? Number(v) : v), schema);
+const number = () => z.number(notDecimal);
 
 const odd = (v: number) => v % 2 === 1;
 
@@ -11,27 +25,27 @@ export const AnalysisOptionsFields = z
   .object({
     threshold: z.enum(["otsu", "binary", "adaptive", "canny"]).default("otsu")
       .openapi({ description: "How the gray image becomes binary" }),
-    threshold_value: z.coerce.number().min(0).max(255).default(127)
+    threshold_value: decimal(number().min(0).max(255)).default(127)
       .openapi({ description: "Cut-off for threshold=binary (0–255)" }),
-    block_size: z.coerce.number().int().min(3).max(255).refine(odd, "must be odd").default(11)
+    block_size: decimal(number().int().min(3).max(255).refine(odd, "must be odd")).default(11)
       .openapi({ description: "Neighbourhood (odd, px) for threshold=adaptive" }),
-    c: z.coerce.number().min(-255).max(255).default(2)
+    c: decimal(number().min(-255).max(255)).default(2)
       .openapi({ description: "Constant subtracted from the local mean for threshold=adaptive" }),
-    canny_low: z.coerce.number().min(0).max(2000).default(50).openapi({ description: "Lower hysteresis threshold" }),
-    canny_high: z.coerce.number().min(0).max(2000).default(150).openapi({ description: "Upper hysteresis threshold" }),
-    blur: z.coerce.number().int().min(0).max(99).refine((v) => v === 0 || odd(v), "must be 0 (off) or odd").default(5)
+    canny_low: decimal(number().min(0).max(2000)).default(50).openapi({ description: "Lower hysteresis threshold" }),
+    canny_high: decimal(number().min(0).max(2000)).default(150).openapi({ description: "Upper hysteresis threshold" }),
+    blur: decimal(number().int().min(0).max(99).refine((v) => v === 0 || odd(v), "must be 0 (off) or odd")).default(5)
       .openapi({ description: "Gaussian kernel size in px (odd), 0 = no blur" }),
     invert: bool.default(false).openapi({ description: "Find dark objects on a light background" }),
     retrieval: z.enum(["external", "list", "ccomp", "tree"]).default("tree"),
     approximation: z.enum(["none", "simple", "tc89_l1", "tc89_kcos"]).default("simple"),
-    epsilon: z.coerce.number().min(0).max(10000).default(0)
+    epsilon: decimal(number().min(0).max(10000)).default(0)
       .openapi({ description: "approxPolyDP tolerance in px; 0 = keep every vertex" }),
-    min_area: z.coerce.number().min(0).default(0).openapi({ description: "Drop contours smaller than this (px²)" }),
-    max_contours: z.coerce.number().int().min(1).max(1_000_000).optional()
+    min_area: decimal(number().min(0)).default(0).openapi({ description: "Drop contours smaller than this (px²)" }),
+    max_contours: decimal(number().int().min(1).max(1_000_000)).optional()
       .openapi({ description: "Keep only the largest N contours" }),
     color: z.string().regex(/^#?[0-9a-fA-F]{6}$/, "must be a hex colour like #00ff00").default("#00ff00")
       .openapi({ description: "Drawing colour" }),
-    thickness: z.coerce.number().int().min(1).max(100).default(2).openapi({ description: "Line width in px" }),
+    thickness: decimal(number().int().min(1).max(100)).default(2).openapi({ description: "Line width in px" }),
     fill: bool.default(false).openapi({ description: "Paint contour interiors instead of outlines" }),
     output_format: z.enum(["png", "jpeg"]).default("png").openapi({ description: "Annotated image format" }),
   });

@@ -69,7 +69,12 @@ export async function getTaskStatus(queue: ContourQueue, taskId: string): Promis
     filename: job.data.filename,
     submitted_at: iso(job.timestamp) ?? job.data.submitted_at,
     started_at: iso(job.processedOn),
-    finished_at: state === "completed" || state === "failed" ? iso(job.finishedOn) : null,
+    // A completed task's time is the one its result and the results list carry (BullMQ's comes a moment later).
+    finished_at: state === "completed"
+      ? job.returnvalue?.finished_at ?? iso(job.finishedOn)
+      : state === "failed"
+      ? iso(job.finishedOn)
+      : null,
     attempts: job.attemptsMade,
   };
   if (state === "failed") status.error = parseFailure(job.failedReason);

@@ -43,11 +43,12 @@ const ContoursSchema = z
   .passthrough()
   .openapi("Contours");
 
+// Only what can be fetched now: the exports and files exist once the task has completed.
 const LinksSchema = z.object({
   status: z.string(),
-  contours: z.string(),
-  svg: z.string(),
-  geojson: z.string(),
+  contours: z.string().optional(),
+  svg: z.string().optional(),
+  geojson: z.string().optional(),
   image: z.string().optional(),
   data: z.string().optional(),
 });
@@ -65,7 +66,7 @@ const taskRoute = createRoute({
       description: "The task",
       content: { "application/json": { schema: TaskStatusSchema.extend({ links: LinksSchema }) } },
     },
-    ...errorResponses(400, 404, 503),
+    ...errorResponses(400, 401, 404, 503),
   },
 });
 
@@ -77,7 +78,7 @@ const deleteRoute = createRoute({
   request: { params },
   responses: {
     204: { description: "Removed" },
-    ...errorResponses(400, 404, 503),
+    ...errorResponses(400, 401, 404, 503),
     409: {
       description: "The task is being processed right now",
       content: {
@@ -117,7 +118,7 @@ const contoursRoute = createRoute({
         "application/geo+json": { schema: z.object({ type: z.literal("FeatureCollection") }).passthrough() },
       },
     },
-    ...errorResponses(400, 404, 503),
+    ...errorResponses(400, 401, 404, 503),
   },
 });
 
@@ -145,10 +146,15 @@ export function registerImageRoutes(app: OpenAPIHono, deps: AppDeps): void {
     const base = `/api/v1/images/${task_id}/contours`;
     const links = {
       status: `/api/v1/images/status/${task_id}`,
-      contours: base,
-      svg: `${base}?format=svg`,
-      geojson: `${base}?format=geojson`,
-      ...(status.result ? { image: status.result.result_url, data: status.result.data_url } : {}),
+      ...(status.result
+        ? {
+          contours: base,
+          svg: `${base}?format=svg`,
+          geojson: `${base}?format=geojson`,
+          image: status.result.result_url,
+          data: status.result.data_url,
+        }
+        : {}),
     };
     return c.json({ ...status, links }, 200);
   });

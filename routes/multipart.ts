@@ -110,8 +110,11 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
   const finishPart = () => {
     if (part?.kind === "text") {
       if (Object.keys(fields).length >= MAX_FIELDS) throw new BadRequest("validation_error", "too many form fields");
-      // The first value of a repeated field wins, as FormData.get would give it.
-      fields[part.name] ??= new TextDecoder().decode(Buffer.concat(part.text));
+      // Two values for one option leave it unclear which the client meant (FormData.get would take the first).
+      if (Object.hasOwn(fields, part.name)) {
+        throw new BadRequest("validation_error", `${part.name}: given more than once`);
+      }
+      fields[part.name] = new TextDecoder().decode(Buffer.concat(part.text));
     }
     part = null;
   };
@@ -166,7 +169,8 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
         if (!disposition) throw malformed("a part has no form-data Content-Disposition with a name");
         const { name, filename } = disposition;
         let kind: "file" | "text" | "skip" = "text";
-        if (filename !== undefined) {
+        // The 'file' part is the image even without a filename (curl -F 'file=<photo.png' sends it as a text part).
+        if (filename !== undefined || name === "file") {
           if (name !== "file") {
             misplaced.push(name);
             kind = "skip";
@@ -174,7 +178,7 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
             throw new BadRequest("too_many_files", "send one image per upload (got more than one file)");
           } else {
             kind = "file";
-            file = { name: filename, size: 0, bytes: null };
+            file = { name: filename ?? "", size: 0, bytes: null };
           }
         }
         part = { name, kind, text: [], textBytes: 0 };
@@ -226,7 +230,20 @@ function parseDisposition(headers: string): { name: string; filename?: string } 
   };
   const name = param("name");
   if (name === undefined) return null;
-  return { name, filename: param("filename") };
+  return { name, filename: extendedValue(param("filename\\*")) ?? param("filename") };
+}
+
+/** Decodes an RFC 5987 value (`UTF-8''na%C3%AFve.png`), which some clients send as `filename*`; undefined if not one. */
+function extendedValue(value: string | undefined): string | undefined {
+  const m = value && /^(utf-8|iso-8859-1)'[^']*'(.*)$/i.exec(value);
+  if (!m) return undefined;
+  try {
+    return m[1].toLowerCase() === "utf-8"
+      ? decodeURIComponent(m[2])
+      : m[2].replace(/%([0-9a-f]{2})/gi, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
+  } catch {
+    return undefined;
+  }
 }
 
 /**

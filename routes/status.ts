@@ -15,7 +15,7 @@ const statusRoute = createRoute({
   request: { params: z.object({ task_id: TaskIdSchema }) },
   responses: {
     200: { description: "The task", content: { "application/json": { schema: TaskStatusSchema } } },
-    ...errorResponses(400, 404, 503),
+    ...errorResponses(400, 401, 404, 503),
   },
 });
 
@@ -27,7 +27,7 @@ const resultsRoute = createRoute({
   request: { query: ResultsQuerySchema },
   responses: {
     200: { description: "One page of results", content: { "application/json": { schema: ResultsPageSchema } } },
-    ...errorResponses(400, 503),
+    ...errorResponses(400, 401, 503),
   },
 });
 
@@ -43,7 +43,9 @@ export function registerStatusRoutes(app: OpenAPIHono, deps: AppDeps): void {
   app.openapi(resultsRoute, async (c) => {
     const { limit, cursor } = c.req.valid("query");
     const position = cursor === undefined ? undefined : decodeCursor(cursor);
-    if (cursor !== undefined && !position) throw new BadRequest("invalid_cursor", "cursor is not one this API issued");
+    if (cursor !== undefined && !position) {
+      throw new BadRequest("invalid_cursor", "cursor is not well-formed: pass next_cursor back as it came");
+    }
     const page = await fromRedis(() => listResults(deps.redis, serviceKeys(deps.config), limit, position));
     return c.json(page, 200);
   });

@@ -1,6 +1,6 @@
 import { createRoute, type OpenAPIHono, type z } from "@hono/zod-openapi";
 import { join } from "node:path";
-import { BadRequest, Unavailable } from "../errors.ts";
+import { AppError, BadRequest, errorResponse, Unavailable } from "../errors.ts";
 import { assertPixelLimit } from "../imaging/decode.ts";
 import { EXTENSIONS, sniffFormat } from "../imaging/format.ts";
 import { checkStructure } from "../imaging/structure.ts";
@@ -10,15 +10,25 @@ import { enqueueContourJob } from "../queue/contour_queue.ts";
 import { removeFile } from "../storage/files.ts";
 import type { AppDeps } from "./deps.ts";
 import { receiveMultipart } from "./multipart.ts";
-import { errorResponses, UploadAcceptedSchema, UploadFieldsSchema, UploadFormSchema } from "./schemas.ts";
+import {
+  errorResponses,
+  UPLOAD_FIELD_NAMES,
+  UploadAcceptedSchema,
+  UploadFieldsSchema,
+  UploadFormSchema,
+} from "./schemas.ts";
 
 // Room for the multipart boundaries and part headers around the file itself.
 const MULTIPART_OVERHEAD = 64 * 1024;
 
-/** Keeps a client's filename as harmless metadata: no paths, no control characters, bounded length. */
+/**
+ * Keeps a client's filename as harmless metadata: no paths, no control characters, no bidirectional overrides (which
+ * make "gpj.exe" display as "exe.jpg"), bounded length.
+ */
 export function sanitizeFilename(name: string): string {
   // deno-lint-ignore no-control-regex
-  const base = name.replace(/[\u0000-\u001f\u007f]/g, "").split(/[\\/]/).pop() ?? "";
+  const base = name.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, "")
+    .split(/[\\/]/).pop() ?? "";
   const trimmed = base.trim().slice(0, 255);
   return trimmed === "" || trimmed === "." || trimmed === ".." ? "upload" : trimmed;
 }
@@ -42,6 +52,11 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
   // Documented from the schemas, but parsed by receiveMultipart (streamed to disk) rather than by the validator
   // middleware, which would buffer the whole form; the fields are then validated with the same schema.
   app.openAPIRegistry.registerPath(uploadRoute);
+  // Before the routes of /api/v1/images/{task_id}, which would otherwise take "upload" for a malformed task id.
+  app.on(["GET", "HEAD", "PUT", "PATCH", "DELETE"], uploadRoute.path, (c) => {
+    c.header("Allow", "POST");
+    return errorResponse(new AppError(405, "method_not_allowed", `use POST to upload (not ${c.req.method})`), c);
+  });
   app.post(uploadRoute.path, async (c) => {
     const taskId = crypto.randomUUID();
     const incoming = join(config.UPLOAD_DIR, `.incoming-${taskId}`);
@@ -52,6 +67,13 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
         maxFileBytes: config.MAX_FILE_SIZE,
         maxBodyBytes: config.MAX_FILE_SIZE + MULTIPART_OVERHEAD,
       });
+      const unknown = Object.keys(form.fields).find((name) => !UPLOAD_FIELD_NAMES.includes(name));
+      if (unknown !== undefined) {
+        throw new BadRequest(
+          "validation_error",
+          `${unknown}: not a field of this form (it takes ${UPLOAD_FIELD_NAMES.join(", ")})`,
+        );
+      }
       const parsed = UploadFieldsSchema.safeParse(form.fields);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];

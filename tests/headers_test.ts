@@ -7,6 +7,10 @@ Deno.test("client filenames are kept only as sanitised metadata", () => {
   assert.equal(sanitizeFilename("../../etc/passwd"), "passwd");
   assert.equal(sanitizeFilename("C:\\Users\\me\\photo.jpg"), "photo.jpg");
   assert.equal(sanitizeFilename("a\u0000b\u001f\u007fc.png"), "abc.png");
+  // Bidirectional overrides and isolates would let "gnp.exe" display as "exe.png"; C1 controls go too.
+  assert.equal(sanitizeFilename("evil\u202egnp.exe"), "evilgnp.exe");
+  assert.equal(sanitizeFilename("a\u2066b\u2069\u200e\u200f\u061c\u0085c.png"), "abc.png");
+  assert.equal(sanitizeFilename("naïve €.png"), "naïve €.png");
   assert.equal(sanitizeFilename(".."), "upload");
   assert.equal(sanitizeFilename(""), "upload");
   assert.equal(sanitizeFilename("x".repeat(1000) + ".png").length, 255);

@@ -73,6 +73,56 @@ Deno.test("options over HTTP, measurements, exports and delete", async (t) => {
       assert.equal(res.status, 400);
       assert.match((await res.json()).error.message, /^canny_low:/);
     });
+    await t.step("a mistyped field, a number not in decimal notation → 400, never the defaults", async () => {
+      const cases: [Record<string, string>, RegExp][] = [
+        [{ treshold: "binary" }, /^treshold: not a field of this form \(it takes file, threshold, /],
+        [{ blur: "0x5" }, /^blur: must be a decimal number$/],
+        [{ blur: " 5" }, /^blur: must be a decimal number$/],
+        [{ blur: "" }, /^blur: must be a decimal number$/],
+        [{ invert: "maybe" }, /^invert: must be true or false \(or 1\/0, yes\/no, on\/off\)$/],
+      ];
+      for (const [fields, message] of cases) {
+        const res = await uploadWith(svc.base, coins, "coins.png", fields);
+        const body = await res.json();
+        assert.equal(res.status, 400, JSON.stringify(body));
+        assert.equal(body.error.code, "validation_error");
+        assert.match(body.error.message, message);
+      }
+      assert.deepEqual(await listDir(svc.config.UPLOAD_DIR).then((f) => f.filter((n) => !n.startsWith("."))), [
+        `${defaultId}.png`,
+      ]);
+    });
+    await t.step("booleans in any case; 1e2 and 3.0 are decimal numbers", async () => {
+      const res = await uploadWith(svc.base, coins, "coins.png", {
+        invert: "TRUE",
+        threshold_value: "1e2",
+        blur: "3.0",
+      });
+      assert.equal(res.status, 202);
+      const { task_id } = await res.json();
+      const status = await waitForTask(svc.base, task_id);
+      assert.equal(status.state, "completed");
+      const result = status.result as { options: Record<string, unknown>; finished_at: string };
+      assert.equal(result.options.invert, true);
+      assert.equal(result.options.threshold_value, 100);
+      assert.equal(result.options.blur, 3);
+      // One finish time, the one the results list sorts by.
+      assert.equal(status.finished_at, result.finished_at);
+      assert.equal((await fetch(`${svc.base}/api/v1/images/${task_id}`, { method: "DELETE" })).status, 204);
+    });
+    await t.step("task ids in upper case name the same task", async () => {
+      const res = await fetch(`${svc.base}/api/v1/images/status/${defaultId.toUpperCase()}`);
+      assert.equal(res.status, 200);
+      assert.equal((await res.json()).task_id, defaultId);
+    });
+    await t.step("other methods on the upload path → 405 with Allow: POST", async () => {
+      for (const method of ["GET", "PUT", "DELETE", "PATCH"]) {
+        const res = await fetch(`${svc.base}/api/v1/images/upload`, { method });
+        assert.equal(res.status, 405, method);
+        assert.equal(res.headers.get("allow"), "POST");
+        assert.equal((await res.json()).error.code, "method_not_allowed");
+      }
+    });
     await t.step("GET /api/v1/images/{id}: status plus links to every export", async () => {
       const body = await (await fetch(`${svc.base}/api/v1/images/${defaultId}`)).json();
       assert.equal(body.state, "completed");
@@ -130,6 +180,9 @@ Deno.test("options over HTTP, measurements, exports and delete", async (t) => {
       assert.equal(status.state, "failed");
       assert.equal(status.attempts, 1);
       assert.deepEqual(status.error, { code: "unsupported_image", message: "BMP compression 4" });
+      // Nothing to export from a failed task: only the status link is offered.
+      const task = await (await fetch(`${svc.base}/api/v1/images/${status.task_id}`)).json();
+      assert.deepEqual(task.links, { status: `/api/v1/images/status/${status.task_id}` });
     });
   } finally {
     await svc.close();

@@ -135,6 +135,36 @@ Deno.test("receiveMultipart streams the file to disk and keeps the text fields",
           "malformed_form",
         ),
     );
+    await t.step(
+      "a text field given twice → validation_error (which value was meant is unclear)",
+      () =>
+        refuse(
+          part("blur", "3") + part("blur", "abc") + part("file", "a", "a.png") + "--x--",
+          "multipart/form-data; boundary=x",
+          400,
+          "validation_error",
+        ),
+    );
+    const accept = (raw: string) =>
+      receiveMultipart(chunked(new TextEncoder().encode(raw), "multipart/form-data; boundary=x", 5), {
+        tempPath: `${dir}/${crypto.randomUUID()}`,
+        maxFileBytes: 10_000,
+        maxBodyBytes: 20_000,
+      });
+    await t.step("the 'file' part without a filename is still the file (curl -F 'file=<photo.png')", async () => {
+      const got = await accept(part("file", "x".repeat(5000)) + "--x--");
+      assert.deepEqual(got.fields, {});
+      assert.equal(got.file?.name, "");
+      assert.equal(got.file?.size, 5000);
+    });
+    await t.step("an RFC 5987 filename* is decoded and preferred", async () => {
+      const raw = '--x\r\nContent-Disposition: form-data; name="file"; filename="fallback.png"; ' +
+        "filename*=UTF-8''na%C3%AFve%20%E2%82%AC.png\r\n\r\nPNG\r\n--x--";
+      assert.equal((await accept(raw)).file?.name, "naïve €.png");
+      const only =
+        "--x\r\nContent-Disposition: form-data; name=\"file\"; filename*=utf-8''a%2Fb.png\r\n\r\nPNG\r\n--x--";
+      assert.equal((await accept(only)).file?.name, "a/b.png");
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
