@@ -45,6 +45,39 @@ const localOnlyPage: MiddlewareHandler = async (c, next) => {
   c.header("Content-Security-Policy", PAGE_CSP);
 };
 
+// bull-board's keys for the errors its read-only API gives, and the service's codes for them.
+const DASHBOARD_CODES: Record<string, string> = {
+  "ERRORS.QUEUE_READ_ONLY": "read_only",
+  "ERRORS.QUEUE_NOT_FOUND": "not_found",
+  "ERRORS.JOB_NOT_FOUND": "not_found",
+};
+
+/**
+ * Gives the dashboard API's errors the service's `{"error": {"code", "message"}}` shape, keeping bull-board's `key`
+ * (its page translates it), and reports a Redis outage as 503 like every other route instead of bull-board's 500.
+ */
+const serviceErrors: MiddlewareHandler = async (c, next) => {
+  await next();
+  if (c.res.status < 400 || !c.res.headers.get("content-type")?.startsWith("application/json")) return;
+  const body = await c.res.clone().json().catch(() => null) as
+    | { error?: { key?: string } | string; message?: string }
+    | null;
+  const key = typeof body?.error === "object" ? body.error.key : undefined;
+  if (!key) return;
+  const outage = c.res.status >= 500;
+  const status = outage ? 503 : c.res.status;
+  const code = outage ? "service_unavailable" : DASHBOARD_CODES[key] ?? "dashboard_error";
+  const message = outage
+    ? `Redis is not reachable: ${body?.message ?? "the dashboard could not read the queue"}`
+    : key === "ERRORS.QUEUE_READ_ONLY"
+    ? "the dashboard is read-only: jobs cannot be retried, removed, promoted, added or paused here"
+    : body?.message ?? key;
+  c.res = new Response(JSON.stringify({ error: { code, message, key } }), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8" },
+  });
+};
+
 const mounted = new WeakSet<OpenAPIHono>();
 
 /** Mounts the read-only bull-board dashboard for the service's queue at `/admin/queues`. */
@@ -65,6 +98,7 @@ export function registerAdminRoutes(app: OpenAPIHono, deps: AppDeps): void {
   });
   const board = new Hono();
   board.use("*", localOnlyPage);
+  board.use("/api/*", serviceErrors);
   board.route("/", serverAdapter.registerPlugin());
   app.route(ADMIN_QUEUES_PATH, board);
   // bull-board only answers without the slash; a bookmarked or typed "/admin/queues/" should not be a 404.

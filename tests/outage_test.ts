@@ -57,6 +57,14 @@ Deno.test({
         assert.equal(res.status, 503, JSON.stringify(body));
       });
 
+      await t.step("the dashboard's API → 503 service_unavailable too, not bull-board's 500", async () => {
+        const res = await fetch(`${svc.base}/admin/queues/api/queues`);
+        const body = await res.json();
+        assert.equal(res.status, 503, JSON.stringify(body));
+        assert.equal(body.error.code, "service_unavailable");
+        assert.match(body.error.message, /^Redis is not reachable/);
+      });
+
       redis = await startPrivateRedis(port, root);
       stopped = false;
 
