@@ -1,4 +1,4 @@
-import { OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
@@ -17,6 +17,20 @@ import { registerStaticRoutes } from "./routes/static.ts";
 import { registerStatusRoutes } from "./routes/status.ts";
 import { registerUiRoutes } from "./routes/ui.ts";
 import { registerUploadRoutes } from "./routes/upload.ts";
+
+// Documented for scrapers; served as Prometheus text by the metrics module, not through a zod-validated handler.
+const METRICS_ROUTE = createRoute({
+  method: "get",
+  path: "/metrics",
+  tags: ["service"],
+  summary: "Prometheus metrics: HTTP requests, queue counts, workers, job stage durations, process memory",
+  responses: {
+    200: {
+      description: "Prometheus text exposition format",
+      content: { "text/plain; version=0.0.4": { schema: z.string() } },
+    },
+  },
+});
 
 /** Builds the HTTP app from explicit dependencies. */
 export function createApp(deps: AppDeps): OpenAPIHono {
@@ -98,6 +112,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   registerDocsRoutes(app, deps);
   registerAdminRoutes(app, deps);
   registerUiRoutes(app);
+  app.openAPIRegistry.registerPath(METRICS_ROUTE);
   app.get(
     "/metrics",
     async (c) => c.body(await metrics.render(), 200, { "content-type": metrics.registry.contentType }),

@@ -178,9 +178,22 @@ export function publicConfig(config: Config): Record<string, unknown> {
     queue_prefix: config.QUEUE_PREFIX,
     queue_name: config.QUEUE_NAME,
     job_attempts: config.JOB_ATTEMPTS,
+    lock_duration_ms: config.LOCK_DURATION_MS,
+    worker_grace_ms: config.WORKER_GRACE_MS,
+    render: config.RENDER,
+    keep_uploads: config.KEEP_UPLOADS,
+    retention: {
+      result_ttl_hours: config.RESULT_TTL_HOURS,
+      upload_ttl_hours: config.UPLOAD_TTL_HOURS,
+      sweep_minutes: config.RETENTION_SWEEP_MINUTES,
+    },
     cors_origins: config.CORS_ORIGINS,
     api_keys_set: config.API_KEYS.length,
     rate_limit: { uploads: config.RATE_LIMIT, window_seconds: config.RATE_LIMIT_WINDOW },
-    callbacks: { enabled: Boolean(config.CALLBACK_SECRET), allowed_hosts: config.CALLBACK_ALLOWED_HOSTS },
+    callbacks: {
+      enabled: Boolean(config.CALLBACK_SECRET),
+      allowed_hosts: config.CALLBACK_ALLOWED_HOSTS,
+      attempts: config.CALLBACK_ATTEMPTS,
+    },
   };
 }

@@ -1,7 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import type { AppDeps } from "./deps.ts";
-import { ComponentHealthSchema, FullHealthSchema } from "./schemas.ts";
+import { ComponentHealthSchema, errorResponses, FullHealthSchema } from "./schemas.ts";
 
 type Health = z.infer<typeof ComponentHealthSchema>;
 
@@ -66,6 +66,7 @@ const fullRoute = createRoute({
   responses: {
     200: { description: "All healthy", content: { "application/json": { schema: FullHealthSchema } } },
     503: { description: "Something is down", content: { "application/json": { schema: FullHealthSchema } } },
+    ...errorResponses(401),
   },
 });
 

@@ -1,17 +1,62 @@
-import type { OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { join } from "node:path";
 import { NotFound } from "../errors.ts";
 import type { OnDemandRenderer } from "../storage/render_on_demand.ts";
+import { ErrorSchema } from "./schemas.ts";
 
 // Only names the worker writes are served, so no path can reach outside RESULT_DIR.
 const RESULT_NAME = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(png|jpg|json)$/;
 const TYPES: Record<string, string> = { png: "image/png", jpg: "image/jpeg", json: "application/json" };
+
+const errorExample = (description: string, code: string, message: string) => ({
+  description,
+  content: {
+    "application/json": { schema: ErrorSchema, examples: { [code]: { value: { error: { code, message } } } } },
+  },
+});
+
+const resultRoute = createRoute({
+  method: "get",
+  path: "/static/results/{name}",
+  tags: ["images"],
+  summary: "A result file: the annotated image or the contour data",
+  description: "`{task_id}.png` (or `.jpg` with output_format=jpeg) is the annotated image, drawn on its first " +
+    "request when RENDER=lazy; `{task_id}.json` is the result document. Served with an ETag and Last-Modified: " +
+    "send them back (If-None-Match, If-Modified-Since) for a 304.",
+  request: {
+    params: z.object({
+      name: z.string().regex(RESULT_NAME).openapi({
+        param: { name: "name", in: "path" },
+        example: "3b241101-e2bb-4255-8caf-4136c566a962.png",
+      }),
+    }),
+  },
+  responses: {
+    200: {
+      description: "The file",
+      content: {
+        "image/png": { schema: z.string().openapi({ format: "binary" }) },
+        "image/jpeg": { schema: z.string().openapi({ format: "binary" }) },
+        "application/json": { schema: z.object({}).passthrough() },
+      },
+    },
+    304: { description: "Not modified since the ETag or date the client sent" },
+    404: errorExample("No such result", "not_found", "no such result file"),
+    410: errorExample(
+      "Never drawn, and the upload it would be drawn from is gone",
+      "image_gone",
+      "the annotated image was never drawn and the upload it is drawn from has been removed",
+    ),
+  },
+});
 
 /**
  * Registers `/static/results/{name}`: the annotated images and contour data. An annotated image not drawn yet
  * (RENDER=lazy) is drawn by `renderer` on its first request, so `result_url` always serves it.
  */
 export function registerStaticRoutes(app: OpenAPIHono, resultDir: string, renderer?: OnDemandRenderer): void {
+  // Documented only: the handler below reads the name itself, so a bad one is a 404 like any missing file.
+  app.openAPIRegistry.registerPath(resultRoute);
   app.get("/static/results/:name", async (c) => {
     const name = c.req.param("name");
     const m = RESULT_NAME.exec(name);
@@ -25,13 +70,33 @@ export function registerStaticRoutes(app: OpenAPIHono, resultDir: string, render
     let file = await open();
     if (!file && extension !== "json" && renderer && await renderer.ensure(taskId, extension)) file = await open();
     if (!file) throw new NotFound("no such result file");
-    const { size } = await file.stat();
-    return c.body(file.readable, 200, {
-      "content-type": TYPES[extension],
-      "content-length": String(size),
+    const { size, mtime } = await file.stat();
+    const modified = mtime ?? new Date(0);
+    const etag = `W/"${size.toString(16)}-${modified.getTime().toString(16)}"`;
+    const headers = {
+      etag,
+      "last-modified": modified.toUTCString(),
+      // Revalidated on every use (a 304 costs nothing), so a deleted result stops being served from caches at once.
+      "cache-control": "no-cache",
       "x-content-type-options": "nosniff",
       "content-security-policy": "default-src 'none'; sandbox",
-      "cache-control": "public, max-age=3600",
-    });
+    };
+    if (notModified(c.req.header("if-none-match"), c.req.header("if-modified-since"), etag, modified)) {
+      file.close();
+      return c.body(null, 304, headers);
+    }
+    return c.body(file.readable, 200, { ...headers, "content-type": TYPES[extension], "content-length": String(size) });
   });
+}
+
+/** Whether the client's copy is current (RFC 9110: If-None-Match, when present, decides alone). */
+function notModified(ifNoneMatch: string | undefined, ifModifiedSince: string | undefined, etag: string, at: Date) {
+  if (ifNoneMatch !== undefined) {
+    const weak = (tag: string) => tag.trim().replace(/^W\//, "");
+    return ifNoneMatch.trim() === "*" || ifNoneMatch.split(",").some((tag) => weak(tag) === weak(etag));
+  }
+  if (ifModifiedSince === undefined) return false;
+  const since = Date.parse(ifModifiedSince);
+  // HTTP dates have whole seconds; the file's time has milliseconds.
+  return !Number.isNaN(since) && Math.floor(at.getTime() / 1000) * 1000 <= since;
 }

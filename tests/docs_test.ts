@@ -29,8 +29,15 @@ Deno.test("OpenAPI document, /info and the docs pages' own scripts", async (t) =
           "/api/v1/health/worker",
           "/api/v1/health/full",
           "/info",
+          "/metrics",
+          "/static/results/{name}",
         ]
       ) assert.ok(doc.paths[path], `missing ${path}`);
+      // Every route API_KEYS protects says so.
+      for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, { responses: object }>>)) {
+        if (!path.startsWith("/api/v1/images") && path !== "/api/v1/health/full") continue;
+        for (const [method, op] of Object.entries(item)) assert.ok("401" in op.responses, `${method} ${path} 401`);
+      }
       assert.match(doc.info.description, /\(\/ui\)/, "the reference links the try-it page");
       const upload = doc.paths["/api/v1/images/upload"].post;
       assert.ok(upload.requestBody.content["multipart/form-data"]);
@@ -66,6 +73,8 @@ Deno.test("OpenAPI document, /info and the docs pages' own scripts", async (t) =
       assert.equal(info.name, svc.config.APP_NAME);
       assert.ok(info.runtime.deno && info.runtime.opencv);
       assert.equal(info.config.max_file_size, svc.config.MAX_FILE_SIZE);
+      assert.equal(info.config.render, svc.config.RENDER);
+      assert.equal(info.config.retention.result_ttl_hours, svc.config.RESULT_TTL_HOURS);
       assert.equal(info.docs.ui, "/ui");
       assert.equal(JSON.stringify(info).includes('password":"'), false);
     });

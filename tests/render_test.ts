@@ -46,6 +46,30 @@ Deno.test("RENDER=lazy: the annotated image is drawn on its first request, ident
       assert.deepEqual((await listDir(UPLOAD_DIR)).filter((f) => f.startsWith(id)), [], "upload removed once drawn");
       const again = new Uint8Array(await (await fetch(svc.base + result.result_url)).arrayBuffer());
       assertSameBytes(again, first, "the second request");
+
+      // Revalidated on each use (so a deleted result is not served from a cache), and a revalidation is a 304.
+      const head = await fetch(svc.base + result.result_url);
+      await head.body?.cancel();
+      assert.equal(head.headers.get("cache-control"), "no-cache");
+      const etag = head.headers.get("etag")!;
+      const modified = head.headers.get("last-modified")!;
+      assert.match(etag, /^W\/"[0-9a-f]+-[0-9a-f]+"$/);
+      for (
+        const [headers, status] of [
+          [{ "if-none-match": etag }, 304],
+          [{ "if-none-match": `"other", ${etag.slice(2)}` }, 304],
+          [{ "if-none-match": '"other"' }, 200],
+          [{ "if-modified-since": modified }, 304],
+          [{ "if-modified-since": new Date(Date.parse(modified) - 1000).toUTCString() }, 200],
+          // If-None-Match decides alone when both come.
+          [{ "if-none-match": '"other"', "if-modified-since": modified }, 200],
+        ] as [Record<string, string>, number][]
+      ) {
+        const res = await fetch(svc.base + result.result_url, { headers });
+        assert.equal(res.status, status, JSON.stringify(headers));
+        if (status === 304) assert.equal(res.headers.get("etag"), etag);
+        await res.body?.cancel();
+      }
     });
 
     await t.step("drawing options and JPEG output are honoured; concurrent first requests all get it", async () => {
