@@ -62,7 +62,12 @@ export function createMetrics(queue: ContourQueue, events?: QueueEvents): Metric
     const summary = (typeof returnvalue === "string" ? safeParse(returnvalue) : returnvalue) as ContourSummary | null;
     const t = summary?.timings_ms;
     if (!t) return;
-    for (const stage of STAGES) if (typeof t[stage] === "number") stages.observe({ stage }, t[stage] / 1000);
+    // An image left to be drawn on request (RENDER=lazy) reports draw and encode as 0: no sample, not a 0 s one.
+    const drawn = t.draw > 0 || t.encode > 0;
+    for (const stage of STAGES) {
+      if (typeof t[stage] !== "number" || (!drawn && (stage === "draw" || stage === "encode"))) continue;
+      stages.observe({ stage }, t[stage] / 1000);
+    }
   };
   events?.on("completed", onCompleted as never);
 

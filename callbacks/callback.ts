@@ -51,29 +51,65 @@ export function validateCallbackUrl(config: Config, raw: string): string {
     throw new BadRequest("validation_error", "callback_url: must not carry credentials");
   }
   if (raw.length > 2048) throw new BadRequest("validation_error", "callback_url: longer than 2048 characters");
-  const host = url.hostname.toLowerCase();
-  if (!config.CALLBACK_ALLOWED_HOSTS.includes(host)) {
-    if (host === "localhost" || host.endsWith(".localhost") || (isIpLiteral(host) && isInternalAddress(host))) {
-      throw new BadRequest(
-        "validation_error",
-        `callback_url: ${host} is an internal address (not in CALLBACK_ALLOWED_HOSTS)`,
-      );
-    }
+  const host = url.hostname;
+  if (!isAllowedHost(config, host) && isInternalHost(host)) {
+    throw new BadRequest(
+      "validation_error",
+      `callback_url: ${host} is an internal address (not in CALLBACK_ALLOWED_HOSTS)`,
+    );
   }
   return url.href;
 }
 
+/** Looks up a host's A and AAAA records (empty when it has none). */
+export type Resolver = (host: string) => Promise<string[]>;
+
+const resolveAll: Resolver = async (host) => [
+  ...await Deno.resolveDns(host, "A").catch(() => [] as string[]),
+  ...await Deno.resolveDns(host, "AAAA").catch(() => [] as string[]),
+];
+
 /** Resolves a host and refuses it when any address is internal (re-checked at send time: DNS can change). */
-async function assertDeliverable(config: Config, url: URL): Promise<void> {
-  const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, "");
-  if (config.CALLBACK_ALLOWED_HOSTS.includes(host)) return;
-  const addresses = isIpLiteral(url.hostname) ? [host] : [
-    ...await Deno.resolveDns(host, "A").catch(() => [] as string[]),
-    ...await Deno.resolveDns(host, "AAAA").catch(() => [] as string[]),
-  ];
+export async function assertDeliverable(config: Config, url: URL, resolve: Resolver = resolveAll): Promise<void> {
+  if (isAllowedHost(config, url.hostname)) return;
+  const host = bare(url.hostname);
+  // Jobs queued before the upload check was tightened carry URLs it would now refuse.
+  if (isInternalHost(url.hostname)) throw new UnrecoverableError(`callback host ${host} is an internal address`);
+  if (isIpLiteral(url.hostname)) return;
+  const addresses = await resolve(host);
   if (addresses.length === 0) throw new Error(`callback host ${host} does not resolve`);
   const internal = addresses.find(isInternalAddress);
   if (internal) throw new UnrecoverableError(`callback host ${host} resolves to internal address ${internal}`);
+}
+
+/** Whether a URL's hostname names loopback or is an internal IP literal (names are resolved at send time). */
+function isInternalHost(hostname: string): boolean {
+  // "localhost." is the same name as "localhost" to any resolver.
+  const name = hostname.replace(/\.+$/, "");
+  return name === "localhost" || name.endsWith(".localhost") || (isIpLiteral(hostname) && isInternalAddress(hostname));
+}
+
+/** Whether CALLBACK_ALLOWED_HOSTS lists a URL's hostname. */
+function isAllowedHost(config: Config, hostname: string): boolean {
+  const host = canonical(hostname);
+  return config.CALLBACK_ALLOWED_HOSTS.some((allowed) => canonical(allowed) === host);
+}
+
+/**
+ * A host as the URL parser writes it, without brackets, so that "::1", "[::1]" and "[0:0::1]" in
+ * CALLBACK_ALLOWED_HOSTS all match the same callback URL, at upload and at send time alike.
+ */
+function canonical(host: string): string {
+  const name = bare(host);
+  try {
+    return bare(new URL(`http://${name.includes(":") ? `[${name}]` : name}/`).hostname);
+  } catch {
+    return name;
+  }
+}
+
+function bare(host: string): string {
+  return host.replace(/^\[|\]$/g, "");
 }
 
 /** HMAC-SHA256 of `body` with `secret`, as lowercase hex. */

@@ -1,6 +1,16 @@
 import assert from "node:assert/strict";
+import { UnrecoverableError } from "bullmq";
 import { isInternalAddress } from "../callbacks/address.ts";
-import { createCallbackQueue, enqueueCallback, sign, startCallbackWorker } from "../callbacks/callback.ts";
+import {
+  assertDeliverable,
+  createCallbackQueue,
+  enqueueCallback,
+  sign,
+  startCallbackWorker,
+  validateCallbackUrl,
+} from "../callbacks/callback.ts";
+import { parseConfig } from "../config.ts";
+import { BadRequest } from "../errors.ts";
 import { closeRedis, createRedis } from "../queue/connection.ts";
 import { createContourQueue, getTaskStatus } from "../queue/contour_queue.ts";
 import { startContourWorker } from "../worker.ts";
@@ -187,6 +197,43 @@ Deno.test("callbacks: refused when no CALLBACK_SECRET is configured", async () =
   }
 });
 
+/** IPv6 forms that carry an internal IPv4 address (or are special-purpose), as a client would write them. */
+const INTERNAL_IPV6 = [
+  "::ffff:127.0.0.1",
+  "::ffff:7f00:1",
+  "0:0:0:0:0:ffff:7f00:1",
+  "::ffff:169.254.169.254",
+  "::ffff:10.0.0.1",
+  "::ffff:192.168.1.1",
+  "::ffff:0:127.0.0.1", // IPv4-translated (SIIT)
+  "64:ff9b::7f00:1", // NAT64 well-known prefix
+  "64:ff9b::169.254.169.254",
+  "64:ff9b:1::a00:1", // NAT64 local-use
+  "::127.0.0.1", // IPv4-compatible
+  "::a9fe:a9fe",
+  "2002:7f00:1::1", // 6to4 of 127.0.0.1
+  "2002:a9fe:a9fe::", // 6to4 of 169.254.169.254
+  "2002:c0a8:101::1", // 6to4 of 192.168.1.1
+  "2001:0:4136:e378:8000:63bf:3fff:fdd2", // Teredo
+  "2001:db8::1",
+  "::",
+  "::1",
+  "fc00::1",
+  "fe80::1",
+  "fec0::1",
+  "ff02::1",
+  "100::1",
+];
+
+/** Public addresses written as IPv6, which callbacks may reach. */
+const PUBLIC_IPV6 = [
+  "2606:4700:4700::1111",
+  "2001:4860:4860::8888",
+  "::ffff:8.8.8.8",
+  "64:ff9b::808:808",
+  "2002:808:808::1",
+];
+
 Deno.test("internal addresses", () => {
   for (
     const ip of [
@@ -197,13 +244,129 @@ Deno.test("internal addresses", () => {
       "169.254.169.254",
       "100.64.0.1",
       "0.0.0.0",
+      "192.0.0.8",
+      "192.0.2.1",
       "::1",
       "fd00::1",
       "fe80::1",
       "::ffff:10.0.0.1",
+      "[::ffff:7f00:1]",
+      "not an address",
+      "1::2::3",
+      "::ffff:300.0.0.1",
+      ...INTERNAL_IPV6,
     ]
   ) {
     assert.ok(isInternalAddress(ip), ip);
   }
-  for (const ip of ["8.8.8.8", "93.184.216.34", "2606:4700::1111", "172.32.0.1"]) assert.ok(!isInternalAddress(ip), ip);
+  for (
+    const ip of [
+      "8.8.8.8",
+      "93.184.216.34",
+      "192.0.78.9",
+      "2606:4700::1111",
+      "172.32.0.1",
+      "[2606:4700::1111]",
+      ...PUBLIC_IPV6,
+    ]
+  ) {
+    assert.ok(!isInternalAddress(ip), ip);
+  }
+});
+
+Deno.test("callbacks: IPv6 forms of internal addresses are refused at upload, public ones accepted", async (t) => {
+  // No allow-list, as in production; no worker, so that accepted uploads send nothing.
+  const svc = await startTestService({ CALLBACK_SECRET: SECRET, EMBEDDED_WORKER: "false" });
+  try {
+    await t.step("refused with 400, like 127.0.0.1", async () => {
+      for (const url of ["http://127.0.0.1:8799/e", ...INTERNAL_IPV6.map((ip) => `http://[${ip}]:8799/e`)]) {
+        const res = await uploadWithCallback(svc.base, await fixture("coins.png"), url);
+        const body = await res.json();
+        assert.equal(res.status, 400, url);
+        assert.equal(body.error.code, "validation_error", url);
+        assert.match(
+          body.error.message,
+          /^callback_url: \S+ is an internal address \(not in CALLBACK_ALLOWED_HOSTS\)$/,
+          url,
+        );
+      }
+    });
+    await t.step("accepted: public IPv6, and public IPv4 written as IPv6", async () => {
+      for (const ip of PUBLIC_IPV6) {
+        const res = await uploadWithCallback(svc.base, await fixture("coins.png"), `https://[${ip}]/hook`);
+        await res.body?.cancel();
+        assert.equal(res.status, 202, ip);
+      }
+    });
+  } finally {
+    await svc.close();
+  }
+});
+
+Deno.test("callbacks: CALLBACK_ALLOWED_HOSTS lets an internal address through, in any spelling, at upload and send", async () => {
+  const config = parseConfig({
+    CALLBACK_SECRET: SECRET,
+    CALLBACK_ALLOWED_HOSTS: "::1,[::ffff:127.0.0.1],hook.internal",
+  });
+  const noDns = () => Promise.reject(new Error("an allowed host is not resolved"));
+  for (
+    const raw of ["http://[::1]/x", "http://[0:0::1]/x", "http://[::ffff:7f00:1]:8799/e", "http://hook.internal/x"]
+  ) {
+    const url = validateCallbackUrl(config, raw);
+    await assertDeliverable(config, new URL(url), noDns);
+  }
+  assert.throws(() => validateCallbackUrl(config, "http://127.0.0.1/x"), BadRequest, "the v4 spelling is not listed");
+  assert.throws(() => validateCallbackUrl(config, "http://localhost./x"), BadRequest);
+});
+
+Deno.test("callbacks: the send-time check refuses internal addresses, literal or resolved", async (t) => {
+  const config = parseConfig({ CALLBACK_SECRET: SECRET });
+  await t.step("IP literals, whatever the resolver says", async () => {
+    const noDns = () => Promise.reject(new Error("a literal is not resolved"));
+    for (const ip of INTERNAL_IPV6) {
+      await assert.rejects(assertDeliverable(config, new URL(`http://[${ip}]/e`), noDns), UnrecoverableError, ip);
+    }
+    for (const host of ["127.0.0.1", "localhost", "localhost.", "a.localhost"]) {
+      await assert.rejects(assertDeliverable(config, new URL(`http://${host}/e`), noDns), UnrecoverableError, host);
+    }
+    for (const ip of PUBLIC_IPV6) await assertDeliverable(config, new URL(`http://[${ip}]/e`), noDns);
+  });
+  await t.step("names resolving to an IPv6 form of an internal address", async () => {
+    for (const ip of INTERNAL_IPV6) {
+      await assert.rejects(
+        assertDeliverable(config, new URL("https://hook.example.com/e"), () => Promise.resolve(["93.184.216.34", ip])),
+        (err: Error) => err instanceof UnrecoverableError && err.message.endsWith(`resolves to internal address ${ip}`),
+        ip,
+      );
+    }
+    for (const ip of PUBLIC_IPV6) {
+      await assertDeliverable(config, new URL("https://hook.example.com/e"), () => Promise.resolve([ip]));
+    }
+  });
+});
+
+Deno.test("callbacks: a queued callback to [::ffff:127.0.0.1] fails at send time without a request", async () => {
+  // The job is queued directly, as one queued before the upload check was tightened would be.
+  const svc = await startTestService({ CALLBACK_SECRET: SECRET, EMBEDDED_WORKER: "false" });
+  const hook = receiver();
+  const redis = createRedis(svc.config, "worker");
+  const senderConnection = createRedis(svc.config, "worker");
+  const callbacks = createCallbackQueue(svc.config, redis);
+  const sender = startCallbackWorker(svc.config, senderConnection, () => Promise.resolve({ state: "completed" }));
+  try {
+    const url = hook.url.replace("127.0.0.1", "[::ffff:127.0.0.1]");
+    await enqueueCallback(callbacks, svc.config, { task_id: "mapped-loopback", url, body: "{}" });
+    await until(() => callbacks.getJobState("mapped-loopback"), "failed");
+    const job = await callbacks.getJob("mapped-loopback");
+    assert.equal(job?.failedReason, "callback host ::ffff:7f00:1 is an internal address");
+    assert.equal(job?.attemptsMade, 1, "not retried");
+    assert.equal(hook.calls(), 0);
+  } finally {
+    await sender.close();
+    await callbacks.close();
+    await closeRedis(senderConnection);
+    await closeRedis(redis);
+    await svc.close();
+    await hook.close();
+  }
 });

@@ -70,6 +70,8 @@ Deno.test("request ids, metrics and API keys", async (t) => {
       assert.match(text, /bip_queue_jobs\{state="completed"\} 1/);
       assert.match(text, /bip_workers [1-9]/);
       assert.match(text, /bip_job_stage_duration_seconds_count\{stage="decode"\} 1/);
+      // Drawn on request (RENDER=lazy, the default), not by the worker: no draw or encode sample of 0 s.
+      assert.doesNotMatch(text, /bip_job_stage_duration_seconds_count\{stage="(draw|encode)"\}/);
       assert.match(text, /bip_process_memory_bytes\{kind="rss"\} [1-9]/);
     });
   } finally {
