@@ -125,10 +125,16 @@ async function runUnderWatch(): Promise<number> {
     stderr: "inherit",
   })
     .spawn();
+  let forwarded = false;
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => child.kill(signal));
+    Deno.addSignalListener(signal, () => {
+      forwarded = true;
+      child.kill(signal);
+    });
   }
-  return (await child.status).code;
+  const { code } = await child.status;
+  // The watched service ends itself with SIGKILL after its graceful close (see `stop`): that is a clean stop.
+  return forwarded && code === 128 + 9 ? 0 : code;
 }
 
 if (import.meta.main) {

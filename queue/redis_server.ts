@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import { log } from "../log.ts";
 
@@ -8,7 +8,7 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
-/** True when something accepts TCP connections at host:port within `timeoutMs`. */
+/** True when something accepts TCP connections at host:port within `timeoutMs`; throws when --allow-net forbids it. */
 export async function redisAnswers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   let conn: Deno.TcpConn | undefined;
   const probe = async () => {
@@ -19,18 +19,35 @@ export async function redisAnswers(host: string, port: number, timeoutMs = 1000)
     // "+PONG" or "-NOAUTH ...": either way a Redis is there.
     return n !== null && (buf[0] === 0x2b || buf[0] === 0x2d);
   };
-  const answer = await withDeadline(probe().catch(() => false), timeoutMs);
+  let denied: Error | undefined;
+  const answer = await withDeadline(
+    probe().catch((err) => {
+      // Not a silent port but Deno's --allow-net: saying "Redis is not reachable" would send the operator astray.
+      if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) denied = err;
+      return false;
+    }),
+    timeoutMs,
+  );
   // Closed on every path, including a server that accepted and never answered.
   try {
     (conn as Deno.TcpConn | undefined)?.close();
   } catch {
     // already closed
   }
+  if (denied) {
+    throw new Error(
+      `Deno may not connect to Redis at ${host}:${port}: add ${host} to --allow-net in deno.json's start and worker ` +
+        `tasks (${denied.message})`,
+    );
+  }
   return answer === true;
 }
 
 /** Starts `redis-server` on 127.0.0.1:port with its files under `dataDir`, and waits until it answers. */
-export async function startPrivateRedis(port: number, dataDir: string, deadlineMs = 10_000): Promise<PrivateRedis> {
+export async function startPrivateRedis(port: number, dir: string, deadlineMs = 10_000): Promise<PrivateRedis> {
+  // redis-server changes into --dir before it opens --logfile, so a relative REDIS_DATA_DIR (".redis", the default)
+  // would name the log file twice over (.redis/.redis/redis.log) and the server would refuse to start.
+  const dataDir = resolve(dir);
   await Deno.mkdir(dataDir, { recursive: true });
   const child = new Deno.Command("redis-server", {
     args: [

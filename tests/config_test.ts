@@ -25,12 +25,26 @@ Deno.test("config: a bad value is refused with a message naming the variable", a
     REDIS_DB: "99",
     QUEUE_PREFIX: "has space",
     REDIS_URL: "http://example",
+    // Number() would read these as 8080, 5 and 1000: a typo must not become a working value.
+    RATE_LIMIT: "0x1f90",
+    JOB_ATTEMPTS: " 5",
+    WORKER_GRACE_MS: "1e3x",
   };
   for (const [key, value] of Object.entries(cases)) {
     await t.step(`${key}=${value}`, () => {
       assert.throws(() => parseConfig({ [key]: value }), (e) => e instanceof ConfigError && e.message.includes(key));
     });
   }
+});
+
+Deno.test("config: an empty value counts as not set (FOO= in .env, ${FOO} of an unset FOO in compose)", () => {
+  const c = parseConfig({ PORT: "", RATE_LIMIT: "", WORKER_GRACE_MS: "", EMBEDDED_WORKER: "", REDIS_PORT: "" });
+  assert.equal(c.PORT, 8000);
+  assert.equal(c.RATE_LIMIT, 120);
+  assert.equal(c.WORKER_GRACE_MS, 10_000);
+  assert.equal(c.EMBEDDED_WORKER, true);
+  assert.equal(redisOptions(c).port, 6379);
+  assert.equal(parseConfig({ RESULT_TTL_HOURS: "0.5" }).RESULT_TTL_HOURS, 0.5);
 });
 
 Deno.test("config: booleans, lists and REDIS_URL", () => {

@@ -13,6 +13,7 @@ Deno.test("DEBUG=true: deno task start hands over to the auto-reloading dev task
     stderr: "piped",
   }).spawn();
   const output = Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text()]);
+  let status: Deno.CommandStatus;
   try {
     const until = Date.now() + 30_000;
     let healthy = false;
@@ -26,9 +27,11 @@ Deno.test("DEBUG=true: deno task start hands over to the auto-reloading dev task
     assert.ok(healthy, "the service did not come up within 30 s");
   } finally {
     child.kill("SIGTERM");
-    await child.status;
+    status = await child.status;
     await dropPrefix(config);
   }
+  // The watched service ends itself with SIGKILL once closed; the hand-over reports that as the clean stop it is.
+  assert.equal(status.code, 0);
   const [out, err] = await output;
   // Deno colours its own lines: strip the ANSI escapes before matching.
   // deno-lint-ignore no-control-regex

@@ -107,6 +107,29 @@ Deno.test("start-up: a private redis-server is started when none answers, else a
       }
     },
   );
+  await t.step("a relative REDIS_DATA_DIR (the default .redis is one) works too", async () => {
+    // redis-server changes into its --dir before opening the log file, so the path it gets must be absolute.
+    const relative = `tests/.tmp/redis-${crypto.randomUUID()}`;
+    const config = testConfig({ REDIS_PORT: String(sparePort()), REDIS_AUTOSTART: "true", REDIS_DATA_DIR: relative });
+    const started = await ensureRedis(config);
+    try {
+      assert.ok(started, "a private Redis should have been started");
+      assert.ok((await listDir(relative)).includes("redis.log"));
+    } finally {
+      await started?.stop();
+      await Deno.remove(relative, { recursive: true });
+      await Deno.remove(config.UPLOAD_DIR.replace(/\/uploads$/, ""), { recursive: true });
+    }
+  });
+  await t.step(
+    "a Redis host --allow-net does not cover → an error naming the permission, not 'not reachable'",
+    async () => {
+      // This test process may only reach 127.0.0.1 and localhost (deno.json's test task).
+      const config = testConfig({ REDIS_HOST: "127.0.0.2", REDIS_AUTOSTART: "false" });
+      await assert.rejects(() => ensureRedis(config), /add 127\.0\.0\.2 to --allow-net in deno\.json/);
+      await Deno.remove(config.UPLOAD_DIR.replace(/\/uploads$/, ""), { recursive: true });
+    },
+  );
   await t.step("REDIS_AUTOSTART=false → an error that says how to get Redis", async () => {
     const config = testConfig({ REDIS_PORT: String(sparePort()), REDIS_AUTOSTART: "false" });
     await assert.rejects(() => ensureRedis(config), /Redis is not reachable at 127\.0\.0\.1:\d+/);
