@@ -20,12 +20,14 @@ export function fileExists(path: string): Promise<boolean> {
   });
 }
 
-/** Removes a file, ignoring one that is already gone. */
-export async function removeFile(path: string): Promise<void> {
+/** Removes a file, ignoring one that is already gone; whether there was one to remove. */
+export async function removeFile(path: string): Promise<boolean> {
   try {
     await Deno.remove(path);
+    return true;
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return false;
   }
 }
 

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
+import { EXTENSIONS } from "../imaging/format.ts";
 import type { ContourQueue } from "../queue/contour_queue.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import { forgetResult } from "../queue/results_index.ts";
@@ -8,16 +9,26 @@ import { fileExists, removeFile, RESULT_EXTENSIONS, resultFiles } from "./files.
 
 /** What one sweep removed. */
 export interface SweepReport {
+  /** Completed tasks past RESULT_TTL_HOURS, removed with their result files and upload. */
   expired_results: number;
+  /** Failed tasks past RESULT_TTL_HOURS, removed with their upload. */
+  expired_failed: number;
+  /** Result files whose job no longer exists. */
   orphan_results: number;
+  /** Uploads removed: those of expired tasks, old ones of finished jobs, orphans and abandoned partial uploads. */
   uploads: number;
 }
 
-// A file younger than this is never taken for an orphan: its job may be being created or finished right now.
+// A file younger than this is never taken for an orphan: its job may be being created or finished right now. Files
+// of a task the sweep expires itself do not wait for it: that task is known to be finished and gone.
 const ORPHAN_MIN_AGE_MS = 10 * 60_000;
+// Each clean() batch runs as one Lua script, which blocks Redis while it runs; small batches keep that short.
+const CLEAN_BATCH = 500;
 const FILE_NAME = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.[a-z]+$/;
 const INCOMING = /^\.incoming-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 const LIVE = new Set(["waiting", "active", "delayed", "prioritized", "waiting-children"]);
+const UPLOAD_EXTENSIONS = [...new Set(Object.values(EXTENSIONS))];
+const RESULT_NAMES = ["json", ...Object.values(RESULT_EXTENSIONS)];
 
 async function* taskFiles(
   dir: string,
@@ -40,9 +51,10 @@ async function* taskFiles(
 }
 
 /**
- * Removes what has outlived its TTL: finished jobs older than RESULT_TTL_HOURS with their result files and index
- * entries, uploads of finished jobs older than UPLOAD_TTL_HOURS, and files whose job no longer exists. A file whose
- * job is still queued or running is never touched, nor the upload of a result whose image is not drawn yet.
+ * Removes what has outlived its TTL: finished jobs (completed or failed) older than RESULT_TTL_HOURS with their
+ * result files, upload and index entries, uploads of finished jobs older than UPLOAD_TTL_HOURS, and files whose job no
+ * longer exists. A queued or running job, and any file it needs, is never touched, nor the upload of a result whose
+ * image is not drawn yet.
  */
 export async function sweepRetention(
   config: Config,
@@ -50,17 +62,38 @@ export async function sweepRetention(
   redis: Redis,
   now = Date.now(),
 ): Promise<SweepReport> {
-  const report: SweepReport = { expired_results: 0, orphan_results: 0, uploads: 0 };
+  const report: SweepReport = { expired_results: 0, expired_failed: 0, orphan_results: 0, uploads: 0 };
   const keys = serviceKeys(config);
   const resultCutoff = now - config.RESULT_TTL_HOURS * 3_600_000;
+  const expire = async (taskId: string) => {
+    // Index entry first, so the results list stops showing the task before its files go.
+    await forgetResult(redis, keys, taskId);
+    report.uploads += await removeTaskFiles(config, taskId);
+  };
 
+  // The results list, not the job records: an entry can outlive its job (removeOnComplete, a manual removal), and
+  // its files would be served until the orphan pass if only job records were swept.
   for (const taskId of await redis.zrangebyscore(keys.results, "-inf", resultCutoff)) {
     const job = await queue.getJob(taskId);
     if (job && LIVE.has(await job.getState())) continue;
     await job?.remove();
-    // Its files are now those of a job that no longer exists: the orphan pass below removes them.
-    await forgetResult(redis, keys, taskId);
+    await expire(taskId);
     report.expired_results++;
+  }
+  // BullMQ's own age limits (removeOnFail, removeOnComplete) act only when another job finishes, so a quiet queue
+  // would keep these records forever. clean() reads only the finished set it is given, atomically per batch: a job
+  // queued, running, or retried from the dashboard meanwhile is never in it.
+  for (const state of ["failed", "completed"] as const) {
+    let ids: string[];
+    do {
+      // clean() measures its grace from its own clock; `now` may differ (tests sweep "later").
+      ids = await queue.clean(Date.now() - resultCutoff, CLEAN_BATCH, state);
+      for (const taskId of ids) {
+        await expire(taskId);
+        if (state === "failed") report.expired_failed++;
+        else report.expired_results++;
+      }
+    } while (ids.length === CLEAN_BATCH);
   }
 
   const states = new Map<string, string>();
@@ -95,6 +128,19 @@ export async function sweepRetention(
     report.uploads++;
   }
   return report;
+}
+
+/**
+ * Removes a finished task's result files and upload, by the names the worker and the API give them; returns how many
+ * uploads it removed.
+ */
+async function removeTaskFiles(config: Config, taskId: string): Promise<number> {
+  for (const ext of RESULT_NAMES) await removeFile(join(config.RESULT_DIR, `${taskId}.${ext}`));
+  let uploads = 0;
+  for (const ext of UPLOAD_EXTENSIONS) {
+    if (await removeFile(join(config.UPLOAD_DIR, `${taskId}.${ext}`))) uploads++;
+  }
+  return uploads;
 }
 
 /** Whether the task's annotated image exists, in either output format. */
