@@ -1,6 +1,7 @@
 import { type Config, ConfigError, loadConfig, redisOptions } from "./config.ts";
 import { createApp } from "./app.ts";
 import type { Lifecycle } from "./routes/deps.ts";
+import { startDraining } from "./routes/lifecycle.ts";
 import { withDeadline } from "./deadline.ts";
 import { configureLog, log } from "./log.ts";
 import { closeRedis, connectRedis, createRedis } from "./queue/connection.ts";
@@ -90,8 +91,9 @@ export async function startService(config: Config): Promise<Service> {
   return {
     port,
     async close() {
-      // Reverse order of start: stop taking requests, let in-flight ones finish, then workers, queue, Redis.
-      lifecycle.draining = true;
+      // Reverse order of start: stop taking requests, let in-flight ones finish, then workers, queue, Redis. Event
+      // streams end at once: server.shutdown() would otherwise wait for as long as their clients stay.
+      startDraining(lifecycle);
       const until = Date.now() + DRAIN_TIMEOUT_MS;
       while (lifecycle.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       await server.shutdown();

@@ -25,6 +25,11 @@ export interface AppDeps {
 export interface Lifecycle {
   draining: boolean;
   inFlight: number;
+  /**
+   * Responses that would otherwise stay open until their client leaves (event streams), ended when draining starts:
+   * the server's shutdown waits for every open response. See routes/lifecycle.ts.
+   */
+  drainHooks?: Set<() => void>;
 }
 
 /** The Hono app type every route module extends. */

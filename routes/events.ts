@@ -3,10 +3,14 @@ import { streamSSE } from "hono/streaming";
 import { NotFound } from "../errors.ts";
 import { getTaskStatus, type TaskStatus } from "../queue/contour_queue.ts";
 import type { AppDeps } from "./deps.ts";
+import { onDrain } from "./lifecycle.ts";
 import { fromRedis } from "./redis_errors.ts";
 import { errorResponses, TaskIdSchema } from "./schemas.ts";
 
 const KEEPALIVE_MS = 15_000;
+// Reconnection delay suggested to clients when a shutdown ends their stream: a reconnect to this draining instance would
+// get a 503, on which EventSource gives up for good; after the delay it reaches another (or the restarted) instance.
+const DRAIN_RETRY_MS = 5_000;
 
 const eventsRoute = createRoute({
   method: "get",
@@ -37,6 +41,7 @@ export function registerEventRoutes(app: OpenAPIHono, deps: AppDeps): void {
     return streamSSE(c, async (stream) => {
       let last = "";
       let done = false;
+      let drained = false;
       let wake: () => void = () => {};
       const send = async (status: TaskStatus) => {
         const data = JSON.stringify(status);
@@ -82,6 +87,10 @@ export function registerEventRoutes(app: OpenAPIHono, deps: AppDeps): void {
       const names = ["waiting", "active", "progress", "completed", "failed", "removed"] as const;
       for (const n of names) events?.on(n, refresh as never);
       const keepalive = setInterval(() => stream.write(": keep-alive\n\n").catch(() => {}), KEEPALIVE_MS);
+      const unregister = onDrain(deps.lifecycle, () => {
+        drained = done = true;
+        wake();
+      });
       try {
         await send(first);
         // The job may have moved, or been deleted, between the first read and the subscription; either way no event
@@ -94,7 +103,9 @@ export function registerEventRoutes(app: OpenAPIHono, deps: AppDeps): void {
           });
         }
         await chain;
+        if (drained) await stream.write(`retry: ${DRAIN_RETRY_MS}\n\n`).catch(() => {});
       } finally {
+        unregister();
         clearInterval(keepalive);
         for (const n of names) events?.off(n, refresh as never);
       }

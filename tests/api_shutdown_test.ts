@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../config.ts";
 import { fixture } from "./fixtures.ts";
-import { dropPrefix, listDir, sparePort, taskFlags, testTempDir, waitForTask } from "./harness.ts";
+import { TIMED_OUT, withDeadline } from "../deadline.ts";
+import { dropPrefix, listDir, sparePort, sseReader, taskFlags, testTempDir, upload, waitForTask } from "./harness.ts";
 import { startContourWorker } from "../worker.ts";
 
 async function startApi(env: Record<string, string>, root: string) {
@@ -121,6 +122,52 @@ Deno.test("SIGTERM on the API: it stops accepting, finishes the upload in flight
     await api.output;
     await worker?.close();
     await dropPrefix(config);
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("SIGTERM on the API with a live status stream open: the stream ends and the process exits 0 at once", async () => {
+  const root = testTempDir();
+  const port = sparePort();
+  // No worker anywhere: the task stays queued, so its stream would stay open for as long as the client does.
+  const env = {
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    EMBEDDED_WORKER: "false",
+    QUEUE_PREFIX: `test-${crypto.randomUUID()}`,
+    UPLOAD_DIR: `${root}/uploads`,
+    RESULT_DIR: `${root}/results`,
+  };
+  const api = await startApi(env, root);
+  let events: ReturnType<typeof sseReader> | undefined;
+  try {
+    await waitHealthy(port);
+    const base = `http://127.0.0.1:${port}`;
+    const { task_id } = await (await upload(base, await fixture("coins.png"), "coins.png")).json();
+    const res = await fetch(`${base}/api/v1/images/status/${task_id}/events`);
+    assert.equal(res.status, 200);
+    events = sseReader(res);
+    assert.equal(JSON.parse((await events.next())!.data).state, "queued");
+    api.child.kill("SIGTERM");
+    // Well within DRAIN_TIMEOUT_MS (30 s), which the stream must not hold the drain up for.
+    const until = Date.now() + 5000;
+    let block;
+    const seen = [];
+    while ((block = await events.next(until - Date.now())) !== null) seen.push(block);
+    assert.deepEqual(seen.map((b) => b.retry), ["5000"], JSON.stringify(seen));
+    const exited = await withDeadline(api.child.status, until - Date.now());
+    assert.notEqual(exited, TIMED_OUT, "the API exits within 5 s of SIGTERM");
+    assert.equal(exited === TIMED_OUT ? -1 : exited.code, 0, await api.output);
+  } finally {
+    await events?.cancel();
+    try {
+      api.child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await api.child.status;
+    await api.output;
+    await dropPrefix(parseConfig(env));
     await Deno.remove(root, { recursive: true });
   }
 });

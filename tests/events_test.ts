@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import { pngWithBrokenData } from "./bombs.ts";
 import { fixture } from "./fixtures.ts";
-import { startTestService, upload, waitForTask } from "./harness.ts";
+import { sseReader, startTestService, upload, waitForTask } from "./harness.ts";
 
 /** Reads a whole SSE response (it ends by itself) into its `status` events. */
 async function readEvents(res: Response, timeoutMs = 30_000): Promise<Record<string, unknown>[]> {
@@ -16,35 +16,6 @@ async function readEvents(res: Response, timeoutMs = 30_000): Promise<Record<str
   } finally {
     clearTimeout(abort);
   }
-}
-
-/** Reads an SSE response one event at a time (comments skipped), each within a deadline; null once it has ended. */
-function eventReader(res: Response) {
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  return {
-    async next(timeoutMs = 10_000): Promise<{ event: string; data: string } | null> {
-      const until = Date.now() + timeoutMs;
-      for (;;) {
-        const end = buffer.indexOf("\n\n");
-        if (end >= 0) {
-          const lines = buffer.slice(0, end).split("\n");
-          buffer = buffer.slice(end + 2);
-          const field = (name: string) =>
-            lines.filter((l) => l.startsWith(`${name}: `)).map((l) => l.slice(name.length + 2)).join("\n");
-          if (lines.every((l) => l.startsWith(":"))) continue;
-          return { event: field("event"), data: field("data") };
-        }
-        const chunk = await withDeadline(reader.read(), until - Date.now());
-        if (chunk === TIMED_OUT) {
-          throw new Error(`no SSE event within ${timeoutMs} ms; unread: ${JSON.stringify(buffer)}`);
-        }
-        if (chunk.done) return null;
-        buffer += chunk.value;
-      }
-    },
-    cancel: () => reader.cancel().catch(() => {}),
-  };
 }
 
 Deno.test("live status over Server-Sent Events", async (t) => {
@@ -100,7 +71,7 @@ Deno.test("live status: a task deleted while queued ends the stream with one `go
     const url = `${svc.base}/api/v1/images/status/${task_id}/events`;
     const res = await fetch(url);
     assert.equal(res.status, 200);
-    const events = eventReader(res);
+    const events = sseReader(res);
     try {
       await t.step("the stream opens with the queued status", async () => {
         const first = await events.next();
@@ -128,5 +99,28 @@ Deno.test("live status: a task deleted while queued ends the stream with one `go
     });
   } finally {
     await svc.close();
+  }
+});
+
+Deno.test("live status: closing the service ends open streams at once, with a reconnection hint", async () => {
+  // No worker: the task stays queued, so nothing but the shutdown ends its stream.
+  const svc = await startTestService({ EMBEDDED_WORKER: "false" });
+  let closing: Promise<void> | undefined;
+  let events: ReturnType<typeof sseReader> | undefined;
+  try {
+    const { task_id } = await (await upload(svc.base, await fixture("coins.png"), "coins.png")).json();
+    events = sseReader(await fetch(`${svc.base}/api/v1/images/status/${task_id}/events`));
+    assert.equal(JSON.parse((await events.next())!.data).state, "queued");
+    closing = svc.close();
+    const hint = await events.next(5000);
+    assert.equal(hint?.retry, "5000", JSON.stringify(hint));
+    assert.equal(hint?.event, "", "no event the UI would have to know");
+    assert.equal(await events.next(5000), null, "the stream ends");
+    // The drain does not count the stream as a request in flight (it would wait DRAIN_TIMEOUT_MS).
+    assert.notEqual(await withDeadline(closing, 5000), TIMED_OUT, "the service closes within 5 s");
+  } finally {
+    // A client going away ends its stream too, so a failed assertion cannot leave the close hanging.
+    await events?.cancel();
+    await (closing ?? svc.close());
   }
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { type Config, parseConfig } from "../config.ts";
+import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import { type Service, startService } from "../main.ts";
 
 /**
@@ -132,6 +133,38 @@ export async function waitForTask(base: string, taskId: string, timeoutMs = 30_0
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`task ${taskId} did not finish within ${timeoutMs} ms; last status ${JSON.stringify(last)}`);
+}
+
+/**
+ * Reads an SSE response one block at a time (comments skipped; `retry` set by a block carrying that field), each within
+ * a deadline; null once it has ended.
+ */
+export function sseReader(res: Response) {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  return {
+    async next(timeoutMs = 10_000): Promise<{ event: string; data: string; retry: string } | null> {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const end = buffer.indexOf("\n\n");
+        if (end >= 0) {
+          const lines = buffer.slice(0, end).split("\n");
+          buffer = buffer.slice(end + 2);
+          const field = (name: string) =>
+            lines.filter((l) => l.startsWith(`${name}: `)).map((l) => l.slice(name.length + 2)).join("\n");
+          if (lines.every((l) => l.startsWith(":"))) continue;
+          return { event: field("event"), data: field("data"), retry: field("retry") };
+        }
+        const chunk = await withDeadline(reader.read(), until - Date.now());
+        if (chunk === TIMED_OUT) {
+          throw new Error(`no SSE event within ${timeoutMs} ms; unread: ${JSON.stringify(buffer)}`);
+        }
+        if (chunk.done) return null;
+        buffer += chunk.value;
+      }
+    },
+    cancel: () => reader.cancel().catch(() => {}),
+  };
 }
 
 /** Uploads bytes as the multipart field `file`. */
