@@ -1,15 +1,16 @@
-import { type Job, UnrecoverableError, Worker } from "bullmq";
+import { type Job, UnrecoverableError, WaitingError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { type Config, loadConfig } from "./config.ts";
+import { type Config, loadConfig, redisOptions } from "./config.ts";
 import { TIMED_OUT, withDeadline } from "./deadline.ts";
 import { ImageError } from "./imaging/image_error.ts";
-import { type AnalysisPool, createAnalysisPool } from "./imaging/pool.ts";
+import { type AnalysisPool, createAnalysisPool, PoolClosedError } from "./imaging/pool.ts";
 import { createCallbackQueue, enqueueCallback, startCallbackWorker } from "./callbacks/callback.ts";
 import { configureLog, log } from "./log.ts";
 import { closeRedis, createRedis } from "./queue/connection.ts";
 import { type ContourJob, ContourJobSchema, type ContourSummary } from "./queue/job.ts";
 import { createContourQueue, getTaskStatus } from "./queue/contour_queue.ts";
 import { serviceKeys } from "./queue/keys.ts";
+import { redisAnswers } from "./queue/redis_server.ts";
 import { recordResult } from "./queue/results_index.ts";
 import { ensureStorageDirs, removeFile, resultFiles, writeAtomically } from "./storage/files.ts";
 import { sweepRetention } from "./storage/retention.ts";
@@ -24,7 +25,10 @@ export interface ContourWorker {
   opencvVersion: string;
   /** The analysis pool (the API renders lazily drawn images on it when the worker is embedded). */
   pool: AnalysisPool;
-  /** Waits for active jobs up to `graceMs`, then stops; never hangs on an unreachable Redis. */
+  /**
+   * Hands jobs not yet being analysed back to the queue at once, waits for analyses under way up to `graceMs`, then
+   * cuts them off and hands them back too; never hangs on an unreachable Redis.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -126,16 +130,20 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
   };
   const queueCallbackLogged = (job: Job<ContourJob, ContourSummary>) =>
     queueCallback(job).catch((err) => log("warn", "could not queue callback", { task_id: job.id, error: String(err) }));
+  let stopping = false;
   const worker = new Worker<ContourJob, ContourSummary>(
     config.QUEUE_NAME,
-    async (job) => {
+    async (job, token) => {
       // The callback is queued before the job's end is recorded, so a worker dying in between cannot lose it: the
       // job is taken up again, and the callback, which waits for the task's final state, is sent once it ends.
       try {
+        // Fetched while the worker was being closed: another worker (or this one restarted) should have it.
+        if (stopping) throw new PoolClosedError(false);
         const summary = await processContourJob(config, indexRedis, pool, job);
         await queueCallback(job);
         return summary;
       } catch (err) {
+        if (err instanceof PoolClosedError) return await handBack(job, token, err);
         if (isFinalFailure(job, err as Error)) await queueCallbackLogged(job);
         throw err;
       }
@@ -173,7 +181,9 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
   // Every worker process sweeps; overlapping sweeps are harmless (removing a removed file is a no-op).
   const sweep = setInterval(() => {
     sweepRetention(config, statusQueue, indexRedis).then(
-      (r) => (r.expired_results || r.orphan_results || r.uploads) && log("info", "retention sweep", { ...r }),
+      (r) =>
+        (r.expired_results || r.expired_failed || r.orphan_results || r.uploads) &&
+        log("info", "retention sweep", { ...r }),
       (err) => log("warn", "retention sweep failed", { error: String(err) }),
     );
   }, config.RETENTION_SWEEP_MINUTES * 60_000);
@@ -182,10 +192,13 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
     opencvVersion: pool.opencvVersion,
     pool,
     async close(graceMs = config.WORKER_GRACE_MS) {
+      // Jobs still waiting for a pool member go back now, so the grace period is spent only on analyses under way.
+      stopping = true;
+      pool.stopStarting();
       // Active jobs and deliveries may finish within the grace period; after it, or at once with Redis gone
       // (close() would wait out the whole period for nothing), the workers are forced shut.
       await Promise.all([
-        closeWorker(worker, connection.status === "ready" ? graceMs : 0),
+        closeWorker(worker, connection.status === "ready" ? graceMs : 0, () => pool.close()),
         closeWorker(callbackWorker, callbackConnection.status === "ready" ? graceMs : 0),
       ]);
       clearInterval(sweep);
@@ -204,10 +217,40 @@ function isFinalFailure(job: Job, err: Error, settled = false): boolean {
   return err.name === "UnrecoverableError" || attempts >= (job.opts.attempts ?? 1);
 }
 
-/** Closes a BullMQ worker, forcing it after `graceMs`; never waits more than `graceMs` + 1 s in all. */
-async function closeWorker(worker: Worker, graceMs: number): Promise<void> {
+/**
+ * Puts a job this worker stopped before finishing back at the head of the queue, without using up an attempt: it was
+ * never analysed to the end, so nothing about the job itself failed.
+ */
+async function handBack(job: Job<ContourJob>, token: string | undefined, err: PoolClosedError): Promise<never> {
+  try {
+    if (!token) throw new Error("no lock token");
+    // Queued again, the task should not show the progress of a run that was dropped.
+    if (job.progress) await job.updateProgress(0);
+    // The move checks this worker's lock in the same Redis script, so a job another worker has taken up meanwhile
+    // (this one's lock expired) is left alone: never processed twice at once.
+    await job.moveToWait(token);
+    log("info", "job returned to the queue", {
+      request_id: job.data.request_id,
+      task_id: job.id,
+      cut_off: err.started,
+    });
+  } catch (moveErr) {
+    // Left active, the job is taken up again once its lock expires, as after a crash; failing it would use an attempt.
+    log("warn", "could not return a job to the queue", { task_id: job.id, error: String(moveErr) });
+  }
+  // BullMQ takes this as "already moved": it neither completes nor fails the job.
+  throw new WaitingError();
+}
+
+/**
+ * Closes a BullMQ worker, forcing it after `graceMs`; `cutOff` then ends the jobs still running, which are given 1 s to
+ * settle. Never waits more than `graceMs` + 1 s in all.
+ */
+async function closeWorker(worker: Worker, graceMs: number, cutOff?: () => void): Promise<void> {
   if (graceMs > 0 && await withDeadline(worker.close(), graceMs) !== TIMED_OUT) return;
   if (graceMs > 0) log("warn", "worker did not stop within the grace period; forcing", { grace_ms: graceMs });
+  cutOff?.();
+  // After a graceful close() has begun this is the same close, which ends once the cut-off jobs are handed back.
   await withDeadline(worker.close(true).catch(() => {}), 1000);
 }
 
@@ -220,7 +263,16 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   configureLog({ pretty: config.DEBUG });
-  const pool = await startContourWorker(config);
+  let contourWorker: ContourWorker;
+  try {
+    // A worker may start before Redis and keeps trying to reach it; a Redis --allow-net forbids would never answer.
+    const { host, port } = redisOptions(config);
+    await redisAnswers(host, port);
+    contourWorker = await startContourWorker(config);
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    Deno.exit(1);
+  }
   log("info", "worker started", {
     queue: config.QUEUE_NAME,
     prefix: config.QUEUE_PREFIX,
@@ -228,7 +280,7 @@ if (import.meta.main) {
   });
   const stop = async (signal: string) => {
     log("info", "worker stopping", { signal });
-    await pool.close();
+    await contourWorker.close();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

@@ -34,7 +34,18 @@ export interface AnalysisPool {
   ): Promise<PooledAnalysis>;
   /** Renders the annotated image of an analysed upload from the result document its analysis wrote. */
   render(bytes: Uint8Array, document: Uint8Array): Promise<Uint8Array>;
+  /** Starts no more requests: queued and later ones reject with PoolClosedError, running ones go on. */
+  stopStarting(): void;
+  /** Ends every member: running requests reject with PoolClosedError (`started`), as do queued ones. */
   close(): void;
+}
+
+/** A request the pool did not finish because it was stopping or closed: `started` tells whether a member had it. */
+export class PoolClosedError extends Error {
+  constructor(readonly started: boolean) {
+    super("analysis pool closed");
+    this.name = "PoolClosedError";
+  }
 }
 
 interface Member {
@@ -55,10 +66,11 @@ const WORKER_URL = new URL("./pool_worker.ts", import.meta.url);
  */
 export async function createAnalysisPool(size: number, nice = 0): Promise<AnalysisPool> {
   const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; member: Member }>();
-  const waiting: ((m: Member) => void)[] = [];
+  const waiting: { resolve: (m: Member) => void; reject: (e: Error) => void }[] = [];
   const members: Member[] = [];
   let nextId = 1;
   let closed = false;
+  let stopping = false;
   let opencvVersion = "unknown";
   let warnedNice = false;
 
@@ -109,21 +121,27 @@ export async function createAnalysisPool(size: number, nice = 0): Promise<Analys
 
   const release = (m: Member) => {
     const next = waiting.shift();
-    if (next) next(m);
+    if (next) next.resolve(m);
     else m.busy = false;
   };
+  const refuseWaiting = () => {
+    for (const w of waiting.splice(0)) w.reject(new PoolClosedError(false));
+  };
   const acquire = (): Promise<Member> => {
+    if (stopping || closed) return Promise.reject(new PoolClosedError(false));
     const free = members.find((m) => !m.busy);
     if (free) {
       free.busy = true;
       return Promise.resolve(free);
     }
-    return new Promise((resolve) => waiting.push(resolve));
+    return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
   };
 
   /** Runs one request on a free member; the input bytes are transferred, not copied (callers do not reuse them). */
   const call = async (request: PoolRequest): Promise<Exclude<Reply, { error: unknown }>> => {
     const member = await acquire();
+    // Closed while the free member was being handed over: its thread is gone and would never answer.
+    if (closed) throw new PoolClosedError(false);
     const id = nextId++;
     try {
       const reply = await new Promise<Reply>((resolve, reject) => {
@@ -156,10 +174,16 @@ export async function createAnalysisPool(size: number, nice = 0): Promise<Analys
       if (!reply.image) throw new Error("analysis worker sent no image");
       return reply.image;
     },
+    stopStarting() {
+      stopping = true;
+      refuseWaiting();
+    },
     close() {
+      if (closed) return;
       closed = true;
+      refuseWaiting();
       for (const m of members) m.worker.terminate();
-      for (const [, job] of pending) job.reject(new Error("analysis pool closed"));
+      for (const [, job] of pending) job.reject(new PoolClosedError(true));
       pending.clear();
     },
   };

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { parse } from "yaml";
+import { parseConfig } from "../config.ts";
 
 const root = new URL("../", import.meta.url);
 const read = (name: string) => Deno.readTextFile(new URL(name, root));
@@ -41,4 +42,30 @@ Deno.test("compose.yaml: Redis, the API and workers sharing the upload and resul
   assert.equal(api.environment.EMBEDDED_WORKER, "false");
   assert.deepEqual(new Set(api.volumes), new Set(worker.volumes), "the API and the workers see the same files");
   assert.ok(redis.command.includes("noeviction"));
+});
+
+/** A Compose duration ("45s", "1m30s", "500ms") in milliseconds. */
+function durationMs(text: string): number {
+  const units: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001 };
+  const parts = [...String(text).matchAll(/(\d+(?:\.\d+)?)(h|ms|us|m|s)/g)];
+  assert.ok(parts.length && parts.map((p) => p[0]).join("") === String(text), `a Compose duration: ${text}`);
+  return parts.reduce((sum, [, n, unit]) => sum + Number(n) * units[unit], 0);
+}
+
+Deno.test("compose.yaml: stop_grace_period outlasts the API's drain and the workers' grace before Docker's SIGKILL", async () => {
+  const { api, worker } = parse(await read("compose.yaml")).services;
+  const drainMs = Number(/const DRAIN_TIMEOUT_MS = ([\d_]+);/.exec(await read("main.ts"))?.[1].replaceAll("_", ""));
+  assert.ok(drainMs > 0, "main.ts declares DRAIN_TIMEOUT_MS");
+  // Closing the queue, the event subscription and Redis after the drain or the grace; forced jobs get 1 s to go back.
+  const overheadMs = 5000;
+  const graceOf = (svc: { environment: Record<string, string> }) => parseConfig({ ...svc.environment }).WORKER_GRACE_MS;
+  const apiNeeds = drainMs + (api.environment.EMBEDDED_WORKER === "false" ? 0 : graceOf(api) + 1000) + overheadMs;
+  assert.ok(api.stop_grace_period, "the api service sets stop_grace_period");
+  assert.ok(durationMs(api.stop_grace_period) >= apiNeeds, `api: ${api.stop_grace_period} < ${apiNeeds} ms`);
+  const workerNeeds = graceOf(worker) + 1000 + overheadMs;
+  assert.ok(worker.stop_grace_period, "the worker service sets stop_grace_period");
+  assert.ok(
+    durationMs(worker.stop_grace_period) >= workerNeeds,
+    `worker: ${worker.stop_grace_period} < ${workerNeeds} ms`,
+  );
 });

@@ -3,7 +3,7 @@ import { releaseBuffer } from "../imaging/bytes.ts";
 import { ImageError } from "../imaging/image_error.ts";
 import { DEFAULT_OPTIONS } from "../imaging/options.ts";
 import { analyseImage, loadPipeline } from "../imaging/pipeline.ts";
-import { createAnalysisPool } from "../imaging/pool.ts";
+import { createAnalysisPool, PoolClosedError } from "../imaging/pool.ts";
 import { assertSameBytes, fixture, SAMPLES } from "./fixtures.ts";
 
 Deno.test("analysis pool: Web Workers, each with its own OpenCV.js", async (t) => {
@@ -59,6 +59,39 @@ Deno.test("analysis pool: Web Workers, each with its own OpenCV.js", async (t) =
   } finally {
     pool.close();
   }
+});
+
+Deno.test("analysis pool: stopping refuses queued requests at once and lets the running one finish", async () => {
+  const pool = await createAnalysisPool(1);
+  try {
+    const hubble = await fixture("hubble_deep_field.jpg");
+    const running = pool.analyse(hubble.slice(), DEFAULT_OPTIONS, Infinity);
+    const queued = pool.analyse(hubble.slice(), DEFAULT_OPTIONS, Infinity);
+    pool.stopStarting();
+    await assert.rejects(queued, (e) => e instanceof PoolClosedError && !e.started);
+    await assert.rejects(
+      pool.analyse(hubble.slice(), DEFAULT_OPTIONS, Infinity),
+      (e) => e instanceof PoolClosedError && !e.started,
+      "nor does it start later ones",
+    );
+    assert.ok((await running).report.contour_count > 0);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("analysis pool: closing cuts off running requests and refuses queued ones, each saying which", async () => {
+  const pool = await createAnalysisPool(1);
+  const hubble = await fixture("hubble_deep_field.jpg");
+  const running = pool.analyse(hubble.slice(), DEFAULT_OPTIONS, Infinity);
+  const queued = pool.analyse(hubble.slice(), DEFAULT_OPTIONS, Infinity);
+  // A free member is handed over in microtasks: by the next macrotask the first request is on it.
+  await new Promise((r) => setTimeout(r, 0));
+  pool.close();
+  await Promise.all([
+    assert.rejects(running, (e) => e instanceof PoolClosedError && e.started),
+    assert.rejects(queued, (e) => e instanceof PoolClosedError && !e.started),
+  ]);
 });
 
 /** Nice values of this process's threads, by thread id (from ps, which reads /proc for us). */

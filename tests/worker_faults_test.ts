@@ -18,11 +18,17 @@ function bigJpeg(): Uint8Array {
   return jpeg.encode({ width, height, data }, 90).data;
 }
 
-async function waitForState(svc: TestService, taskId: string, state: string, timeoutMs = 30_000): Promise<void> {
+async function waitForState(
+  svc: TestService,
+  taskId: string,
+  state: string,
+  progress = 0,
+  timeoutMs = 30_000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     const s = await (await fetch(`${svc.base}/api/v1/images/status/${taskId}`)).json();
-    if (s.state === state) return;
+    if (s.state === state && s.progress >= progress) return;
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error(`task ${taskId} never became ${state}`);
@@ -66,7 +72,9 @@ Deno.test("SIGTERM: a worker finishes its active job within the grace period, th
   try {
     const res = await upload(svc.base, bigJpeg(), "big.jpg");
     const { task_id } = await res.json();
-    await waitForState(svc, task_id, "active");
+    // Progress 10 is set once the upload is read, just before analysis: a job still reading it when SIGTERM comes is
+    // handed back to the queue instead (worker_shutdown_test.ts).
+    await waitForState(svc, task_id, "active", 10);
     worker.child.kill("SIGTERM");
     const { code } = await worker.child.status;
     const out = await worker.output;

@@ -41,3 +41,33 @@ Deno.test("a dedicated worker process (deno task worker) takes the API's jobs an
     await svc.close();
   }
 });
+
+Deno.test("a worker that cannot start says why in one line and exits 1", async (t) => {
+  const svc = await startTestService({ EMBEDDED_WORKER: "false" });
+  try {
+    const cases: [string, Record<string, string>, RegExp][] = [
+      [
+        "a Redis host --allow-net does not cover",
+        { REDIS_HOST: "127.0.0.2" },
+        /^error: Deno may not connect to Redis at 127\.0\.0\.2:\d+: add 127\.0\.0\.2 to --allow-net/m,
+      ],
+      [
+        "a RESULT_DIR outside --allow-write",
+        { RESULT_DIR: "/var/tmp/bip-not-allowed" },
+        /^error: Requires write access to "\/var\/tmp\/bip-not-allowed"/m,
+      ],
+    ];
+    for (const [name, env, message] of cases) {
+      await t.step(name, async () => {
+        const { child, output } = await spawnWorker(svc, env);
+        const { code } = await child.status;
+        const text = await output;
+        assert.equal(code, 1, text);
+        assert.match(text, message);
+        assert.doesNotMatch(text, /^\s+at /m, "no stack trace");
+      });
+    }
+  } finally {
+    await svc.close();
+  }
+});
