@@ -68,7 +68,8 @@ export async function getTaskStatus(queue: ContourQueue, taskId: string): Promis
     progress: state === "completed" ? 100 : progress,
     filename: job.data.filename,
     submitted_at: iso(job.timestamp) ?? job.data.submitted_at,
-    started_at: iso(job.processedOn),
+    // A job handed back by a stopping worker keeps BullMQ's processedOn while it waits again.
+    started_at: state === "queued" ? null : iso(job.processedOn),
     // A completed task's time is the one its result and the results list carry (BullMQ's comes a moment later).
     finished_at: state === "completed"
       ? job.returnvalue?.finished_at ?? iso(job.finishedOn)

@@ -73,8 +73,11 @@ Deno.test("SIGTERM on a worker: jobs it took but had not finished go back to the
       assert.equal(job.attemptsMade, 0, `${id}: no attempt used`);
       assert.equal(job.progress, 0, `${id}: shown as not started`);
     }
-    const status = await (await fetch(`${svc.base}/api/v1/images/status/${untouched}`)).json();
-    assert.equal(status.state, "queued");
+    for (const id of [untouched, analysed]) {
+      const status = await (await fetch(`${svc.base}/api/v1/images/status/${id}`)).json();
+      assert.equal(status.state, "queued");
+      assert.equal(status.started_at, null, "queued again, not started");
+    }
     // A new worker takes both up and finishes each on its first (and only) attempt.
     second = await spawnWorker(svc, { WORKER_CONCURRENCY: "2" });
     for (const id of [analysed, untouched]) {
