@@ -3,7 +3,7 @@ import type { Config } from "../config.ts";
 /** Redis keys the service owns beside BullMQ's, under the same prefix so one prefix cleans up everything. */
 export function serviceKeys(
   config: Pick<Config, "QUEUE_PREFIX" | "QUEUE_NAME">,
-): { results: string; summaries: string } {
+): { results: string; summaries: string; idempotency: string } {
   const base = `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`;
-  return { results: `${base}:results`, summaries: `${base}:summaries` };
+  return { results: `${base}:results`, summaries: `${base}:summaries`, idempotency: `${base}:idempotency` };
 }

@@ -116,20 +116,30 @@ const ERROR_EXAMPLES: Record<number, [string, string][]> = {
   ],
   401: [["unauthorized", "a valid API key is required (X-API-Key header or Bearer token)"]],
   404: [["not_found", "no task with id 3b241101-e2bb-4255-8caf-4136c566a962"]],
+  409: [[
+    "idempotency_key_in_use",
+    "an upload with this Idempotency-Key is still being processed; retry in a moment",
+  ]],
   413: [["file_too_large", "the file is larger than the limit of 10485760 bytes (MAX_FILE_SIZE)"]],
   415: [["unsupported_media_type", "send the image as multipart/form-data with a 'file' field"]],
+  422: [[
+    "idempotency_key_reused",
+    "Idempotency-Key was already used for a different upload (another file, filename or options); use a new key",
+  ]],
   429: [["rate_limited", "too many requests; retry after the time in Retry-After"]],
   503: [["service_unavailable", "the job queue (Redis) is not reachable; try again shortly"]],
 };
 
 /** Standard error responses for the OpenAPI document, with an example of every error code each status carries. */
-export function errorResponses(...statuses: (400 | 401 | 404 | 413 | 415 | 429 | 503)[]) {
+export function errorResponses(...statuses: (400 | 401 | 404 | 409 | 413 | 415 | 422 | 429 | 503)[]) {
   const text: Record<number, string> = {
     400: "Bad input",
     401: "Missing or wrong API key (only when API_KEYS is set)",
     404: "Not found",
+    409: "An upload with the same Idempotency-Key is still being processed",
     413: "File larger than MAX_FILE_SIZE",
     415: "Not multipart/form-data",
+    422: "The Idempotency-Key was used before for a different upload",
     429: "Too many requests",
     503: "Redis or the queue is unavailable",
   };

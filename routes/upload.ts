@@ -1,4 +1,4 @@
-import { createRoute, type OpenAPIHono, type z } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { join } from "node:path";
 import { AppError, BadRequest, errorResponse, Unavailable } from "../errors.ts";
 import { assertPixelLimit } from "../imaging/decode.ts";
@@ -7,8 +7,10 @@ import { checkStructure } from "../imaging/structure.ts";
 import { log } from "../log.ts";
 import { validateCallbackUrl } from "../callbacks/callback.ts";
 import { enqueueContourJob } from "../queue/contour_queue.ts";
+import { serviceKeys } from "../queue/keys.ts";
 import { removeFile } from "../storage/files.ts";
 import type { AppDeps } from "./deps.ts";
+import { claimIdempotencyKey, type IdempotencyClaim, idempotencyKey, sha256 } from "./idempotency.ts";
 import { receiveMultipart } from "./multipart.ts";
 import {
   errorResponses,
@@ -39,10 +41,24 @@ const uploadRoute = createRoute({
   tags: ["images"],
   summary: "Upload an image for contour detection",
   description: "Stores the file under a server-generated name and queues a contour-detection job.",
-  request: { body: { required: true, content: { "multipart/form-data": { schema: UploadFormSchema } } } },
+  request: {
+    headers: z.object({
+      "idempotency-key": z.string().max(255).optional().openapi({
+        description: "Makes retries safe: an upload repeated with the same key (and the same file, filename and " +
+          "options) answers with the first one's task instead of creating another (header Idempotent-Replayed: " +
+          "true). Scoped to the API key when one is sent; kept as long as results (RESULT_TTL_HOURS).",
+        example: "5d0f0b6e-3c2a-4d55-9d1e-2f1b7f3c9a10",
+      }),
+    }),
+    body: { required: true, content: { "multipart/form-data": { schema: UploadFormSchema } } },
+  },
   responses: {
-    202: { description: "Accepted and queued", content: { "application/json": { schema: UploadAcceptedSchema } } },
-    ...errorResponses(400, 401, 413, 415, 429, 503),
+    202: {
+      description: "Accepted and queued",
+      headers: { Location: { description: "The task's status URL (status_url)", schema: { type: "string" } } },
+      content: { "application/json": { schema: UploadAcceptedSchema } },
+    },
+    ...errorResponses(400, 401, 409, 413, 415, 422, 429, 503),
   },
 });
 
@@ -61,6 +77,7 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
     const taskId = crypto.randomUUID();
     const incoming = join(config.UPLOAD_DIR, `.incoming-${taskId}`);
     let stored: string | undefined;
+    let claim: IdempotencyClaim | undefined;
     try {
       const form = await receiveMultipart(c.req.raw, {
         tempPath: incoming,
@@ -91,6 +108,30 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
       checkStructure(bytes);
 
       const filename = sanitizeFilename(form.file.name);
+      const key = idempotencyKey(c.req.raw.headers);
+      if (key !== undefined) {
+        // Checked only now, so that a refused request leaves the key free for the corrected one.
+        const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+        const fingerprint = await sha256(
+          JSON.stringify({ file: btoa(String.fromCharCode(...digest)), filename, options, callback_url: callbackUrl }),
+        );
+        const claimed = await claimIdempotencyKey(
+          deps.redis,
+          serviceKeys(config).idempotency,
+          c.req.raw.headers,
+          key,
+          fingerprint,
+          // As long as the task it names is kept.
+          config.RESULT_TTL_HOURS * 3600,
+        );
+        if (claimed.replay) {
+          await removeFile(incoming);
+          c.header("Idempotent-Replayed", "true");
+          c.header("Location", claimed.replay.status_url);
+          return c.json(claimed.replay, 202);
+        }
+        claim = claimed;
+      }
       stored = join(config.UPLOAD_DIR, `${taskId}.${EXTENSIONS[format]}`);
       if (form.file.bytes) await Deno.writeFile(stored, bytes, { createNew: true });
       else await Deno.rename(incoming, stored);
@@ -120,11 +161,18 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
         status_url: `/api/v1/images/status/${taskId}`,
       };
       stored = undefined;
+      // The task exists now: if Redis fails this write, a retry waits out the claim, then creates a second task.
+      await claim?.complete(accepted).catch((err) =>
+        log("warn", "could not record the Idempotency-Key", { task_id: taskId, error: String(err) })
+      );
+      // 202's status monitor (RFC 9110 §15.3.3), for clients that follow Location rather than read the body.
+      c.header("Location", accepted.status_url);
       return c.json(accepted, 202);
     } catch (err) {
       // Nothing will ever process these bytes: no partial or orphan file is left behind.
       await removeFile(incoming);
       if (stored) await removeFile(stored);
+      await claim?.release();
       throw err;
     }
   });

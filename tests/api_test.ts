@@ -22,6 +22,7 @@ Deno.test("upload → queue → contours → results, for every sample", async (
         assert.ok(!body.file_path.includes(name.split(".")[0]), body.file_path);
         assert.match(body.file_path, new RegExp(`${body.task_id}\\.(png|jpg|bmp|tif)$`));
         assert.equal(body.status_url, `/api/v1/images/status/${body.task_id}`);
+        assert.equal(res.headers.get("location"), body.status_url);
         tasks.set(name, body.task_id);
       }
     });

@@ -41,7 +41,12 @@ Deno.test("OpenAPI document, /info and the docs pages' own scripts", async (t) =
       assert.match(doc.info.description, /\(\/ui\)/, "the reference links the try-it page");
       const upload = doc.paths["/api/v1/images/upload"].post;
       assert.ok(upload.requestBody.content["multipart/form-data"]);
-      for (const s of ["202", "400", "413", "503"]) assert.ok(upload.responses[s], `upload ${s}`);
+      for (const s of ["202", "400", "409", "413", "422", "503"]) assert.ok(upload.responses[s], `upload ${s}`);
+      assert.ok(upload.responses["202"].headers.Location, "the 202 documents its Location");
+      assert.ok(
+        upload.parameters.some((p: { in: string; name: string }) => p.in === "header" && p.name === "idempotency-key"),
+        "the upload documents Idempotency-Key",
+      );
       const examples = upload.responses["400"].content["application/json"].examples;
       for (const code of ["missing_file", "empty_file", "not_an_image", "unsupported_image", "image_too_large"]) {
         assert.equal(examples[code]?.value.error.code, code, `upload 400 example ${code}`);

@@ -123,11 +123,16 @@ export async function spawnWorker(
 }
 
 /** Polls a task until it reaches `completed` or `failed`, failing the test after `timeoutMs`. */
-export async function waitForTask(base: string, taskId: string, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+export async function waitForTask(
+  base: string,
+  taskId: string,
+  timeoutMs = 30_000,
+  headers: Record<string, string> = {},
+): Promise<Record<string, unknown>> {
   const until = Date.now() + timeoutMs;
   let last: Record<string, unknown> = {};
   while (Date.now() < until) {
-    const res = await fetch(`${base}/api/v1/images/status/${taskId}`);
+    const res = await fetch(`${base}/api/v1/images/status/${taskId}`, { headers });
     last = await res.json();
     if (last.state === "completed" || last.state === "failed") return last;
     await new Promise((r) => setTimeout(r, 50));
