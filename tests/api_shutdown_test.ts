@@ -49,10 +49,9 @@ async function waitHealthy(port: number): Promise<void> {
   throw new Error(`the API on port ${port} did not come up within 30 s`);
 }
 
-Deno.test("SIGTERM on the API: it stops accepting, finishes the upload in flight, and exits 0", async () => {
-  const root = testTempDir();
-  const port = sparePort();
-  const env = {
+/** An API process of its own (no embedded worker) on `port`, with its folders under `root` and a fresh queue prefix. */
+function apiEnv(root: string, port: number): Record<string, string> {
+  return {
     PORT: String(port),
     HOST: "127.0.0.1",
     EMBEDDED_WORKER: "false",
@@ -60,6 +59,12 @@ Deno.test("SIGTERM on the API: it stops accepting, finishes the upload in flight
     UPLOAD_DIR: `${root}/uploads`,
     RESULT_DIR: `${root}/results`,
   };
+}
+
+Deno.test("SIGTERM on the API: it stops accepting, finishes the upload in flight, and exits 0", async () => {
+  const root = testTempDir();
+  const port = sparePort();
+  const env = apiEnv(root, port);
   const config = parseConfig(env);
   const api = await startApi(env, root);
   let worker: Awaited<ReturnType<typeof startContourWorker>> | undefined;
@@ -130,14 +135,7 @@ Deno.test("SIGTERM on the API with a live status stream open: the stream ends an
   const root = testTempDir();
   const port = sparePort();
   // No worker anywhere: the task stays queued, so its stream would stay open for as long as the client does.
-  const env = {
-    PORT: String(port),
-    HOST: "127.0.0.1",
-    EMBEDDED_WORKER: "false",
-    QUEUE_PREFIX: `test-${crypto.randomUUID()}`,
-    UPLOAD_DIR: `${root}/uploads`,
-    RESULT_DIR: `${root}/results`,
-  };
+  const env = apiEnv(root, port);
   const api = await startApi(env, root);
   let events: ReturnType<typeof sseReader> | undefined;
   try {

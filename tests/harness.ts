@@ -122,6 +122,20 @@ export async function spawnWorker(
   return { child, output };
 }
 
+/** Kills worker processes started by spawnWorker (those still running) and waits for each to end. */
+export async function killWorkers(...workers: ({ child: Deno.ChildProcess; output: Promise<string> } | undefined)[]) {
+  for (const w of workers) {
+    if (!w) continue;
+    try {
+      w.child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+    await w.child.status;
+    await w.output;
+  }
+}
+
 /** Polls a task until it reaches `completed` or `failed`, failing the test after `timeoutMs`. */
 export async function waitForTask(
   base: string,

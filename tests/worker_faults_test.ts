@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import jpeg from "jpeg-js";
-import { spawnWorker, startTestService, type TestService, upload, waitForTask } from "./harness.ts";
+import { killWorkers, spawnWorker, startTestService, type TestService, upload, waitForTask } from "./harness.ts";
 
 // One pool member, and a lock short enough that a killed worker's job is taken up again within seconds.
 const FAST_LOCKS = { WORKER_CONCURRENCY: "1", LOCK_DURATION_MS: "2000" };
@@ -52,16 +52,7 @@ Deno.test("a worker killed with SIGKILL mid-job: the job is taken up again and c
     const list = await (await fetch(`${svc.base}/api/v1/images/results?limit=100`)).json();
     assert.equal(list.items.filter((i: { task_id: string }) => i.task_id === task_id).length, 1, "one result");
   } finally {
-    for (const w of [first, second]) {
-      if (!w) continue;
-      try {
-        w.child.kill("SIGKILL");
-      } catch {
-        // already gone
-      }
-      await w.child.status;
-      await w.output;
-    }
+    await killWorkers(first, second);
     await svc.close();
   }
 });
