@@ -1,4 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { publicConfig } from "../config.ts";
 import { NotFound, Unavailable } from "../errors.ts";
@@ -10,6 +11,41 @@ const VENDOR: Record<string, string> = {
   "redoc.js": "../node_modules/redoc/bundles/redoc.standalone.js",
 };
 
+// Outside URLs a bundle would load at run time, replaced as it is served: ReDoc's footer fetched its logo from a CDN.
+const REWRITES: Record<string, [string, string][]> = {
+  "redoc.js": [[
+    "https://cdn.redoc.ly/redoc/logo-mini.svg",
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E",
+  ]],
+};
+
+// Scalar's hosted extras (the AI agent, MCP generation, the Share/Deploy developer tools, telemetry) send the API
+// document or requests to scalar.com: a self-hosted reference keeps them off, and the page's policy refuses any host
+// but this one should a later version add another.
+const SCALAR_INIT = `Scalar.createApiReference("#app", {
+  url: "/openapi.json",
+  withDefaultFonts: false,
+  hideClientButton: false,
+  agent: { disabled: true },
+  mcp: { disabled: true },
+  showDeveloperTools: "never",
+  telemetry: false,
+});`;
+
+/** The docs pages' Content-Security-Policy: this origin only (the bundles inject their own styles and web workers). */
+export const DOCS_CSP = [
+  "default-src 'self'",
+  `script-src 'self' 'sha256-${createHash("sha256").update(SCALAR_INIT).digest("base64")}'`,
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data: blob:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "worker-src 'self' blob:",
+  "object-src 'none'",
+  "base-uri 'self'",
+  "frame-ancestors 'none'",
+].join("; ");
+
 const page = (title: string, body: string) =>
   `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -20,9 +56,7 @@ const SCALAR_PAGE = page(
   "API reference",
   `<div id="app"></div>
 <script src="/static/vendor/scalar.js"></script>
-<script>
-  Scalar.createApiReference("#app", { url: "/openapi.json", withDefaultFonts: false, hideClientButton: false });
-</script>`,
+<script>${SCALAR_INIT}</script>`,
 );
 
 const REDOC_PAGE = page(
@@ -73,22 +107,30 @@ export function registerDocsRoutes(app: OpenAPIHono, deps: AppDeps): void {
     ],
   });
   app.get("/", (c) => c.redirect("/docs"));
-  app.get("/docs", (c) => c.html(SCALAR_PAGE));
-  app.get("/redoc", (c) => c.html(REDOC_PAGE));
+  app.get("/docs", (c) => c.html(SCALAR_PAGE, 200, { "content-security-policy": DOCS_CSP }));
+  app.get("/redoc", (c) => c.html(REDOC_PAGE, 200, { "content-security-policy": DOCS_CSP }));
+  const rewritten = new Map<string, string>();
   app.get("/static/vendor/:name", async (c) => {
-    const rel = VENDOR[c.req.param("name")];
+    const name = c.req.param("name");
+    const rel = VENDOR[name];
     if (!rel) throw new NotFound("no such file");
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(fileURLToPath(new URL(rel, import.meta.url)));
-    } catch (err) {
+    const headers = { "content-type": "text/javascript; charset=utf-8", "cache-control": "public, max-age=86400" };
+    const path = fileURLToPath(new URL(rel, import.meta.url));
+    const missing = (err: unknown): never => {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
       throw new Unavailable(`the bundled script ${rel} is missing: run \`deno install\``);
+    };
+    if (REWRITES[name]) {
+      let text = rewritten.get(name);
+      if (text === undefined) {
+        text = await Deno.readTextFile(path).catch(missing);
+        for (const [from, to] of REWRITES[name]) text = text.replaceAll(from, to);
+        rewritten.set(name, text);
+      }
+      return c.body(text, 200, headers);
     }
-    return c.body(file.readable, 200, {
-      "content-type": "text/javascript; charset=utf-8",
-      "cache-control": "public, max-age=86400",
-    });
+    const file = await Deno.open(path).catch(missing);
+    return c.body(file.readable, 200, headers);
   });
   app.openapi(infoRoute, (c) =>
     c.json({
