@@ -3,6 +3,13 @@ import { AppError } from "../errors.ts";
 
 const encoder = new TextEncoder();
 
+/** Hex SHA-256 of a text or bytes: what lands in Redis instead of a client's API key or idempotency key. */
+export async function sha256Hex(data: string | Uint8Array): Promise<string> {
+  const bytes = typeof data === "string" ? encoder.encode(data) : data;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** Compares two strings in time independent of where they differ (length leaks, content does not). */
 export function constantTimeEqual(a: string, b: string): boolean {
   const x = encoder.encode(a), y = encoder.encode(b);

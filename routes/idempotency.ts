@@ -2,7 +2,7 @@
 // timeout or a dropped connection gets the task the first attempt created instead of a second one.
 import type { Redis } from "ioredis";
 import { AppError, BadRequest } from "../errors.ts";
-import { presentedKey } from "./auth.ts";
+import { presentedKey, sha256Hex } from "./auth.ts";
 import { fromRedis } from "./redis_errors.ts";
 
 /** The 202 body an upload answered, kept so that a retry with the same key gets the same answer. */
@@ -56,7 +56,7 @@ export async function claimIdempotencyKey(
   ttlSeconds: number,
 ): Promise<IdempotencyClaim> {
   const scope = presentedKey(headers) ?? "";
-  const redisKey = `${prefix}:${await sha256(`${scope}\n${key}`)}`;
+  const redisKey = `${prefix}:${await sha256Hex(`${scope}\n${key}`)}`;
   const pending: StoredRecord = { state: "pending", fingerprint };
   const claim: IdempotencyClaim = {
     complete: (accepted) =>
@@ -89,10 +89,4 @@ export async function claimIdempotencyKey(
     );
   }
   return { ...claim, replay: record.accepted };
-}
-
-/** Hex SHA-256 of a text: Redis keys never hold a client's key or API key as such. */
-export async function sha256(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { Redis } from "ioredis";
 import { AppError } from "../errors.ts";
-import { presentedKey } from "./auth.ts";
+import { presentedKey, sha256Hex } from "./auth.ts";
 
 /** Settings of the fixed-window limiter. */
 export interface RateLimit {
@@ -16,8 +16,7 @@ async function clientId(headers: Headers, remote: string): Promise<string> {
   const key = presentedKey(headers);
   if (!key) return `ip:${remote}`;
   // The key itself never lands in Redis, only a digest of it.
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)));
-  return `key:${[...digest.subarray(0, 12)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `key:${(await sha256Hex(key)).slice(0, 24)}`;
 }
 
 /** Limits requests per client (API key, else IP) with counters in Redis; 429 with Retry-After past the limit. */

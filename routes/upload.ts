@@ -10,7 +10,8 @@ import { enqueueContourJob } from "../queue/contour_queue.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import { removeFile } from "../storage/files.ts";
 import type { AppDeps } from "./deps.ts";
-import { claimIdempotencyKey, type IdempotencyClaim, idempotencyKey, sha256 } from "./idempotency.ts";
+import { sha256Hex } from "./auth.ts";
+import { claimIdempotencyKey, type IdempotencyClaim, idempotencyKey } from "./idempotency.ts";
 import { receiveMultipart } from "./multipart.ts";
 import {
   errorResponses,
@@ -111,9 +112,8 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
       const key = idempotencyKey(c.req.raw.headers);
       if (key !== undefined) {
         // Checked only now, so that a refused request leaves the key free for the corrected one.
-        const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
-        const fingerprint = await sha256(
-          JSON.stringify({ file: btoa(String.fromCharCode(...digest)), filename, options, callback_url: callbackUrl }),
+        const fingerprint = await sha256Hex(
+          JSON.stringify({ file: await sha256Hex(bytes), filename, options, callback_url: callbackUrl }),
         );
         const claimed = await claimIdempotencyKey(
           deps.redis,
