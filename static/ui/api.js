@@ -90,11 +90,29 @@ export function formatBytes(n) {
   return `${i === 0 ? n : Number(n.toFixed(1))} ${units[i]}`;
 }
 
-const sentence = (text) => {
+const sentence = (text, { capital = true } = {}) => {
   const t = String(text ?? "").trim();
   if (!t) return "";
-  return t[0].toUpperCase() + t.slice(1) + (/[.!?…]$/.test(t) ? "" : ".");
+  return (capital ? t[0].toUpperCase() : t[0]) + t.slice(1) + (/[.!?…]$/.test(t) ? "" : ".");
 };
+
+/**
+ * Puts the form's labels in place of the API's field names inside a message ("must not exceed canny_high" → "must not
+ * exceed “Canny high”"). Only snake_case words are looked up: a plain word like "threshold" may just be English.
+ */
+const withLabels = (text, fieldLabel) =>
+  String(text ?? "").replace(/\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b/g, (word) => {
+    const label = fieldLabel(word);
+    return label && label !== word ? `“${label}”` : word;
+  });
+
+/** Retry-After (seconds or an HTTP date) in milliseconds; 0 when absent or unreadable. */
+export function retryAfterMs(retryAfter) {
+  if (!retryAfter) return 0;
+  let seconds = Number(retryAfter);
+  if (!Number.isFinite(seconds)) seconds = (Date.parse(retryAfter) - Date.now()) / 1000;
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
+}
 
 function retryWords(retryAfter) {
   if (!retryAfter) return "in a moment";
@@ -143,8 +161,8 @@ export function friendlyError(err, ctx = {}) {
     case "validation_error": {
       // The API names the field first: "blur: must be 0 (off) or odd".
       const m = /^([\w.]+):\s*(.*)$/.exec(message);
-      if (!m) return `One of the options is not valid: ${sentence(message)}`;
-      return `Check the option “${fieldLabel(m[1])}”: ${sentence(m[2])}`;
+      if (!m) return `One of the options is not valid: ${sentence(withLabels(message, fieldLabel))}`;
+      return `Check the option “${fieldLabel(m[1])}”: ${sentence(withLabels(m[2], fieldLabel), { capital: false })}`;
     }
     case "unauthorized":
       return sessionKey
@@ -168,9 +186,9 @@ export function friendlyError(err, ctx = {}) {
 
 /**
  * Makes the link follow through apiFetch when an API key is set: a plain navigation cannot carry the header. Links with
- * `download` are saved, others opened in a new tab.
+ * `download` are saved, others opened in a new tab. `onError` shows what went wrong (an alert without it).
  */
-export function keyAwareLink(link) {
+export function keyAwareLink(link, onError = (text) => alert(text)) {
   link.addEventListener("click", async (event) => {
     if (!sessionKey || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
     event.preventDefault();
@@ -188,7 +206,7 @@ export function keyAwareLink(link) {
       setTimeout(() => URL.revokeObjectURL(url), 60_000);
     } catch (err) {
       link.title = friendlyError(err);
-      alert(friendlyError(err));
+      onError(friendlyError(err));
     }
   });
 }

@@ -10,12 +10,19 @@ import {
   hasApiKey,
   keyAwareLink,
   loadLimits,
+  retryAfterMs,
 } from "./api.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const POLL_INTERVAL_MS = 500;
+// Unreachable or unavailable (503), the service is asked again after 1, 2, 4, then every 5 seconds.
+const RETRY_MAX_MS = 5_000;
 // Long enough to wait behind a busy queue, short enough that a lost job does not spin forever.
 const POLL_DEADLINE_MS = 10 * 60_000;
+// This tab's tasks (sessionStorage), so a reload brings their cards back; the newest ones only.
+const SESSION_KEY = "bip.tasks";
+const SESSION_MAX = 50;
+const LOST_CONTACT = "Lost contact with the service — retrying…";
 
 const form = document.getElementById("upload-form");
 const fileInput = document.getElementById("file-input");
@@ -25,17 +32,23 @@ const selectionList = document.getElementById("selection-list");
 const formStatus = document.getElementById("form-status");
 const jobs = document.getElementById("jobs");
 const jobsEmpty = document.getElementById("jobs-empty");
+const jobsStatus = document.getElementById("jobs-status");
+const clearButton = document.getElementById("clear-jobs");
 const template = document.getElementById("job-template");
 
 let limits = {};
 let selected = [];
 let cardCount = 0;
+/** Every card on the page. */
+const cards = new Set();
 
 const keyBox = bindApiKeyBox();
 loadLimits().then((found) => {
   limits = found;
   if (found.maxFileSize) {
     document.getElementById("size-limit").textContent = `, up to ${formatBytes(found.maxFileSize)} each`;
+    // Files chosen before the limit was known are checked against it now.
+    if (selected.length) select(selected);
   }
   keyBox.setRequired(Boolean(found.keysRequired));
 });
@@ -50,18 +63,32 @@ const errorContext = () => ({ limits, fieldLabel });
 
 // ---- choosing files ----
 
+const tooLarge = (file) => Boolean(limits.maxFileSize) && file.size > limits.maxFileSize;
+
+/** Shows the chosen files in their order, flagging any over the size limit before they are sent. */
 function select(files) {
   selected = files;
+  const limit = formatBytes(limits.maxFileSize);
   selectionList.replaceChildren(
     ...files.map((f) => {
-      const li = document.createElement("li");
-      li.textContent = `${f.name} — ${formatBytes(f.size)}`;
+      const li = element("li", "", `${f.name} — ${formatBytes(f.size)}`);
+      if (tooLarge(f)) {
+        li.classList.add("too-large");
+        li.append(element("strong", "", ` — over the ${limit} limit, so it will not be sent`));
+      }
       return li;
     }),
   );
-  selectionSummary.textContent = files.length
-    ? `${files.length} image${files.length === 1 ? "" : "s"} chosen — press “Upload and detect contours”.`
-    : "No images chosen yet.";
+  const n = files.length;
+  const over = files.filter(tooLarge).length;
+  const chosen = `${n} image${n === 1 ? "" : "s"} chosen`;
+  selectionSummary.textContent = !n
+    ? "No images chosen yet."
+    : over === n
+    ? `${chosen}, but ${n === 1 ? "it is" : "all are"} over the ${limit} limit — choose smaller files.`
+    : over
+    ? `${chosen} (${over} over the ${limit} limit) — press “Upload and detect contours”.`
+    : `${chosen} — press “Upload and detect contours”.`;
 }
 
 fileInput.addEventListener("change", () => select([...fileInput.files]));
@@ -149,7 +176,9 @@ form.addEventListener("submit", (event) => {
   const options = optionEntries();
   const n = selected.length;
   formStatus.textContent = `Sending ${n} image${n === 1 ? "" : "s"}…`;
-  Promise.all(selected.map((file) => startJob(file, options))).then((sent) => {
+  // The newest batch goes above the older cards, its own cards in the order the files were chosen.
+  const batch = { before: jobs.firstElementChild, time: Date.now() };
+  Promise.all(selected.map((file, seq) => startJob(file, options, { ...batch, seq }))).then((sent) => {
     const ok = sent.filter(Boolean).length;
     formStatus.textContent = ok === n ? "" : `${n - ok} of ${n} could not be sent — see the cards below.`;
   });
@@ -158,12 +187,93 @@ form.addEventListener("submit", (event) => {
 // ---- jobs ----
 
 const isFinal = (status) => status.state === "completed" || status.state === "failed";
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** This tab's tasks, oldest first: `{ id, name, batch, seq }` (batch: when it was sent; seq: its place in it). */
+function storedTasks() {
+  try {
+    const list = JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? "[]");
+    return Array.isArray(list) ? list.filter((t) => typeof t?.id === "string" && typeof t.name === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+function storeTasks(list) {
+  try {
+    sessionStorage.setItem(SESSION_KEY, JSON.stringify(list.slice(-SESSION_MAX)));
+  } catch {
+    // Storage blocked or full: the cards just do not outlive a reload.
+  }
+}
+
+const rememberTask = (task) => storeTasks([...storedTasks().filter((t) => t.id !== task.id), task]);
+const forgetTasks = (ids) => storeTasks(storedTasks().filter((t) => !ids.includes(t.id)));
+
+/**
+ * Whether the cards can reach the service. A card that cannot shows a line saying so (the page announces it once), and
+ * retries at longer and longer intervals; the first card to get through again wakes the others at once.
+ */
+const contact = {
+  lost: new Set(),
+  retries: new Set(),
+
+  report(card, reached) {
+    const before = this.lost.size;
+    if (reached) {
+      if (!this.lost.delete(card)) return;
+      for (const wake of this.retries) wake();
+    } else {
+      if (this.lost.has(card)) return;
+      this.lost.add(card);
+    }
+    card.showContactLost(!reached);
+    this.announce(before);
+  },
+
+  /** A card that stops following its job (failed, cleared) no longer counts. */
+  drop(card) {
+    const before = this.lost.size;
+    if (!this.lost.delete(card)) return;
+    card.showContactLost(false);
+    this.announce(before);
+  },
+
+  announce(before) {
+    if (!before && this.lost.size) jobsStatus.textContent = LOST_CONTACT;
+    else if (before && !this.lost.size) jobsStatus.textContent = "Back in contact with the service.";
+  },
+
+  /** Waits `ms`; a wait before a retry ends early once contact is back. */
+  sleep(ms, retrying) {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.retries.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      if (retrying) this.retries.add(done);
+    });
+  },
+};
+// The browser noticing the network is back is a good moment to try again.
+globalThis.addEventListener("online", () => {
+  for (const wake of contact.retries) wake();
+});
+
+/** How long to wait before asking again after `failures` failed tries in a row. */
+function retryDelay(failures, err) {
+  const backoff = Math.min(RETRY_MAX_MS, POLL_INTERVAL_MS * 2 ** failures);
+  // Spread out, so cards that lost contact together do not all ask again in the same instant.
+  const spread = backoff * (0.75 + Math.random() * 0.25);
+  // The service's own Retry-After wins when it asks for longer (within reason).
+  return Math.max(spread, Math.min(retryAfterMs(err.retryAfter), 60_000));
+}
 
 /** Uploads one file under a new card, then follows the job in the background; resolves whether the upload worked. */
-async function startJob(file, options) {
-  const card = new JobCard(file);
-  if (limits.maxFileSize && file.size > limits.maxFileSize) {
+async function startJob(file, options, batch) {
+  const card = new JobCard(file.name, { file, before: batch.before });
+  if (tooLarge(file)) {
     // Refused here rather than after sending megabytes the server would cut off anyway.
     card.fail(friendlyError(new ApiError(413, "file_too_large", ""), errorContext()));
     return false;
@@ -181,24 +291,38 @@ async function startJob(file, options) {
     return false;
   }
   card.accepted(accepted.task_id);
+  rememberTask({ id: accepted.task_id, name: file.name, batch: batch.time, seq: batch.seq });
   follow(card, accepted.task_id);
   return true;
 }
 
-async function follow(card, taskId) {
+/** Follows a task to its end on its card; `resumed`: a card brought back, whose task may be long finished (or gone). */
+async function follow(card, taskId, { resumed = false } = {}) {
   try {
-    const status = await watch(taskId, (s) => card.update(s));
+    const status = await watch(card, taskId, resumed);
     if (status.state === "completed") await card.complete(status.result);
     else card.fail(friendlyError(status.error ?? { code: "processing_error", message: "no reason given" }));
   } catch (err) {
-    card.fail(friendlyError(err, errorContext()));
+    // 404: deleted or expired; 400: not a task id at all (a mangled ?task= link).
+    if (err instanceof ApiError && (err.status === 404 || err.status === 400)) {
+      card.gone(err.status === 400 ? "This link does not name a task." : undefined);
+      forgetTasks([taskId]);
+    } else {
+      card.fail(friendlyError(err, errorContext()));
+    }
   }
 }
 
-/** Follows a task to its final status, calling `onStatus` on every change. */
-function watch(taskId, onStatus) {
+/** Follows a task to its final status, updating the card on every change. */
+async function watch(card, taskId, resumed) {
+  const onStatus = (status) => card.update(status);
+  if (resumed) {
+    // One plain read first: a finished task needs no stream, and a gone one is told at once.
+    const status = await poll(card, taskId, onStatus, { once: true });
+    if (isFinal(status)) return status;
+  }
   // EventSource cannot send an X-API-Key header, so with a key set the status is polled instead.
-  if (hasApiKey()) return poll(taskId, onStatus);
+  if (hasApiKey()) return poll(card, taskId, onStatus);
   return new Promise((resolve, reject) => {
     const source = new EventSource(`/api/v1/images/status/${encodeURIComponent(taskId)}/events`);
     let settled = false;
@@ -217,52 +341,133 @@ function watch(taskId, onStatus) {
         resolve(status);
       }
     });
+    // The task was deleted or expired while followed.
+    source.addEventListener("gone", (event) => {
+      settled = true;
+      source.close();
+      let message = "";
+      try {
+        message = JSON.parse(event.data).error.message;
+      } catch {
+        // The code alone says enough.
+      }
+      reject(new ApiError(404, "not_found", message));
+    });
     source.addEventListener("error", () => {
       if (settled) return;
       settled = true;
       // The stream broke before the end (restart, proxy, 404): polling carries on, and reports the real error.
       source.close();
-      poll(taskId, onStatus).then(resolve, reject);
+      poll(card, taskId, onStatus).then(resolve, reject);
     });
   });
 }
 
-async function poll(taskId, onStatus) {
+/**
+ * Reads the status until it is final (or, with `once`, until one read succeeds). Unreachable, 503 and 429 are waited
+ * out with a growing delay, the card saying contact is lost; any other error is the answer.
+ */
+async function poll(card, taskId, onStatus, { once = false } = {}) {
   const deadline = Date.now() + POLL_DEADLINE_MS;
+  let failures = 0;
   for (;;) {
+    let wait = POLL_INTERVAL_MS;
     try {
       const status = await (await apiFetch(`/api/v1/images/status/${encodeURIComponent(taskId)}`)).json();
+      failures = 0;
+      contact.report(card, true);
       onStatus(status);
-      if (isFinal(status)) return status;
+      if (once || isFinal(status)) return status;
     } catch (err) {
-      // A network blip or a busy service is worth waiting out; anything else is the answer.
-      if (!(err instanceof ApiError) || ![0, 429, 503].includes(err.status)) throw err;
+      const unreachable = err instanceof ApiError && (err.status === 0 || err.status === 503);
+      if (!unreachable && !(err instanceof ApiError && err.status === 429)) {
+        if (err instanceof ApiError) contact.report(card, true);
+        throw err;
+      }
+      // 429 is an answer: the service is there, just asking for patience.
+      contact.report(card, !unreachable);
+      wait = retryDelay(++failures, err);
+      if (Date.now() > deadline) throw err;
     }
     if (Date.now() > deadline) throw new ApiError(0, "timeout", "no final state before the deadline");
-    await sleep(POLL_INTERVAL_MS);
+    await contact.sleep(wait, failures > 0);
   }
 }
 
-const STATE_WORDS = { queued: "Waiting in the queue", active: "Processing", completed: "Done", failed: "Failed" };
+/** Brings back this tab's cards after a reload, and shows the task a link names (/ui?task=<id>, from Recent results). */
+function restoreCards() {
+  // Newest batch first, each batch in the order its files were chosen, as before the reload.
+  const tasks = storedTasks().sort((a, b) => (b.batch ?? 0) - (a.batch ?? 0) || (a.seq ?? 0) - (b.seq ?? 0));
+  for (const task of tasks) {
+    const card = new JobCard(task.name);
+    card.accepted(task.id, { checking: true });
+    follow(card, task.id, { resumed: true });
+  }
+  const linked = new URLSearchParams(location.search).get("task")?.trim().toLowerCase();
+  if (!linked) return;
+  let card = [...cards].find((c) => c.taskId === linked);
+  if (!card) {
+    card = new JobCard(null, { before: jobs.firstElementChild });
+    card.setName(`Task ${linked.slice(0, 8)}…`);
+    card.accepted(linked, { checking: true });
+    follow(card, linked, { resumed: true });
+  }
+  // Straight to the card asked for, keyboard and screen-reader focus included.
+  card.el.classList.add("linked");
+  card.title.tabIndex = -1;
+  card.title.focus();
+}
+
+/** Removes the cards whose jobs have ended (their tasks stay on the service, under Recent results). */
+function clearFinished() {
+  const done = [...cards].filter((c) => c.finished);
+  for (const card of done) card.remove();
+  forgetTasks(done.map((c) => c.taskId).filter(Boolean));
+  jobsStatus.textContent = `Cleared ${done.length} finished card${done.length === 1 ? "" : "s"}.`;
+  syncJobsList();
+  // The button may have gone with the cards: focus moves back to the section's heading.
+  if (clearButton.hidden) document.getElementById("jobs-title").focus();
+}
+clearButton.addEventListener("click", clearFinished);
+
+function syncJobsList() {
+  jobsEmpty.hidden = cards.size > 0;
+  clearButton.hidden = ![...cards].some((c) => c.finished);
+}
+
+const STATE_WORDS = {
+  checking: "Checking…",
+  queued: "Waiting in the queue",
+  active: "Processing",
+  completed: "Done",
+  failed: "Failed",
+  gone: "No longer available",
+};
 
 const number = (n, digits = 2) =>
   typeof n === "number" ? n.toLocaleString(undefined, { maximumFractionDigits: digits }) : "–";
 
-/** One upload's card: state, progress, then the result with its overlay, measurements and downloads. */
+/**
+ * One task's card: state, progress, then the result with its overlay, measurements and downloads. `file` is the picked
+ * file when the card was made by an upload (a card brought back after a reload has only the name); `name` is null when
+ * not known yet (a /ui?task= link). `before`: the card it goes above, else it goes last.
+ */
 class JobCard {
-  constructor(file) {
+  constructor(name, { file, before = null } = {}) {
     this.file = file;
+    this.name = name;
+    this.finished = false;
     const n = ++cardCount;
     const el = template.content.firstElementChild.cloneNode(true);
     this.el = el;
     const q = (selector) => el.querySelector(selector);
     this.title = q(".card-title");
-    this.title.textContent = file.name;
     this.title.id = `job-${n}-title`;
     el.setAttribute("aria-labelledby", this.title.id);
     this.stateEl = q(".state");
     this.progress = q(".progress");
-    this.progress.setAttribute("aria-label", `Progress of ${file.name}`);
+    this.contactEl = q(".contact-lost");
+    this.contactEl.textContent = LOST_CONTACT;
     this.errorEl = q(".error");
     this.resultEl = q(".result");
     this.note = q(".note");
@@ -271,9 +476,16 @@ class JobCard {
     q(".overlay-toggle-label").htmlFor = this.toggle.id;
     this.measurements = q(".measurements");
     this.hintText = this.measurements.textContent.trim();
+    this.setName(name ?? "Task");
     this.setState("uploading", "Uploading…");
-    jobsEmpty.hidden = true;
-    jobs.prepend(el);
+    jobs.insertBefore(el, before);
+    cards.add(this);
+    syncJobsList();
+  }
+
+  setName(name) {
+    this.title.textContent = name;
+    this.progress.setAttribute("aria-label", `Progress of ${name}`);
   }
 
   setState(kind, text, progress) {
@@ -284,13 +496,19 @@ class JobCard {
     else this.progress.value = progress;
   }
 
-  accepted(taskId) {
+  /** The upload was accepted, or (`checking`) the card stands for a known task whose state is not read yet. */
+  accepted(taskId, { checking = false } = {}) {
     this.taskId = taskId;
     this.el.dataset.taskId = taskId;
-    this.setState("queued", STATE_WORDS.queued, 0);
+    if (checking) this.setState("checking", STATE_WORDS.checking);
+    else this.setState("queued", STATE_WORDS.queued, 0);
   }
 
   update(status) {
+    if (!this.name && status.filename) {
+      this.name = status.filename;
+      this.setName(status.filename);
+    }
     if (status.state === "completed" || status.state === "failed") return;
     const words = status.state === "active"
       ? `${STATE_WORDS.active} — ${Math.round(status.progress)} %`
@@ -298,11 +516,30 @@ class JobCard {
     this.setState(status.state, words, status.progress);
   }
 
+  showContactLost(lost) {
+    this.contactEl.hidden = !lost;
+  }
+
+  end() {
+    contact.drop(this);
+    this.finished = true;
+    this.el.setAttribute("aria-busy", "false");
+    syncJobsList();
+  }
+
   fail(text) {
     this.setState("failed", STATE_WORDS.failed, 0);
     this.progress.hidden = true;
     this.showError(text);
-    this.el.setAttribute("aria-busy", "false");
+    this.end();
+  }
+
+  /** The service no longer has the task (deleted, expired), or never had it. */
+  gone(text = "The service no longer has this job — it was deleted, or its results expired.") {
+    this.setState("gone", STATE_WORDS.gone);
+    this.progress.hidden = true;
+    this.showError(text);
+    this.end();
   }
 
   showError(text) {
@@ -310,7 +547,18 @@ class JobCard {
     this.errorEl.hidden = false;
   }
 
+  remove() {
+    this.el.remove();
+    if (this.objectUrl) URL.revokeObjectURL(this.objectUrl);
+    cards.delete(this);
+  }
+
   async complete(result) {
+    if (!this.name) {
+      this.name = result.filename;
+      this.setName(result.filename);
+    }
+    const name = this.name;
     const count = result.contour_count;
     this.setState("completed", `${STATE_WORDS.completed} — ${count} contour${count === 1 ? "" : "s"} found`, 100);
     this.el.querySelector("[data-testid=contour-count]").textContent = String(count);
@@ -324,23 +572,28 @@ class JobCard {
 
     const originalStage = this.el.querySelector(".original .stage");
     const annotatedStage = this.el.querySelector(".annotated .stage");
-    annotatedStage.append(this.image(result.result_url, `${this.file.name} with its contours drawn`, result));
-    this.objectUrl = URL.createObjectURL(this.file);
-    const original = this.image(this.objectUrl, `${this.file.name} as uploaded`, result);
-    originalStage.append(original);
+    annotatedStage.append(this.image(result.result_url, `${name} with its contours drawn`, result));
+    let original = null;
+    if (this.file) {
+      this.objectUrl = URL.createObjectURL(this.file);
+      original = this.image(this.objectUrl, `${name} as uploaded`, result);
+      originalStage.append(original);
+    }
     this.setDownloads(result);
     this.resultEl.hidden = false;
 
     // Browsers decode PNG and JPEG, but not TIFF (and not every BMP variant): then the annotated image carries the
-    // overlay alone.
-    const shown = await original.decode().then(() => true, () => false);
+    // overlay alone. So it does when the picked file is not at hand: a card brought back after a reload, or opened
+    // from Recent results.
+    const shown = original ? await original.decode().then(() => true, () => false) : false;
     let base = originalStage;
     if (!shown) {
       this.el.querySelector(".original").remove();
-      URL.revokeObjectURL(this.objectUrl);
+      if (this.objectUrl) URL.revokeObjectURL(this.objectUrl);
       base = annotatedStage;
-      this.note.textContent =
-        `Your browser cannot display the original ${result.format.toUpperCase()} file, so only the annotated image is shown; the contour overlay is drawn over it.`;
+      this.note.textContent = original
+        ? `Your browser cannot display the original ${result.format.toUpperCase()} file, so only the annotated image is shown; the contour overlay is drawn over it.`
+        : "The original picture is shown only on the page it was chosen on (it is not kept after a reload), so the contour overlay is drawn over the annotated image.";
       this.note.hidden = false;
       this.el.querySelector(".overlay-toggle-label").textContent = "Show the interactive contour overlay";
     }
@@ -352,7 +605,7 @@ class JobCard {
     } catch (err) {
       this.showError(`The contour data could not be loaded for the overlay. ${friendlyError(err, errorContext())}`);
     }
-    this.el.setAttribute("aria-busy", "false");
+    this.end();
   }
 
   image(src, alt, result) {
@@ -365,7 +618,7 @@ class JobCard {
   }
 
   setDownloads(result) {
-    const stem = this.file.name.replace(/\.[^.]+$/, "") || "image";
+    const stem = this.name.replace(/\.[^.]+$/, "") || "image";
     const contours = `/api/v1/images/${encodeURIComponent(result.task_id)}/contours`;
     const ext = result.result_url.split(".").pop();
     const links = [
@@ -381,7 +634,7 @@ class JobCard {
       a.textContent = text;
       keyAwareLink(a, (message) => this.showError(message));
     }
-    this.el.querySelector(".downloads").setAttribute("aria-label", `Downloads for ${this.file.name}`);
+    this.el.querySelector(".downloads").setAttribute("aria-label", `Downloads for ${this.name}`);
   }
 
   /** An SVG of one path per contour (from the JSON, so each can be picked and measured), over the image's pixels. */
@@ -394,7 +647,7 @@ class JobCard {
     svg.setAttribute("role", "group");
     svg.setAttribute(
       "aria-label",
-      `${data.contours.length} contours over ${this.file.name}. Arrow keys step through them, Escape clears.`,
+      `${data.contours.length} contours over ${this.name}. Arrow keys step through them, Escape clears.`,
     );
     svg.style.setProperty("--contour", color.startsWith("#") ? color : `#${color}`);
     const group = document.createElementNS(SVG_NS, "g");
@@ -495,3 +748,5 @@ function pathData(points) {
   if (!points.length) return "";
   return `M${points.map(([x, y]) => `${x} ${y}`).join("L")}Z`;
 }
+
+restoreCards();

@@ -31,37 +31,62 @@ function ago(iso) {
 function tile(item) {
   const li = element("li", "tile");
   li.dataset.taskId = item.task_id;
-  const details = `/api/v1/images/${encodeURIComponent(item.task_id)}`;
+  const id = encodeURIComponent(item.task_id);
+  // The card view of the "Try it" page: the contours over the image, their measurements, and every export.
+  const view = `/ui?task=${id}`;
   const frame = element("a", "thumb");
-  frame.href = item.result_url;
+  frame.href = view;
+  // The name below is the same link for keyboards and screen readers; the picture is a bigger target for pointers.
+  frame.tabIndex = -1;
+  frame.setAttribute("aria-hidden", "true");
   const img = element("img");
   img.loading = "lazy";
   img.src = item.result_url;
-  img.alt = `${item.filename} with its contours drawn`;
+  img.alt = "";
   if (item.width && item.height) {
     img.width = item.width;
     img.height = item.height;
   }
   frame.append(img);
-  const name = element("h2", "tile-name", item.filename);
-  name.title = item.filename;
+  const name = element("h2", "tile-name");
+  const open = element("a", "tile-open", item.filename);
+  open.href = view;
+  open.title = `${item.filename}: open its contours and measurements`;
+  name.append(open);
   const count = element("p", "tile-count");
   count.append(element("strong", "", String(item.contour_count)), ` contour${item.contour_count === 1 ? "" : "s"}`);
   if (item.width && item.height) count.append(` · ${item.width} × ${item.height} px`);
   const when = element("time", "tile-time", ago(item.finished_at));
   when.dateTime = item.finished_at;
   when.title = new Date(item.finished_at).toLocaleString();
-  const link = element("a", "tile-link", "Details (JSON)");
-  link.href = details;
-  link.setAttribute("aria-label", `Details of ${item.filename} (JSON)`);
-  keyAwareLink(link, showError);
   const meta = element("p", "tile-meta");
   // The results list holds completed tasks only; the state is still shown, as on the job cards.
   meta.append(element("span", "tile-state", "Completed"), " · finished ", when);
-  const more = element("p", "tile-meta");
-  more.append(link);
-  li.append(frame, name, count, meta, more);
+  li.append(frame, name, count, meta, downloads(item));
   return li;
+}
+
+/** The contour exports as downloads, through the API key when one is set (as the cards' downloads are). */
+function downloads(item) {
+  const stem = item.filename.replace(/\.[^.]+$/, "") || "image";
+  const contours = `/api/v1/images/${encodeURIComponent(item.task_id)}/contours`;
+  const row = element("p", "tile-meta tile-downloads");
+  row.append("Download: ");
+  const links = [
+    ["svg", `${contours}?format=svg`, "svg", "SVG"],
+    ["geojson", `${contours}?format=geojson`, "geojson", "GeoJSON"],
+    ["json", contours, "json", "JSON"],
+  ];
+  links.forEach(([kind, href, ext, text], i) => {
+    const a = element("a", "", text);
+    a.href = href;
+    a.download = `${stem}-contours.${ext}`;
+    a.dataset.export = kind;
+    a.setAttribute("aria-label", `${text} of ${item.filename}`);
+    keyAwareLink(a, showError);
+    row.append(i ? " · " : "", a);
+  });
+  return row;
 }
 
 function showError(text) {
