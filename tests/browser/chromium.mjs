@@ -15,3 +15,13 @@ export async function launchChromium() {
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
   });
 }
+
+/** Lets a browser context reach only this machine's service (and data:/blob: URLs); anything else is refused and noted. */
+export async function blockOutside(context, outside) {
+  await context.route("**/*", (route) => {
+    const url = new URL(route.request().url());
+    if (url.hostname === "127.0.0.1" || url.protocol === "data:" || url.protocol === "blob:") return route.continue();
+    outside.push(url.href);
+    return route.abort();
+  });
+}

@@ -1,18 +1,13 @@
 // Renders the API reference pages in headless Chromium with every non-local request blocked, and prints a JSON
 // report. Run by tests/docs_test.ts under Node: Playwright probes /proc at import, which Deno only allows with -A.
-import { launchChromium } from "./chromium.mjs";
+import { blockOutside, launchChromium } from "./chromium.mjs";
 
 const [base, shotDir] = process.argv.slice(2);
 const browser = await launchChromium();
 const report = { outside: [], pages: {}, errors: [], hosted_features: [] };
 try {
   const context = await browser.newContext();
-  await context.route("**/*", (route) => {
-    const url = new URL(route.request().url());
-    if (url.hostname === "127.0.0.1" || url.protocol === "data:" || url.protocol === "blob:") return route.continue();
-    report.outside.push(url.href);
-    return route.abort();
-  });
+  await blockOutside(context, report.outside);
   const page = await context.newPage();
   // A request the page's Content-Security-Policy refuses shows up here, as does any script error.
   page.on("console", (m) => m.type() === "error" && report.errors.push(m.text()));

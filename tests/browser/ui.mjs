@@ -3,7 +3,7 @@
 // Deno only allows with -A.
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { launchChromium } from "./chromium.mjs";
+import { blockOutside, launchChromium } from "./chromium.mjs";
 
 const [base, outDir] = process.argv.slice(2);
 mkdirSync(outDir, { recursive: true });
@@ -16,12 +16,7 @@ const report = { outside: [], page_errors: [], pages: {} };
 let page;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await context.route("**/*", (route) => {
-    const url = new URL(route.request().url());
-    if (url.hostname === "127.0.0.1" || url.protocol === "data:" || url.protocol === "blob:") return route.continue();
-    report.outside.push(url.href);
-    return route.abort();
-  });
+  await blockOutside(context, report.outside);
   page = await context.newPage();
   page.on("pageerror", (err) => report.page_errors.push(err.message));
 

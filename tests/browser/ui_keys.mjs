@@ -2,7 +2,7 @@
 // X-API-Key header, then a blob download), as a plain link cannot. Every non-local request is blocked; prints one JSON
 // report. Run by tests/ui_test.ts under Node: Playwright probes /proc at import, which Deno only allows with -A.
 import { mkdirSync, readFileSync } from "node:fs";
-import { launchChromium } from "./chromium.mjs";
+import { blockOutside, launchChromium } from "./chromium.mjs";
 
 const [base, key, taskId, outDir] = process.argv.slice(2);
 mkdirSync(outDir, { recursive: true });
@@ -12,12 +12,7 @@ const report = { outside: [], page_errors: [], api: [] };
 let page;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-  await context.route("**/*", (route) => {
-    const url = new URL(route.request().url());
-    if (url.hostname === "127.0.0.1" || url.protocol === "data:" || url.protocol === "blob:") return route.continue();
-    report.outside.push(url.href);
-    return route.abort();
-  });
+  await blockOutside(context, report.outside);
   // Every API request, and whether it carried the key.
   context.on("request", (req) => {
     const url = new URL(req.url());

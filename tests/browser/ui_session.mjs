@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { launchChromium } from "./chromium.mjs";
+import { blockOutside, launchChromium } from "./chromium.mjs";
 
 const [base, outDir] = process.argv.slice(2);
 mkdirSync(outDir, { recursive: true });
@@ -55,12 +55,7 @@ const report = { outside: [], page_errors: [] };
 let page;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-  await context.route("**/*", (route) => {
-    const url = new URL(route.request().url());
-    if (url.hostname === "127.0.0.1" || url.protocol === "data:" || url.protocol === "blob:") return route.continue();
-    report.outside.push(url.href);
-    return route.abort();
-  });
+  await blockOutside(context, report.outside);
   // Every status read and event stream the pages open, by task.
   const statusRequests = [];
   context.on("request", (req) => {
