@@ -1,18 +1,9 @@
 import { z } from "zod";
+import { booleanWord, decimal, number } from "./text_values.ts";
 
-const bool = z
-  .union([z.boolean(), z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"])])
-  .transform((v) => v === true || v === "true" || v === "1" || v === "yes" || v === "on");
+const bool = booleanWord();
 
-// Plain decimal only: Number() would also take "0x1f90" as 8080 and " " as 0.
-const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-const number = () =>
-  z.number({ error: (issue) => issue.code === "invalid_type" ? "must be a decimal number" : undefined });
-/** A numeric variable: its text in decimal notation, then `schema`'s checks. */
-const num = <T extends z.ZodType<number>>(schema: T) =>
-  z.preprocess((v) => (typeof v === "string" && DECIMAL.test(v) ? Number(v) : v), schema);
-
-const port = num(number().int().min(0).max(65535));
+const port = decimal(number().int().min(0).max(65535));
 
 /** The one schema for the service's configuration; every variable is read here and nowhere else. */
 export const ConfigSchema = z
@@ -28,45 +19,45 @@ export const ConfigSchema = z
     REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
     REDIS_HOST: z.string().min(1).default("127.0.0.1"),
     REDIS_PORT: port.default(6379),
-    REDIS_DB: num(number().int().min(0).max(15)).default(0),
+    REDIS_DB: decimal(number().int().min(0).max(15)).default(0),
     REDIS_PASSWORD: z.string().optional(),
     // Where an auto-started private redis-server keeps its files (only used when none answers).
     REDIS_DATA_DIR: z.string().min(1).default(".redis"),
     REDIS_AUTOSTART: bool.default(true),
-    MAX_FILE_SIZE: num(number().int().positive()).default(10 * 1024 * 1024),
+    MAX_FILE_SIZE: decimal(number().int().positive()).default(10 * 1024 * 1024),
     // Decompression-bomb guard: a tiny file can declare a huge image; checked from the header before decoding.
-    MAX_PIXELS: num(number().int().positive()).default(50_000_000),
+    MAX_PIXELS: decimal(number().int().positive()).default(50_000_000),
     // One OpenCV.js Web Worker per slot: by default one per core.
-    WORKER_CONCURRENCY: num(number().int().min(1).max(64)).default(navigator.hardwareConcurrency || 1),
+    WORKER_CONCURRENCY: decimal(number().int().min(1).max(64)).default(navigator.hardwareConcurrency || 1),
     // Nice value of the pool's threads (0 = as the rest of the process): analysis takes the CPU that the API, the
     // thread renewing job locks and Redis leave, so uploads are answered promptly while every core is busy.
-    WORKER_NICE: num(number().int().min(0).max(19)).default(19),
+    WORKER_NICE: decimal(number().int().min(0).max(19)).default(19),
     EMBEDDED_WORKER: bool.default(true),
     QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_:.-]+$/, "letters, digits, _ : . - only").default("bip"),
     QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("contours"),
     // How long a worker may finish its active jobs after SIGTERM/SIGINT before they are forced to stop.
-    WORKER_GRACE_MS: num(number().int().min(0).max(3_600_000)).default(10_000),
+    WORKER_GRACE_MS: decimal(number().int().min(0).max(3_600_000)).default(10_000),
     // A job whose worker stops renewing its lock (a killed process) is taken up again after this long.
-    LOCK_DURATION_MS: num(number().int().min(1000).max(3_600_000)).default(30_000),
+    LOCK_DURATION_MS: decimal(number().int().min(1000).max(3_600_000)).default(30_000),
     // Retention: finished jobs, their results and their index entries are removed after RESULT_TTL_HOURS; uploads of
     // finished (failed) jobs after UPLOAD_TTL_HOURS; a sweep every RETENTION_SWEEP_MINUTES also removes orphan files.
-    RESULT_TTL_HOURS: num(number().positive()).default(168),
-    UPLOAD_TTL_HOURS: num(number().positive()).default(24),
-    RETENTION_SWEEP_MINUTES: num(number().positive()).default(10),
+    RESULT_TTL_HOURS: decimal(number().positive()).default(168),
+    UPLOAD_TTL_HOURS: decimal(number().positive()).default(24),
+    RETENTION_SWEEP_MINUTES: decimal(number().positive()).default(10),
     // Keep each upload after its job succeeded (by default it is deleted once the annotated image exists).
     KEEP_UPLOADS: bool.default(false),
     // When the annotated image is drawn: "lazy" = on its first request (the upload is kept until then; analysis alone
     // is about twice as fast), "eager" = by the worker, before the task completes.
     RENDER: z.enum(["lazy", "eager"]).default("lazy"),
-    JOB_ATTEMPTS: num(number().int().min(1).max(20)).default(3),
+    JOB_ATTEMPTS: decimal(number().int().min(1).max(20)).default(3),
     // Comma-separated; when set, /api/v1/images/*, /api/v1/health/full and /admin/* need one (X-API-Key or Bearer).
     API_KEYS: z
       .string()
       .default("")
       .transform((s) => s.split(",").map((k) => k.trim()).filter(Boolean)),
     // Uploads per client (API key, else IP) per window, shared by every API process through Redis; 0 = no limit.
-    RATE_LIMIT: num(number().int().min(0)).default(120),
-    RATE_LIMIT_WINDOW: num(number().int().min(1).max(86_400)).default(60),
+    RATE_LIMIT: decimal(number().int().min(0)).default(120),
+    RATE_LIMIT_WINDOW: decimal(number().int().min(1).max(86_400)).default(60),
     // HMAC-SHA256 key for callback signatures; callbacks are refused (400) while it is unset.
     CALLBACK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
     // Hosts callbacks may reach even when they resolve to private or loopback addresses (default: public hosts only).
@@ -74,7 +65,7 @@ export const ConfigSchema = z
       .string()
       .default("")
       .transform((s) => s.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean)),
-    CALLBACK_ATTEMPTS: num(number().int().min(1).max(20)).default(5),
+    CALLBACK_ATTEMPTS: decimal(number().int().min(1).max(20)).default(5),
     CORS_ORIGINS: z
       .string()
       .default("*")

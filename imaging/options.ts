@@ -1,22 +1,7 @@
 import { z } from "@hono/zod-openapi";
+import { booleanWord, decimal, number } from "../text_values.ts";
 
-const BOOLEAN_WORDS = ["true", "false", "1", "0", "yes", "no", "on", "off"] as const;
-const bool = z
-  .preprocess(
-    (v) => (typeof v === "string" ? v.toLowerCase() : v),
-    z.union([z.boolean(), z.enum(BOOLEAN_WORDS)], { error: "must be true or false (or 1/0, yes/no, on/off)" }),
-  )
-  .transform((v) => v === true || v === "true" || v === "1" || v === "yes" || v === "on");
-
-// Decimal notation only: Number() would also read "0x5" as 5, " 5" as 5 and "" as 0, so a typo ran with a wrong value.
-const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-const notDecimal = {
-  error: (issue: { code: string }) => issue.code === "invalid_type" ? "must be a decimal number" : undefined,
-};
-/** A numeric option: a JSON number, or a form field's text in decimal notation. */
-const decimal = <T extends z.ZodType<number>>(schema: T) =>
-  z.preprocess((v) => (typeof v === "string" && DECIMAL.test(v) ? Number(v) : v), schema);
-const number = () => z.number(notDecimal);
+const bool = booleanWord();
 
 const odd = (v: number) => v % 2 === 1;
 

@@ -45,6 +45,8 @@ Deno.test("config: an empty value counts as not set (FOO= in .env, ${FOO} of an 
   assert.equal(c.EMBEDDED_WORKER, true);
   assert.equal(redisOptions(c).port, 6379);
   assert.equal(parseConfig({ RESULT_TTL_HOURS: "0.5" }).RESULT_TTL_HOURS, 0.5);
+  // Booleans read as the upload form's are: in any case.
+  assert.equal(parseConfig({ KEEP_UPLOADS: "TRUE" }).KEEP_UPLOADS, true);
 });
 
 Deno.test("config: booleans, lists and REDIS_URL", () => {
