@@ -5,7 +5,7 @@ import type { AnalysisReport } from "../imaging/pipeline.ts";
 import { getTaskStatus } from "../queue/contour_queue.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import { forgetResult } from "../queue/results_index.ts";
-import { removeFile, RESULT_EXTENSIONS, resultFiles } from "../storage/files.ts";
+import { removeFile, removeResultFiles, resultFiles } from "../storage/files.ts";
 import type { AppDeps } from "./deps.ts";
 import { fromRedis } from "./redis_errors.ts";
 import { errorResponses, ErrorSchema, TaskIdSchema, TaskStatusSchema } from "./schemas.ts";
@@ -171,10 +171,7 @@ export function registerImageRoutes(app: OpenAPIHono, deps: AppDeps): void {
       await job.remove();
       await forgetResult(deps.redis, serviceKeys(config), task_id);
     });
-    for (const format of Object.keys(RESULT_EXTENSIONS) as (keyof typeof RESULT_EXTENSIONS)[]) {
-      await removeFile(resultFiles(config.RESULT_DIR, task_id, format).image);
-    }
-    await removeFile(resultFiles(config.RESULT_DIR, task_id).data);
+    await removeResultFiles(config.RESULT_DIR, task_id);
     await removeFile(job.data.upload_path);
     return c.body(null, 204);
   });

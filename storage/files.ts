@@ -57,3 +57,11 @@ export function resultFiles(
   const dataName = `${taskId}.json`;
   return { image: join(resultDir, imageName), data: join(resultDir, dataName), imageName, dataName };
 }
+
+/** Removes a task's result document and its annotated image in every output format (whichever exist). */
+export async function removeResultFiles(resultDir: string, taskId: string): Promise<void> {
+  await removeFile(resultFiles(resultDir, taskId).data);
+  for (const format of Object.keys(RESULT_EXTENSIONS) as (keyof typeof RESULT_EXTENSIONS)[]) {
+    await removeFile(resultFiles(resultDir, taskId, format).image);
+  }
+}

@@ -5,7 +5,7 @@ import { EXTENSIONS } from "../imaging/format.ts";
 import type { ContourQueue } from "../queue/contour_queue.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import { forgetResult } from "../queue/results_index.ts";
-import { fileExists, removeFile, RESULT_EXTENSIONS, resultFiles } from "./files.ts";
+import { fileExists, removeFile, removeResultFiles, RESULT_EXTENSIONS, resultFiles } from "./files.ts";
 
 /** What one sweep removed. */
 export interface SweepReport {
@@ -28,7 +28,6 @@ const FILE_NAME = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 const INCOMING = /^\.incoming-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 const LIVE = new Set(["waiting", "active", "delayed", "prioritized", "waiting-children"]);
 const UPLOAD_EXTENSIONS = [...new Set(Object.values(EXTENSIONS))];
-const RESULT_NAMES = ["json", ...Object.values(RESULT_EXTENSIONS)];
 
 async function* taskFiles(
   dir: string,
@@ -135,7 +134,7 @@ export async function sweepRetention(
  * uploads it removed.
  */
 async function removeTaskFiles(config: Config, taskId: string): Promise<number> {
-  for (const ext of RESULT_NAMES) await removeFile(join(config.RESULT_DIR, `${taskId}.${ext}`));
+  await removeResultFiles(config.RESULT_DIR, taskId);
   let uploads = 0;
   for (const ext of UPLOAD_EXTENSIONS) {
     if (await removeFile(join(config.UPLOAD_DIR, `${taskId}.${ext}`))) uploads++;
