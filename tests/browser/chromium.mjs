@@ -25,3 +25,9 @@ export async function blockOutside(context, outside) {
     return route.abort();
   });
 }
+
+/** Notes why a script failed in its report, with a screenshot of the page as it was: the first thing to look at. */
+export async function recordFailure(report, err, page, shot) {
+  report.failure = err.message.split("\n")[0];
+  await page?.screenshot({ path: shot, fullPage: true }).catch(() => {});
+}

@@ -3,7 +3,7 @@
 // Deno only allows with -A.
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { blockOutside, launchChromium } from "./chromium.mjs";
+import { blockOutside, launchChromium, recordFailure } from "./chromium.mjs";
 
 const [base, outDir] = process.argv.slice(2);
 mkdirSync(outDir, { recursive: true });
@@ -109,9 +109,7 @@ try {
   report.pages["/ui/results"] = "rendered";
   await page.screenshot({ path: `${outDir}/ui_results.png`, fullPage: false });
 } catch (err) {
-  report.failure = err.message.split("\n")[0];
-  // What the page looked like when it went wrong is the first thing to look at.
-  await page?.screenshot({ path: `${outDir}/ui_failure.png`, fullPage: true }).catch(() => {});
+  await recordFailure(report, err, page, `${outDir}/ui_failure.png`);
 } finally {
   await browser.close();
 }

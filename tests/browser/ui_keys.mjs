@@ -2,7 +2,7 @@
 // X-API-Key header, then a blob download), as a plain link cannot. Every non-local request is blocked; prints one JSON
 // report. Run by tests/ui_test.ts under Node: Playwright probes /proc at import, which Deno only allows with -A.
 import { mkdirSync, readFileSync } from "node:fs";
-import { blockOutside, launchChromium } from "./chromium.mjs";
+import { blockOutside, launchChromium, recordFailure } from "./chromium.mjs";
 
 const [base, key, taskId, outDir] = process.argv.slice(2);
 mkdirSync(outDir, { recursive: true });
@@ -62,8 +62,7 @@ try {
   report.card.svg = { from_blob: svg.url().startsWith("blob:"), name: svg.suggestedFilename() };
   await page.screenshot({ path: `${outDir}/ui_task_link_key.png`, fullPage: true });
 } catch (err) {
-  report.failure = err.message.split("\n")[0];
-  await page?.screenshot({ path: `${outDir}/ui_keys_failure.png`, fullPage: true }).catch(() => {});
+  await recordFailure(report, err, page, `${outDir}/ui_keys_failure.png`);
 } finally {
   await browser.close();
 }

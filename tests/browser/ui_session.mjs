@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { blockOutside, launchChromium } from "./chromium.mjs";
+import { blockOutside, launchChromium, recordFailure } from "./chromium.mjs";
 
 const [base, outDir] = process.argv.slice(2);
 mkdirSync(outDir, { recursive: true });
@@ -266,8 +266,7 @@ try {
   });
   report.results.bad_link = await readCards(fresh);
 } catch (err) {
-  report.failure = err.message.split("\n")[0];
-  await page?.screenshot({ path: `${outDir}/ui_session_failure.png`, fullPage: true }).catch(() => {});
+  await recordFailure(report, err, page, `${outDir}/ui_session_failure.png`);
 } finally {
   await browser.close();
 }
