@@ -46,9 +46,10 @@ export const ConfigSchema = z
     RETENTION_SWEEP_MINUTES: decimal(number().positive()).default(10),
     // Keep each upload after its job succeeded (by default it is deleted once the annotated image exists).
     KEEP_UPLOADS: bool.default(false),
-    // When the annotated image is drawn: "lazy" = on its first request (the upload is kept until then; analysis alone
-    // is about twice as fast), "eager" = by the worker, before the task completes.
-    RENDER: z.enum(["lazy", "eager"]).default("lazy"),
+    // When the annotated image is drawn, unless an upload's `render` field says otherwise: "eager" = by the worker,
+    // before the task completes (what a client that fetches the image needs: drawn once, from the pixels the worker
+    // already decoded); "lazy" = on its first request (the upload is kept until then; for clients that want the data).
+    RENDER: z.enum(["lazy", "eager"]).default("eager"),
     JOB_ATTEMPTS: decimal(number().int().min(1).max(20)).default(3),
     // Comma-separated; when set, /api/v1/images/*, /api/v1/health/full and /admin/* need one (X-API-Key or Bearer).
     API_KEYS: z

@@ -60,7 +60,7 @@ export async function processContourJob(
       data.options,
       config.MAX_PIXELS,
       { task_id: data.task_id, filename: data.filename },
-      config.RENDER === "eager",
+      renderEagerly(config, data),
     );
   } catch (err) {
     // The same bytes would fail the same way again: no retries.
@@ -102,6 +102,11 @@ export async function processContourJob(
     ms: summary.timings_ms.total,
   });
   return summary;
+}
+
+/** Whether the worker draws this job's annotated image (else it is drawn on its first request). */
+function renderEagerly(config: Config, job: ContourJob): boolean {
+  return (job.render ?? config.RENDER) === "eager";
 }
 
 /**
@@ -172,7 +177,7 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
   worker.on("completed", async (job) => {
     // The upload is no longer needed once its annotated image exists (unless the operator keeps them); a lazily
     // rendered one needs it until then, and the retention sweep removes it afterwards.
-    if (!config.KEEP_UPLOADS && config.RENDER === "eager") await removeFile(job.data.upload_path).catch(() => {});
+    if (!config.KEEP_UPLOADS && renderEagerly(config, job.data)) await removeFile(job.data.upload_path).catch(() => {});
   });
   // A job failed outside its processor (stalled too often) reaches only this handler; queueing again is a no-op.
   worker.on("failed", async (job, err) => {

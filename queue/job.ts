@@ -13,6 +13,8 @@ export const ContourJobSchema = z.object({
   size: z.number().int().nonnegative(),
   submitted_at: z.iso.datetime(),
   options: AnalysisOptionsSchema,
+  /** When the annotated image is drawn (the upload's `render` field, else RENDER); absent in jobs of older APIs. */
+  render: z.enum(["eager", "lazy"]).optional(),
   /** Where to POST the final status (validated at upload). */
   callback_url: z.string().max(2048).optional(),
   /** The upload request's id, so the worker's log lines can be joined to the API's. */

@@ -24,7 +24,13 @@ const CallbackUrlField = z.string().max(2048).optional().openapi({
   example: "https://example.com/hooks/contours",
 });
 
-const UploadFields = AnalysisOptionsFields.extend({ callback_url: CallbackUrlField });
+const RenderField = z.enum(["eager", "lazy"]).optional().openapi({
+  description: "When the annotated image is drawn: eager = by the worker, before the task completes (for clients " +
+    "that download it); lazy = on its first request (for clients that want only the contour data). Default: the " +
+    "service's RENDER setting (eager unless configured otherwise)",
+});
+
+const UploadFields = AnalysisOptionsFields.extend({ callback_url: CallbackUrlField, render: RenderField });
 
 /** The upload form's text fields: processing options and the callback URL (validated after the file is streamed). */
 export const UploadFieldsSchema = checkOptions(UploadFields);
@@ -35,6 +41,7 @@ export const UPLOAD_FIELD_NAMES: readonly string[] = ["file", ...Object.keys(Upl
 /** The multipart form of an upload: the file plus optional processing options. */
 export const UploadFormSchema = checkOptions(AnalysisOptionsFields.extend({
   callback_url: CallbackUrlField,
+  render: RenderField,
   file: z
     .instanceof(File, { message: "the form needs a 'file' field holding the image" })
     .openapi({

@@ -98,7 +98,7 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
         throw new BadRequest("validation_error", `${issue.path.join(".") || "request"}: ${issue.message}`);
       }
       if (!form.file) throw new BadRequest("missing_file", "file: the form needs a 'file' field holding the image");
-      const { callback_url, ...options } = parsed.data;
+      const { callback_url, render, ...options } = parsed.data;
       const callbackUrl = callback_url ? validateCallbackUrl(config, callback_url) : undefined;
       if (form.file.size === 0) throw new BadRequest("empty_file", "the uploaded file is empty");
       // Cheap checks only (headers, container structure), on the file as written: decoding pixels is the workers'
@@ -113,7 +113,7 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
       if (key !== undefined) {
         // Checked only now, so that a refused request leaves the key free for the corrected one.
         const fingerprint = await sha256Hex(
-          JSON.stringify({ file: await sha256Hex(bytes), filename, options, callback_url: callbackUrl }),
+          JSON.stringify({ file: await sha256Hex(bytes), filename, options, render, callback_url: callbackUrl }),
         );
         const claimed = await claimIdempotencyKey(
           deps.redis,
@@ -144,6 +144,7 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
           size: form.file.size,
           submitted_at: new Date().toISOString(),
           options,
+          render: render ?? config.RENDER,
           request_id: c.get("requestId"),
           callback_url: callbackUrl,
         });

@@ -56,7 +56,7 @@ Deno.test("upload → queue → contours → results, for every sample", async (
     });
 
     await t.step("uploads are removed once their annotated image was drawn", async () => {
-      // Drawn on request above (RENDER=lazy), which removes the upload before answering.
+      // Drawn by the worker (RENDER=eager), which removes the upload once BullMQ confirms the completion.
       const until = Date.now() + 5000;
       while ((await listDir(svc.config.UPLOAD_DIR)).length && Date.now() < until) {
         await new Promise((r) => setTimeout(r, 20));

@@ -5,7 +5,7 @@ import { fixture } from "./fixtures.ts";
 import { startTestService } from "./harness.ts";
 
 Deno.test("request ids, metrics and API keys", async (t) => {
-  const svc = await startTestService({ API_KEYS: "k-one,k-two" });
+  const svc = await startTestService({ API_KEYS: "k-one,k-two", RENDER: "lazy" });
   const key = { "x-api-key": "k-two" };
   try {
     await t.step("a client's X-Request-Id is echoed and carried into the job", async () => {
@@ -70,7 +70,7 @@ Deno.test("request ids, metrics and API keys", async (t) => {
       assert.match(text, /bip_queue_jobs\{state="completed"\} 1/);
       assert.match(text, /bip_workers [1-9]/);
       assert.match(text, /bip_job_stage_duration_seconds_count\{stage="decode"\} 1/);
-      // Drawn on request (RENDER=lazy, the default), not by the worker: no draw or encode sample of 0 s.
+      // Drawn on request (RENDER=lazy), not by the worker: no draw or encode sample of 0 s.
       assert.doesNotMatch(text, /bip_job_stage_duration_seconds_count\{stage="(draw|encode)"\}/);
       assert.match(text, /bip_process_memory_bytes\{kind="rss"\} [1-9]/);
     });

@@ -42,7 +42,7 @@ Deno.test({
       });
 
       await t.step("upload → 503 service_unavailable, and the stored file is removed", async () => {
-        // The completed task's upload stays until its annotated image is drawn (RENDER=lazy): nothing else may.
+        // Nothing may be added to the folder by a refused upload.
         const before = await listDir(svc.config.UPLOAD_DIR);
         const res = await upload(svc.base, await fixture("coins.png"), "coins.png");
         const body = await res.json();

@@ -127,9 +127,10 @@ Deno.test("RENDER=lazy: the annotated image is drawn on its first request, ident
   }
 });
 
-Deno.test("RENDER=eager: the worker draws the image before the task completes and removes the upload", async () => {
-  const svc = await startTestService({ RENDER: "eager", WORKER_CONCURRENCY: "1" });
+Deno.test("RENDER=eager (the default): the worker draws the image before the task completes and removes the upload", async () => {
+  const svc = await startTestService({ WORKER_CONCURRENCY: "1" });
   try {
+    assert.equal(svc.config.RENDER, "eager");
     const { id, result } = await submit(svc.base, "rocket.jpg");
     assert.ok(result.timings_ms.draw > 0);
     assert.ok((await listDir(svc.config.RESULT_DIR)).includes(`${id}.png`));
@@ -143,5 +144,29 @@ Deno.test("RENDER=eager: the worker draws the image before the task completes an
     assert.deepEqual(await listDir(svc.config.UPLOAD_DIR), []);
   } finally {
     await svc.close();
+  }
+});
+
+Deno.test("the upload's render field overrides RENDER for that task, either way", async (t) => {
+  for (const [setting, field] of [["eager", "lazy"], ["lazy", "eager"]] as const) {
+    await t.step(`RENDER=${setting}, render=${field}`, async () => {
+      const svc = await startTestService({ RENDER: setting, WORKER_CONCURRENCY: "1" });
+      try {
+        const { id, result } = await submit(svc.base, "coins.png", { render: field });
+        const drawn = (await listDir(svc.config.RESULT_DIR)).includes(`${id}.png`);
+        assert.equal(drawn, field === "eager", "the image exists at completion only when drawn eagerly");
+        assert.equal(result.timings_ms.draw > 0, field === "eager");
+        const res = await fetch(svc.base + result.result_url);
+        assertSameBytes(new Uint8Array(await res.arrayBuffer()), await eagerImage("coins.png"), "served either way");
+        const bad = new FormData();
+        bad.append("file", new File([await fixture("coins.png") as Uint8Array<ArrayBuffer>], "coins.png"));
+        bad.append("render", "later");
+        const refused = await fetch(`${svc.base}/api/v1/images/upload`, { method: "POST", body: bad });
+        assert.equal(refused.status, 400);
+        assert.equal((await refused.json()).error.code, "validation_error");
+      } finally {
+        await svc.close();
+      }
+    });
   }
 });
