@@ -1,14 +1,13 @@
 import { Redis } from "ioredis";
 import { sparePort } from "../tests/harness.ts";
-import { type EndToEndReport, endToEndReport, type EndToEndSettings, uploadAll } from "./e2e.ts";
-import { cpuPerImage, cpuTimes } from "./stats.ts";
+import { type ClientSettings, type SideReport, sideReport, type Target, warmAndRun } from "./e2e.ts";
 
 const PYTHON = "/usr/bin/python3";
 const SEED_DIR = new URL("./seed/", import.meta.url);
-/** The seed's broker lives in a Redis database of its own, so Celery's fixed key names meet nothing of ours. */
+/** The original's broker and results live in a Redis database of their own, so Celery's key names meet none of ours. */
 const SEED_DB = 15;
 
-/** Whether the seed's stack can run here: Debian's python3 with cv2, FastAPI, Celery, uvicorn, multipart, redis. */
+/** Whether the original's stack can run here: Debian's python3 with cv2, FastAPI, Celery, uvicorn, multipart, redis. */
 export async function seedAvailable(): Promise<boolean> {
   const probe = await new Deno.Command(PYTHON, {
     args: ["-c", "import cv2, fastapi, celery, uvicorn, multipart, redis"],
@@ -18,23 +17,34 @@ export async function seedAvailable(): Promise<boolean> {
   return probe?.success ?? false;
 }
 
+/** How a client reads the original's status answers (Celery's states through AsyncResult). */
+function readSeedStatus(status: unknown): ReturnType<Target["read"]> {
+  const s = status as { status?: string; result_url?: string; error?: string };
+  if (s.status === "SUCCESS") return { state: "completed", url: s.result_url! };
+  if (s.status === "FAILURE") return { state: "failed", reason: `task failed: ${s.error ?? "unknown"}` };
+  return { state: "pending" };
+}
+
 /**
- * The same end-to-end run as benchEndToEnd, against a reconstruction of the seed's stack (bench/seed/seed.py: FastAPI
- * on uvicorn, Celery prefork ×2, native OpenCV, every image drawn and written as PNG) on the same Redis server.
- * Completion times come from the Celery tasks themselves (epoch ms pushed to a Redis list).
+ * Runs the client against the original's stack rebuilt in bench/seed/seed.py (FastAPI on uvicorn, Celery prefork with
+ * `workers` processes, native OpenCV writing the annotated image as JPEG or PNG) on the same Redis server. The kernel's
+ * CPU is what each task measured on its own thread from imread to imwrite, read back from the result backend.
  */
 export async function benchSeed(
-  s: EndToEndSettings,
+  s: ClientSettings & { workers: number; scratch: string },
+  format: "jpeg" | "png",
   redisHost: string,
   redisPort: number,
-): Promise<EndToEndReport> {
+): Promise<SideReport> {
   const port = sparePort();
   const queue = `seedbench-${crypto.randomUUID()}`;
   await Deno.mkdir(s.scratch, { recursive: true });
+  const dir = await Deno.realPath(s.scratch);
   const env = {
     SEED_REDIS_URL: `redis://${redisHost}:${redisPort}/${SEED_DB}`,
     SEED_QUEUE: queue,
-    SEED_DIR: await Deno.realPath(s.scratch),
+    SEED_DIR: dir,
+    SEED_FORMAT: format === "jpeg" ? "jpg" : "png",
     PYTHONDONTWRITEBYTECODE: "1",
   };
   const spawn = (args: string[]) =>
@@ -64,12 +74,15 @@ export async function benchSeed(
     String(s.workers),
     "--loglevel",
     "WARNING",
+    // Worker-to-worker chatter, idle with a single worker; off as in the earlier runs, so the broker carries tasks only.
     "--without-gossip",
     "--without-mingle",
     "--without-heartbeat",
   ]);
   const logs = [api, workers].map((p) => new Response(p.stderr).text());
   const base = `http://127.0.0.1:${port}`;
+  const target: Target = { base, fields: {}, fetched: format, read: readSeedStatus };
+  const taskIds: string[] = [];
   let failed = false;
   try {
     await redis.connect();
@@ -78,54 +91,74 @@ export async function benchSeed(
       (await redis.llen(`${queue}:ready`)) >= s.workers &&
       await fetch(`${base}/health`).then((r) => (r.body?.cancel(), r.ok), () => false);
     while (!(await up())) {
-      if (Date.now() > until) throw new Error("the seed's stack did not come up within 60 s (its output follows)");
+      if (Date.now() > until) throw new Error("the original's stack did not come up within 60 s (its output follows)");
       await new Promise((r) => setTimeout(r, 200));
     }
-
-    /** Waits for `count` tasks to finish; their finish times as performance.now() values, and the failures. */
-    const collect = async (count: number) => {
-      const finished = new Map<string, number>();
-      let failures = 0;
-      const deadline = Date.now() + 600_000;
-      while (finished.size < count) {
-        const popped = await redis.blpop(`${queue}:done`, 1);
-        if (popped) {
-          const done = JSON.parse(popped[1]) as { id: string; t: number; ok: boolean };
-          // Epoch milliseconds from Python, on this machine's clock.
-          finished.set(done.id, done.t - performance.timeOrigin);
-          if (!done.ok) failures++;
-        }
-        if (Date.now() > deadline) throw new Error(`only ${finished.size} of ${count} seed tasks finished`);
-      }
-      return { finished, failures };
-    };
-    if (s.warmup) {
-      const warm = await uploadAll(base, { ...s, uploads: s.warmup }, () => {});
-      await collect(s.warmup - warm.refused);
-    }
-    const started = new Map<string, number>();
-    const cpu = cpuTimes();
-    const run = await uploadAll(base, s, (id, begin) => started.set(id, begin));
-    const { finished, failures } = await collect(started.size);
-    return endToEndReport(s, run, started, finished, failures, cpuPerImage(cpu, cpuTimes(), s.uploads));
+    const deadline = Date.now() + 600_000;
+    const measured = await warmAndRun(target, s, deadline, () => Promise.resolve(null));
+    const ids = (tasks: { task_id?: string }[]) => tasks.flatMap((t) => t.task_id ? [t.task_id] : []);
+    taskIds.push(...ids(measured.warm), ...ids(measured.run.tasks));
+    const kernel = await kernelCpu(redis, ids(measured.run.tasks));
+    const from = "each task's thread_time, imread to imwrite";
+    return sideReport("original", s.workers, target, s, measured, { ms: kernel / s.uploads, from });
   } catch (err) {
     failed = true;
     throw err;
   } finally {
-    for (const p of [api, workers]) {
-      try {
-        p.kill("SIGTERM");
-      } catch {
-        // already gone
-      }
-      await p.status;
-    }
+    await stop(api, workers);
     // The processes' own words, read to the end once they have exited; shown when the run did not get through.
     const output = (await Promise.all(logs)).join("\n");
     if (failed) console.error(output.slice(-4000));
-    const keys = [queue, `${queue}:done`, `${queue}:ready`, `_kombu.binding.${queue}`];
-    await redis.del(...keys).catch(() => {});
+    await cleanUp(redis, queue, dir, taskIds).catch(() => {});
     redis.disconnect();
     await Deno.remove(s.scratch, { recursive: true }).catch(() => {});
   }
+}
+
+/** The kernel CPU (ms) the tasks reported through the result backend, summed. */
+async function kernelCpu(redis: Redis, ids: string[]): Promise<number> {
+  let sum = 0;
+  for (let i = 0; i < ids.length; i += 100) {
+    const metas = await redis.mget(...ids.slice(i, i + 100).map((id) => `celery-task-meta-${id}`));
+    for (const meta of metas) {
+      const ms = meta && JSON.parse(meta).result?.kernel_cpu_ms;
+      if (typeof ms === "number") sum += ms;
+    }
+  }
+  return sum;
+}
+
+/** SIGTERM, and SIGKILL for whatever has not exited 15 s later (Celery waits for its tasks, which are short here). */
+async function stop(...processes: Deno.ChildProcess[]): Promise<void> {
+  await Promise.all(processes.map(async (p) => {
+    try {
+      p.kill("SIGTERM");
+    } catch {
+      return; // already gone
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), 15_000)));
+    if (await Promise.race([p.status, late]) === "late") p.kill("SIGKILL");
+    clearTimeout(timer);
+    await p.status;
+  }));
+}
+
+/**
+ * Removes the run's keys: the queue, its binding and ready list, and the results Celery keeps for a day, both those of
+ * tasks the client knows and any other whose result points into this run's folder (a task whose upload answer was
+ * lost). Only this run's: another run may be using the same database.
+ */
+async function cleanUp(redis: Redis, queue: string, dir: string, taskIds: string[]): Promise<void> {
+  const keys = [queue, `${queue}:ready`, `_kombu.binding.${queue}`, ...taskIds.map((id) => `celery-task-meta-${id}`)];
+  for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+  let cursor = "0";
+  const until = Date.now() + 30_000;
+  do {
+    const [next, found] = await redis.scan(cursor, "MATCH", "celery-task-meta-*", "COUNT", 1000);
+    cursor = next;
+    const values = found.length ? await redis.mget(...found) : [];
+    const ours = found.filter((_, i) => values[i]?.includes(JSON.stringify(`${dir}/`).slice(1, -1)));
+    if (ours.length) await redis.del(...ours);
+  } while (cursor !== "0" && Date.now() < until);
 }
