@@ -1,88 +1,27 @@
-import jpeg from "jpeg-js";
-import { constants, crc32, deflateSync } from "node:zlib";
+import { encodeJpegWasm } from "./jpeg_encode.ts";
+import { encodePngWasm } from "./png_encode.ts";
 import type { Raster } from "./raster.ts";
 
 /** Output formats for annotated images. */
 export type OutputFormat = "png" | "jpeg";
 
-const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
-const COLOUR_TYPES = { 1: 0, 3: 2, 4: 6 } as const;
-const SUB_FILTER = 1;
-
 /**
- * Encodes an 8-bit raster as PNG the way native OpenCV's imwrite does by default: zlib level 1 with the RLE strategy.
- * With `dropAlpha`, RGBA is written as RGB (annotated images are drawn on RGBA input in place, alpha ignored).
- * The Sub filter on every row keeps the output about the size of OpenCV's (libpng's adaptive filtering) at a fraction of
- * the cost; node:zlib is Deno's built-in native zlib, 4–5× faster than fast-png's JavaScript deflate at level 6 on the
- * samples (bench: README "Codecs").
+ * Encodes an 8-bit raster as PNG: gray, RGB or RGBA, or with `dropAlpha` RGBA as RGB (annotated images are drawn on
+ * RGBA input in place, alpha ignored). The encoder is WASM SIMD (png_encode.ts): a filter chosen per row and one
+ * Huffman code per block of rows, about three times as fast as native OpenCV's imwrite (libpng's Sub filter, zlib
+ * level 1, RLE) with files 5% smaller (docs/png-encoder.md).
  */
 export function encodePng(raster: Raster, dropAlpha = false): Uint8Array {
-  const { width, height, channels: inC, data } = raster;
-  const c = dropAlpha && inC === 4 ? 3 : inC;
-  const stride = width * c;
-  const filtered = new Uint8Array((stride + 1) * height);
-  for (let y = 0; y < height; y++) {
-    const o = y * (stride + 1) + 1;
-    filtered[o - 1] = SUB_FILTER;
-    if (c === inC) {
-      const s = y * stride;
-      for (let i = 0; i < c; i++) filtered[o + i] = data[s + i];
-      for (let i = c; i < stride; i++) filtered[o + i] = data[s + i] - data[s + i - c];
-    } else {
-      // RGBA in, RGB out: each sample minus the same sample of the pixel before, skipping alpha.
-      const s = y * width * 4;
-      filtered[o] = data[s];
-      filtered[o + 1] = data[s + 1];
-      filtered[o + 2] = data[s + 2];
-      for (let x = 1, i = s + 4, j = o + 3; x < width; x++, i += 4, j += 3) {
-        filtered[j] = data[i] - data[i - 4];
-        filtered[j + 1] = data[i + 1] - data[i - 3];
-        filtered[j + 2] = data[i + 2] - data[i - 2];
-      }
-    }
-  }
-  const idat = deflateSync(filtered, { level: 1, strategy: constants.Z_RLE });
-  // Written straight into the file's buffer: the compressed data is copied once, not once per chunk and again to join.
-  const out = new Uint8Array(8 + (12 + 13) + (12 + idat.length) + 12);
-  const view = new DataView(out.buffer);
-  out.set(PNG_SIGNATURE);
-  let at = 8;
-  const chunk = (type: string, fill: (dataAt: number) => number) => {
-    for (let i = 0; i < 4; i++) out[at + 4 + i] = type.charCodeAt(i);
-    const length = fill(at + 8);
-    view.setUint32(at, length);
-    view.setUint32(at + 8 + length, crc32(out.subarray(at + 4, at + 8 + length)) >>> 0);
-    at += 12 + length;
-  };
-  chunk("IHDR", (p) => {
-    view.setUint32(p, width);
-    view.setUint32(p + 4, height);
-    out[p + 8] = 8;
-    out[p + 9] = COLOUR_TYPES[c];
-    return 13;
-  });
-  chunk("IDAT", (p) => {
-    out.set(idat, p);
-    return idat.length;
-  });
-  chunk("IEND", () => 0);
-  return out;
+  return encodePngWasm(raster, dropAlpha);
 }
 
-/** Encodes an 8-bit raster as a quality-90 baseline JPEG. */
-export function encodeJpeg(raster: Raster, quality = 90): Uint8Array {
-  // jpeg-js takes RGBA only.
-  const { width, height, channels, data } = raster;
-  const rgba = new Uint8Array(width * height * 4);
-  for (let i = 0, o = 0; o < rgba.length; i += channels, o += 4) {
-    rgba[o] = data[i];
-    rgba[o + 1] = data[channels === 1 ? i : i + 1];
-    rgba[o + 2] = data[channels === 1 ? i : i + 2];
-    rgba[o + 3] = 255;
-  }
-  const { data: out } = jpeg.encode({ width, height, data: rgba }, quality);
-  // A plain Uint8Array, not jpeg-js's Node Buffer, like every other encoder here.
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+/**
+ * Encodes an 8-bit raster as a baseline JPEG the way native OpenCV's imwrite does by default: quality 95, 4:2:0 chroma
+ * (gray stays one component, RGBA is written as RGB). libjpeg-turbo in WASM (jpeg_encode.ts): byte-identical to
+ * cv2.imencode's output.
+ */
+export function encodeJpeg(raster: Raster, quality = 95): Uint8Array {
+  return encodeJpegWasm(raster, quality);
 }
 
 /** Encodes an annotated image (RGB, or RGBA whose alpha is ignored) as an RGB image in the requested format. */

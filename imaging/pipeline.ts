@@ -3,9 +3,11 @@ import { analyseContours, drawMeasuredContours, type MeasuredContour } from "./c
 import { decodeImage } from "./decode.ts";
 import { encodeImage } from "./encode.ts";
 import type { ImageFormat } from "./format.ts";
+import { loadJpegEncoder } from "./jpeg_encode.ts";
 import { loadJpegWasm } from "./jpeg_wasm.ts";
 import { loadOpenCV, type OpenCV } from "./opencv.ts";
 import { type AnalysisOptions, DEFAULT_OPTIONS } from "./options.ts";
+import { loadPngEncoder } from "./png_encode.ts";
 import { loadPrefilter } from "./prefilter.ts";
 import type { DecodeInfo, Raster } from "./raster.ts";
 
@@ -33,7 +35,7 @@ export interface AnalysisReport {
  * (gray, blur, Otsu).
  */
 export async function loadPipeline(): Promise<OpenCV> {
-  const [cv] = await Promise.all([loadOpenCV(), loadJpegWasm(), loadPrefilter()]);
+  const [cv] = await Promise.all([loadOpenCV(), loadJpegWasm(), loadJpegEncoder(), loadPrefilter(), loadPngEncoder()]);
   return cv;
 }
 

@@ -18,7 +18,8 @@ function send(
 }
 
 Deno.test("Idempotency-Key: a retried upload gets the first one's task, nothing is created twice", async (t) => {
-  const svc = await startTestService({ API_KEYS: "key-one,key-two" });
+  // Uploads stay until their image is drawn on request, so the folder shows what each request stored.
+  const svc = await startTestService({ API_KEYS: "key-one,key-two", RENDER: "lazy" });
   const redis = createRedis(svc.config, "worker");
   const queue = new Queue(svc.config.QUEUE_NAME, { connection: redis, prefix: svc.config.QUEUE_PREFIX });
   const coins = await fixture("coins.png");

@@ -13,7 +13,8 @@ function uploadWith(base: string, bytes: Uint8Array, name: string, fields: Recor
 }
 
 Deno.test("options over HTTP, measurements, exports and delete", async (t) => {
-  const svc = await startTestService();
+  // Uploads stay until their image is drawn on request, so the folder shows what each request stored.
+  const svc = await startTestService({ RENDER: "lazy" });
   try {
     const coins = await fixture("coins.png");
     let defaultId = "";
