@@ -7,6 +7,7 @@ import { log } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { registerAdminRoutes } from "./routes/admin.ts";
 import { requireApiKey } from "./routes/auth.ts";
+import { identifyClient } from "./routes/client_address.ts";
 import { rateLimit } from "./routes/rate_limit.ts";
 import type { AppDeps } from "./routes/deps.ts";
 import { registerDocsRoutes } from "./routes/docs.ts";
@@ -50,7 +51,10 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     // Deno's server.shutdown() cuts off request bodies still being received, so shutting down first drains: new
     // requests are refused with 503 while those in flight (an upload halfway through its body) finish.
     app.use("*", async (c, next) => {
-      if (lifecycle.draining) {
+      // The HTTP server stamps when a request began to arrive (http_server.ts): one that began before the shutdown is
+      // in flight, even if its head was still on its way through the server when draining started.
+      const arrivedAt = (c.env as { arrivedAt?: number } | undefined)?.arrivedAt;
+      if (lifecycle.draining && !(arrivedAt !== undefined && arrivedAt < lifecycle.drainingSince!)) {
         c.header("Connection", "close");
         c.header("Retry-After", "5");
         throw new Unavailable("the server is shutting down; retry on another instance");
@@ -63,14 +67,20 @@ export function createApp(deps: AppDeps): OpenAPIHono {
       }
     });
   }
-  const metrics = createMetrics(deps.queue, deps.events);
+  const metrics = createMetrics(deps.queue, deps.events, deps.connections, {
+    upload: deps.config.UPLOAD_DIR,
+    result: deps.config.RESULT_DIR,
+  });
   // A client's X-Request-Id (if sane) is kept, else one is made; it is echoed, logged and carried into the job.
   app.use("*", requestId({ limitLength: 128 }));
+  // Behind a load balancer the socket's peer is the balancer: TRUST_PROXY says whose X-Forwarded-For to believe.
+  app.use("*", identifyClient(deps.config.TRUST_PROXY));
   app.use("*", async (c, next) => {
     const start = performance.now();
     await next();
     log(c.res.status >= 500 ? "error" : "info", "request", {
       request_id: c.get("requestId"),
+      client: c.get("clientAddress"),
       method: c.req.method,
       path: c.req.path,
       status: c.res.status,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseTrustProxy } from "./routes/client_address.ts";
 import { booleanWord, decimal, number } from "./text_values.ts";
 
 const bool = booleanWord();
@@ -14,6 +15,18 @@ export const ConfigSchema = z
     HOST: z.string().min(1).default("0.0.0.0"),
     PORT: port.default(8000),
     RELOAD: bool.default(false),
+    // Connection limits of the HTTP server (http_server.ts). A request head must be complete within HEADER_TIMEOUT_MS of
+    // the connection opening, or of a kept-alive connection's first byte of its next request: silent sockets and
+    // slow-header (slowloris) clients give their descriptor back.
+    HEADER_TIMEOUT_MS: decimal(number().int().min(100).max(600_000)).default(10_000),
+    // A keep-alive connection without a request is closed after this long. Keep it above a fronting proxy's idle timeout
+    // for its upstream connections (AWS ALB: 60 s), or the proxy may send a request on a connection being closed (502).
+    IDLE_TIMEOUT_MS: decimal(number().int().min(100).max(3_600_000)).default(75_000),
+    // An upload whose body sends nothing for this long is answered 408 request_timeout, and its partial file removed.
+    BODY_IDLE_TIMEOUT_MS: decimal(number().int().min(100).max(3_600_000)).default(30_000),
+    // Open connections at most; more are answered with a bare 503 and closed at once. Unset: derived from the open-file
+    // limit in use (open_file_limit.ts: (soft limit - 128) / 4, at most 4096), 224 when the limit cannot be read.
+    MAX_CONNECTIONS: decimal(number().int().min(1).max(1_000_000)).optional(),
     UPLOAD_DIR: z.string().min(1).default("uploads"),
     RESULT_DIR: z.string().min(1).default("result_images"),
     REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
@@ -27,6 +40,11 @@ export const ConfigSchema = z
     MAX_FILE_SIZE: decimal(number().int().positive()).default(10 * 1024 * 1024),
     // Decompression-bomb guard: a tiny file can declare a huge image; checked from the header before decoding.
     MAX_PIXELS: decimal(number().int().positive()).default(50_000_000),
+    // Most contours one result document keeps (the largest by area; the result says `truncated` and how many were
+    // found). A 3000×3000 noise image has 66,388 contours, a 33.6 MB document (about 500 bytes each) that a member
+    // builds, the worker writes and a lazy drawing or an export parses again; 32 of them took the service to 2.4 GiB.
+    // 20,000 keeps a document near 10 MB and is far above what a photo or a scan yields (hundreds to a few thousand).
+    MAX_CONTOURS_STORED: decimal(number().int().min(1).max(1_000_000)).default(20_000),
     // One OpenCV.js Web Worker per slot: by default one per core.
     WORKER_CONCURRENCY: decimal(number().int().min(1).max(64)).default(navigator.hardwareConcurrency || 1),
     // Nice value of the pool's threads (0 = as the rest of the process): analysis takes the CPU that the API, the
@@ -39,6 +57,9 @@ export const ConfigSchema = z
     WORKER_GRACE_MS: decimal(number().int().min(0).max(3_600_000)).default(10_000),
     // A job whose worker stops renewing its lock (a killed process) is taken up again after this long.
     LOCK_DURATION_MS: decimal(number().int().min(1000).max(3_600_000)).default(30_000),
+    // Deadline of one analysis (or drawing) on a pool member; past it the member is ended and replaced and the job
+    // fails with code "timeout". A 50-megapixel JPEG (MAX_PIXELS) takes 3-9 s on one member of a 2-core machine.
+    ANALYSIS_TIMEOUT_MS: decimal(number().int().min(100).max(3_600_000)).default(30_000),
     // Retention: finished jobs, their results and their index entries are removed after RESULT_TTL_HOURS; uploads of
     // finished (failed) jobs after UPLOAD_TTL_HOURS; a sweep every RETENTION_SWEEP_MINUTES also removes orphan files.
     RESULT_TTL_HOURS: decimal(number().positive()).default(168),
@@ -51,14 +72,31 @@ export const ConfigSchema = z
     // already decoded); "lazy" = on its first request (the upload is kept until then; for clients that want the data).
     RENDER: z.enum(["lazy", "eager"]).default("eager"),
     JOB_ATTEMPTS: decimal(number().int().min(1).max(20)).default(3),
+    // A job that finds the disk full waits this long and tries again, without using an attempt: time for an operator to
+    // make room, where the usual backoff would spend every attempt within seconds and fail the task.
+    DISK_FULL_RETRY_SECONDS: decimal(number().int().min(1).max(86_400)).default(300),
+    // /api/v1/health/full reports the component "disk" failing when UPLOAD_DIR or RESULT_DIR has less free space.
+    DISK_MIN_FREE_MB: decimal(number().min(0)).default(100),
+    // Refuse to start on a Redis that persists nothing (no AOF, no RDB snapshots): its restart loses every queued task.
+    REQUIRE_REDIS_PERSISTENCE: bool.default(false),
     // Comma-separated; when set, /api/v1/images/*, /api/v1/health/full and /admin/* need one (X-API-Key or Bearer).
     API_KEYS: z
       .string()
       .default("")
       .transform((s) => s.split(",").map((k) => k.trim()).filter(Boolean)),
     // Uploads per client (API key, else IP) per window, shared by every API process through Redis; 0 = no limit.
-    RATE_LIMIT: decimal(number().int().min(0)).default(120),
+    // The default lets one client send a folder of several hundred images in a minute; floods still meet the limit.
+    RATE_LIMIT: decimal(number().int().min(0)).default(1000),
     RATE_LIMIT_WINDOW: decimal(number().int().min(1).max(86_400)).default(60),
+    // Proxies whose X-Forwarded-For/Forwarded name the client (rate limit, request logs): off, a count, or CIDRs.
+    TRUST_PROXY: z.string().default("off").transform((text, ctx) => {
+      try {
+        return parseTrustProxy(text);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
     // HMAC-SHA256 key for callback signatures; callbacks are refused (400) while it is unset.
     CALLBACK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
     // Hosts callbacks may reach even when they resolve to private or loopback addresses (default: public hosts only).
@@ -148,7 +186,8 @@ export function redisOptions(config: Config): {
     const u = new URL(config.REDIS_URL);
     const db = Number(u.pathname.replace("/", "") || config.REDIS_DB);
     return {
-      host: u.hostname,
+      // The URL keeps an IPv6 host in brackets, which a socket's host must not have.
+      host: u.hostname.replace(/^\[|\]$/g, ""),
       port: Number(u.port || 6379),
       db,
       password: u.password ? decodeURIComponent(u.password) : config.REDIS_PASSWORD,
@@ -168,18 +207,29 @@ export function publicConfig(config: Config): Record<string, unknown> {
     debug: config.DEBUG,
     host: config.HOST,
     port: config.PORT,
+    connections: {
+      max: config.MAX_CONNECTIONS ?? "from the open-file limit",
+      header_timeout_ms: config.HEADER_TIMEOUT_MS,
+      idle_timeout_ms: config.IDLE_TIMEOUT_MS,
+      body_idle_timeout_ms: config.BODY_IDLE_TIMEOUT_MS,
+    },
     upload_dir: config.UPLOAD_DIR,
     result_dir: config.RESULT_DIR,
     redis: { host: r.host, port: r.port, db: r.db, tls: Boolean(r.tls), password_set: Boolean(r.password) },
     max_file_size: config.MAX_FILE_SIZE,
     max_pixels: config.MAX_PIXELS,
+    max_contours_stored: config.MAX_CONTOURS_STORED,
     worker_concurrency: config.WORKER_CONCURRENCY,
     worker_nice: config.WORKER_NICE,
     embedded_worker: config.EMBEDDED_WORKER,
     queue_prefix: config.QUEUE_PREFIX,
     queue_name: config.QUEUE_NAME,
     job_attempts: config.JOB_ATTEMPTS,
+    disk_full_retry_seconds: config.DISK_FULL_RETRY_SECONDS,
+    disk_min_free_mb: config.DISK_MIN_FREE_MB,
+    require_redis_persistence: config.REQUIRE_REDIS_PERSISTENCE,
     lock_duration_ms: config.LOCK_DURATION_MS,
+    analysis_timeout_ms: config.ANALYSIS_TIMEOUT_MS,
     worker_grace_ms: config.WORKER_GRACE_MS,
     render: config.RENDER,
     keep_uploads: config.KEEP_UPLOADS,
@@ -191,6 +241,9 @@ export function publicConfig(config: Config): Record<string, unknown> {
     cors_origins: config.CORS_ORIGINS,
     api_keys_set: config.API_KEYS.length,
     rate_limit: { uploads: config.RATE_LIMIT, window_seconds: config.RATE_LIMIT_WINDOW },
+    trust_proxy: "hops" in config.TRUST_PROXY
+      ? config.TRUST_PROXY.hops
+      : config.TRUST_PROXY.networks.length + " networks",
     callbacks: {
       enabled: Boolean(config.CALLBACK_SECRET),
       allowed_hosts: config.CALLBACK_ALLOWED_HOSTS,

@@ -4,9 +4,12 @@ import type { Lifecycle } from "./routes/deps.ts";
 import { startDraining } from "./routes/lifecycle.ts";
 import { withDeadline } from "./deadline.ts";
 import { configureLog, log } from "./log.ts";
+import { createConnectionStats, serveHttp } from "./http_server.ts";
+import { connectionCap } from "./open_file_limit.ts";
 import { closeRedis, connectRedis, createRedis } from "./queue/connection.ts";
 import { QueueEvents } from "bullmq";
 import { createContourQueue } from "./queue/contour_queue.ts";
+import { watchRedisPersistence } from "./queue/redis_persistence.ts";
 import { type PrivateRedis, redisAnswers, startPrivateRedis } from "./queue/redis_server.ts";
 import { ensureStorageDirs } from "./storage/files.ts";
 import { createOnDemandRenderer } from "./storage/render_on_demand.ts";
@@ -55,6 +58,18 @@ export async function startService(config: Config): Promise<Service> {
   await ensureStorageDirs({ uploadDir: config.UPLOAD_DIR, resultDir: config.RESULT_DIR });
   const redis = createRedis(config, "producer");
   await connectRedis(redis);
+  const redisPersistence = watchRedisPersistence(redis);
+  const { persistence } = await redisPersistence.check();
+  if (config.REQUIRE_REDIS_PERSISTENCE && persistence === "none") {
+    redisPersistence.close();
+    await closeRedis(redis);
+    await privateRedis?.stop();
+    const { host, port } = redisOptions(config);
+    throw new Error(
+      `Redis at ${host}:${port} persists nothing (appendonly no, no save points) and REQUIRE_REDIS_PERSISTENCE=true: ` +
+        `enable AOF (appendonly yes) or RDB snapshots`,
+    );
+  }
   const queue = createContourQueue(config, redis);
   const eventsRedis = createRedis(config, "worker");
   const events = new QueueEvents(config.QUEUE_NAME, { connection: eventsRedis, prefix: config.QUEUE_PREFIX });
@@ -72,16 +87,24 @@ export async function startService(config: Config): Promise<Service> {
   let ownPool: Promise<AnalysisPool> | undefined;
   const renderer = createOnDemandRenderer(
     config,
-    () => workers ? Promise.resolve(workers.pool) : (ownPool ??= createAnalysisPool(1, config.WORKER_NICE)),
+    () =>
+      workers
+        ? Promise.resolve(workers.pool)
+        : (ownPool ??= createAnalysisPool(1, config.WORKER_NICE, { timeoutMs: config.ANALYSIS_TIMEOUT_MS })),
+    workers ? config.WORKER_CONCURRENCY : 1,
   );
   const lifecycle: Lifecycle = { draining: false, inFlight: 0 };
-  const app = createApp({ config, redis, queue, events, versions, lifecycle, renderer });
-  const server = Deno.serve({
+  const connections = createConnectionStats();
+  const app = createApp({ config, redis, queue, events, versions, lifecycle, renderer, connections, redisPersistence });
+  const server = serveHttp({
     hostname: config.HOST,
     port: config.PORT,
-    onListen: () => {},
+    maxConnections: await connectionCap(config.MAX_CONNECTIONS),
+    headerTimeoutMs: config.HEADER_TIMEOUT_MS,
+    idleTimeoutMs: config.IDLE_TIMEOUT_MS,
+    stats: connections,
   }, app.fetch);
-  const port = server.addr.port;
+  const port = server.port;
   log("info", "service listening", {
     url: `http://${config.HOST}:${port}`,
     docs: `http://${LOOPBACK.has(config.HOST) || config.HOST === "0.0.0.0" ? "localhost" : config.HOST}:${port}/docs`,
@@ -95,7 +118,11 @@ export async function startService(config: Config): Promise<Service> {
       // streams end at once: server.shutdown() would otherwise wait for as long as their clients stay.
       startDraining(lifecycle);
       const until = Date.now() + DRAIN_TIMEOUT_MS;
-      while (lifecycle.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      // Looks only after a turn of the event loop, so bytes that had arrived are read first: a request whose head is
+      // still on its way through the HTTP server counts as in flight (server.pending) rather than being cut off.
+      do {
+        await new Promise((r) => setTimeout(r, 20));
+      } while ((lifecycle.inFlight > 0 || server.pending > 0) && Date.now() < until);
       await server.shutdown();
       await workers?.close();
       (await ownPool?.catch(() => undefined))?.close();
@@ -103,6 +130,7 @@ export async function startService(config: Config): Promise<Service> {
       await withDeadline(events.close(), 2000).catch(() => {});
       await closeRedis(eventsRedis);
       await queue.close().catch(() => {});
+      redisPersistence.close();
       await closeRedis(redis);
       await privateRedis?.stop();
     },

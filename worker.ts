@@ -1,17 +1,18 @@
-import { type Job, UnrecoverableError, WaitingError, Worker } from "bullmq";
+import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { type Config, loadConfig, redisOptions } from "./config.ts";
 import { TIMED_OUT, withDeadline } from "./deadline.ts";
 import { ImageError } from "./imaging/image_error.ts";
-import { type AnalysisPool, createAnalysisPool, PoolClosedError } from "./imaging/pool.ts";
+import { type AnalysisPool, AnalysisTimeoutError, createAnalysisPool, PoolClosedError } from "./imaging/pool.ts";
 import { createCallbackQueue, enqueueCallback, startCallbackWorker } from "./callbacks/callback.ts";
 import { configureLog, log } from "./log.ts";
 import { closeRedis, createRedis } from "./queue/connection.ts";
 import { type ContourJob, ContourJobSchema, type ContourSummary } from "./queue/job.ts";
-import { createContourQueue, getTaskStatus } from "./queue/contour_queue.ts";
+import { createContourQueue, formatFailure, getTaskStatus } from "./queue/contour_queue.ts";
 import { serviceKeys } from "./queue/keys.ts";
 import { redisAnswers } from "./queue/redis_server.ts";
 import { recordResult } from "./queue/results_index.ts";
+import { isDiskFull, withoutPaths } from "./storage/disk.ts";
 import { ensureStorageDirs, removeFile, resultFiles, writeAtomically } from "./storage/files.ts";
 import { sweepRetention } from "./storage/retention.ts";
 
@@ -40,13 +41,24 @@ export async function processContourJob(
   job: Job<ContourJob, ContourSummary>,
 ): Promise<ContourSummary> {
   const started = performance.now();
-  const data = ContourJobSchema.parse(job.data);
+  const parsed = ContourJobSchema.safeParse(job.data);
+  // A payload of another shape (a producer of another version, a job added by hand) fails alike on every attempt.
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue.path.join(".") || "payload";
+    throw new UnrecoverableError(
+      formatFailure("invalid_job", `the job's payload is not valid: ${field}: ${issue.message}`),
+    );
+  }
+  const data = parsed.data;
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(data.upload_path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
-      throw new UnrecoverableError(`upload_missing: the uploaded file ${data.upload_path} no longer exists`);
+      throw new UnrecoverableError(
+        formatFailure("upload_missing", "the uploaded file no longer exists"),
+      );
     }
     throw err;
   }
@@ -64,7 +76,12 @@ export async function processContourJob(
     );
   } catch (err) {
     // The same bytes would fail the same way again: no retries.
-    if (err instanceof ImageError) throw new UnrecoverableError(`${err.code}: ${err.message}`);
+    if (err instanceof ImageError) throw new UnrecoverableError(formatFailure(err.code, err.message));
+    // Nor would the image that stuck (or slowed) a member finish the next time.
+    if (err instanceof AnalysisTimeoutError) {
+      const reason = `the analysis took longer than ANALYSIS_TIMEOUT_MS (${err.timeoutMs} ms) and was stopped`;
+      throw new UnrecoverableError(formatFailure("timeout", reason));
+    }
     throw err;
   }
   const { report, image, document } = analysed;
@@ -82,6 +99,8 @@ export async function processContourJob(
     height: report.height,
     threshold: report.threshold,
     contour_count: report.contour_count,
+    contours_found: report.contours_found,
+    truncated: report.truncated,
     top_level_count: report.top_level_count,
     total_points: report.total_points,
     total_area: report.total_area,
@@ -116,7 +135,10 @@ function renderEagerly(config: Config, job: ContourJob): boolean {
 export async function startContourWorker(config: Config): Promise<ContourWorker> {
   await ensureStorageDirs({ uploadDir: config.UPLOAD_DIR, resultDir: config.RESULT_DIR });
   // Initialised before taking jobs, so the first job does not pay OpenCV's start-up.
-  const pool = await createAnalysisPool(config.WORKER_CONCURRENCY, config.WORKER_NICE);
+  const pool = await createAnalysisPool(config.WORKER_CONCURRENCY, config.WORKER_NICE, {
+    timeoutMs: config.ANALYSIS_TIMEOUT_MS,
+    maxContours: config.MAX_CONTOURS_STORED,
+  });
   const connection = createRedis(config, "worker");
   const indexRedis = createRedis(config, "worker");
   // Final states notify the client's callback_url (if any) with exactly what GET /status shows.
@@ -149,6 +171,9 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
         return summary;
       } catch (err) {
         if (err instanceof PoolClosedError) return await handBack(job, token, err);
+        if (isDiskFull(err)) await waitForRoom(job, token, err as Error, config.DISK_FULL_RETRY_SECONDS);
+        // The reason is shown to clients (GET /status) and callbacks: no server paths in it.
+        if (err instanceof Error) err.message = withoutPaths(err.message);
         if (isFinalFailure(job, err as Error)) await queueCallbackLogged(job);
         throw err;
       }
@@ -165,8 +190,11 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
       stalledInterval: Math.max(500, Math.floor(config.LOCK_DURATION_MS / 2)),
     },
   );
-  worker.on("error", (err) => log("warn", "worker connection error", { error: err.message }));
+  worker.on("error", (err) => {
+    if (!reportLostJob(err)) log("warn", "worker connection error", { error: err.message });
+  });
   worker.on("failed", (job, err) => {
+    if (reportLostJob(err, job)) return;
     log("warn", "job failed", {
       request_id: job?.data.request_id,
       task_id: job?.id,
@@ -245,6 +273,48 @@ async function handBack(job: Job<ContourJob>, token: string | undefined, err: Po
   }
   // BullMQ takes this as "already moved": it neither completes nor fails the job.
   throw new WaitingError();
+}
+
+/**
+ * Delays a job that ran out of disk by `seconds` without using an attempt (BullMQ's moveToDelayed skips the count):
+ * the usual exponential backoff would spend every attempt within seconds, long before anyone could make room. Returns
+ * (so the error is thrown as a failed attempt) only when the job cannot be moved.
+ */
+async function waitForRoom(job: Job<ContourJob>, token: string | undefined, err: Error, seconds: number) {
+  log("error", "disk full: the job waits for room", {
+    request_id: job.data.request_id,
+    task_id: job.id,
+    retry_in_s: seconds,
+    error: withoutPaths(err.message),
+  });
+  try {
+    if (!token) throw new Error("no lock token");
+    if (job.progress) await job.updateProgress(0);
+    await job.moveToDelayed(Date.now() + seconds * 1000, token);
+  } catch (moveErr) {
+    log("warn", "could not delay a job", { task_id: job.id, error: String(moveErr) });
+    return;
+  }
+  // BullMQ takes this as "already moved": it neither completes nor fails the job.
+  throw new DelayedError();
+}
+
+// BullMQ's words when a job's keys vanished under its worker (a Redis restarted without persistence, a FLUSHALL).
+const LOST_JOB = /Missing key for job ([^\s.]+)/;
+
+/**
+ * Logs a job whose Redis keys are gone as the error it is, naming the task; false for any other error. The task can
+ * neither finish nor be retried: GET /status answers 404 for it.
+ */
+export function reportLostJob(err: Error, job?: Job<ContourJob>): boolean {
+  const lost = LOST_JOB.exec(err.message);
+  if (!lost) return false;
+  log("error", "job lost: its Redis keys are gone", {
+    task_id: job?.id ?? lost[1],
+    request_id: job?.data?.request_id,
+    error: err.message,
+  });
+  return true;
 }
 
 /**

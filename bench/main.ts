@@ -317,7 +317,7 @@ async function benchNative(files: string[], runs: number, warmup: number) {
 }
 
 function kernelTable(files: string[], ours: Record<string, StageMedians>, native?: Record<string, StageMedians>) {
-  const columns = [...STAGES, "total"] as const;
+  const columns = [...STAGES, "total", "encode_jpeg"] as const;
   const cell = (o: number, n?: number) =>
     n === undefined ? `${round(o, 1)}` : `${round(o, 1)} / ${round(n, 1)} (${round(o / n, 1)}×)`;
   const rows = files.map((f) => [name(f), ...columns.map((c) => cell(ours[f][c], native?.[f][c]))]);

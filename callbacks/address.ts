@@ -8,6 +8,45 @@ export function isInternalAddress(ip: string): boolean {
   return isInternalIPv6(v6);
 }
 
+/**
+ * An IP address (v4, or v6 with or without brackets) as eight 16-bit groups, IPv4 in its IPv4-mapped form
+ * (::ffff:a.b.c.d) so that both spellings of one address compare equal; null when the text is not an address.
+ */
+export function addressGroups(ip: string): number[] | null {
+  const v4 = parseIPv4(ip);
+  if (v4) return [0, 0, 0, 0, 0, 0xffff, (v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]];
+  return parseIPv6(ip.replace(/^\[|\]$/g, ""));
+}
+
+/** A network: the groups of its address and the length of its prefix, in bits of the 128-bit (IPv6) form. */
+export interface Network {
+  groups: number[];
+  bits: number;
+}
+
+/** Reads `a.b.c.d/n`, `v6/n` or a bare address (a network of one address); null when the text is none of these. */
+export function parseNetwork(text: string): Network | null {
+  const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(text.trim());
+  const groups = m && addressGroups(m[1]);
+  if (!m || !groups) return null;
+  const v4 = parseIPv4(m[1]) !== null;
+  const prefix = m[2] === undefined ? (v4 ? 32 : 128) : Number(m[2]);
+  if (prefix > (v4 ? 32 : 128)) return null;
+  return { groups, bits: v4 ? 96 + prefix : prefix };
+}
+
+/** Whether an address lies in a network (an IPv4 network also holds the IPv4-mapped IPv6 forms of its addresses). */
+export function inNetwork(network: Network, ip: string): boolean {
+  const groups = addressGroups(ip);
+  if (!groups) return false;
+  for (let bit = 0; bit < network.bits; bit += 16) {
+    const width = Math.min(16, network.bits - bit);
+    const mask = (0xffff << (16 - width)) & 0xffff;
+    if ((groups[bit / 16] & mask) !== (network.groups[bit / 16] & mask)) return false;
+  }
+  return true;
+}
+
 /** Whether a URL host is an IP literal (v4 or bracketed v6). */
 export function isIpLiteral(host: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.startsWith("[");

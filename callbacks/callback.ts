@@ -1,9 +1,11 @@
 import { DelayedError, Queue, UnrecoverableError, Worker } from "bullmq";
+import { lookup } from "node:dns/promises";
 import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import { BadRequest } from "../errors.ts";
 import { log } from "../log.ts";
 import { isInternalAddress, isIpLiteral } from "./address.ts";
+import { postPinned } from "./pinned_request.ts";
 
 /** One notification to deliver. */
 export interface CallbackJob {
@@ -61,25 +63,46 @@ export function validateCallbackUrl(config: Config, raw: string): string {
   return url.href;
 }
 
-/** Looks up a host's A and AAAA records (empty when it has none). */
+/** Looks up a host's addresses (empty when it has none). */
 export type Resolver = (host: string) => Promise<string[]>;
 
-const resolveAll: Resolver = async (host) => [
-  ...await Deno.resolveDns(host, "A").catch(() => [] as string[]),
-  ...await Deno.resolveDns(host, "AAAA").catch(() => [] as string[]),
-];
+// The system's resolver (hosts file, search domains), as a connection by name would use.
+const resolveAll: Resolver = async (host) => {
+  try {
+    return (await lookup(host, { all: true })).map((entry) => entry.address);
+  } catch (err) {
+    // Deno reports a lookup --allow-net forbids as EPERM: not a name that does not resolve.
+    if ((err as { code?: string }).code === "EPERM") {
+      throw new Error(`--allow-net does not let this process look up ${host}`);
+    }
+    return [];
+  }
+};
 
-/** Resolves a host and refuses it when any address is internal (re-checked at send time: DNS can change). */
-export async function assertDeliverable(config: Config, url: URL, resolve: Resolver = resolveAll): Promise<void> {
-  if (isAllowedHost(config, url.hostname)) return;
+/**
+ * Resolves a host and refuses it when any address is internal (re-checked at send time: DNS can change), then returns
+ * the addresses checked: the delivery connects to these and resolves nothing again. Hosts in CALLBACK_ALLOWED_HOSTS
+ * are resolved without the check.
+ */
+export async function assertDeliverable(
+  config: Config,
+  url: URL,
+  resolve: Resolver = resolveAll,
+): Promise<string[]> {
   const host = bare(url.hostname);
+  const allowed = isAllowedHost(config, url.hostname);
   // Jobs queued before the upload check was tightened carry URLs it would now refuse.
-  if (isInternalHost(url.hostname)) throw new UnrecoverableError(`callback host ${host} is an internal address`);
-  if (isIpLiteral(url.hostname)) return;
+  if (!allowed && isInternalHost(url.hostname)) {
+    throw new UnrecoverableError(`callback host ${host} is an internal address`);
+  }
+  if (isIpLiteral(url.hostname)) return [host];
   const addresses = await resolve(host);
   if (addresses.length === 0) throw new Error(`callback host ${host} does not resolve`);
   const internal = addresses.find(isInternalAddress);
-  if (internal) throw new UnrecoverableError(`callback host ${host} resolves to internal address ${internal}`);
+  if (!allowed && internal) {
+    throw new UnrecoverableError(`callback host ${host} resolves to internal address ${internal}`);
+  }
+  return addresses;
 }
 
 /** Whether a URL's hostname names loopback or is an internal IP literal (names are resolved at send time). */
@@ -110,6 +133,34 @@ function canonical(host: string): string {
 
 function bare(host: string): string {
   return host.replace(/^\[|\]$/g, "");
+}
+
+/**
+ * Sends one notification: the send-time address check, then the signed POST to exactly the addresses checked (never
+ * a second lookup), within TIMEOUT_MS; resolves to the answer's status. `resolve` looks the host up (a stub in tests).
+ */
+export async function deliverCallback(
+  config: Config,
+  url: URL,
+  body: string,
+  requestId: string,
+  resolve: Resolver = resolveAll,
+): Promise<number> {
+  const addresses = await assertDeliverable(config, url, resolve);
+  const signature = await sign(config.CALLBACK_SECRET ?? "", body);
+  // A timer of our own rather than AbortSignal.timeout(), whose timer outlives a quick answer.
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(new Error(`callback timed out after ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
+  try {
+    return await postPinned(url, addresses, body, {
+      "content-type": "application/json",
+      [SIGNATURE_HEADER]: `sha256=${signature}`,
+      "x-request-id": requestId,
+      "user-agent": "background-image-processor-callback",
+    }, abort.signal);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** HMAC-SHA256 of `body` with `secret`, as lowercase hex. */
@@ -170,35 +221,17 @@ export function startCallbackWorker(config: Config, connection: Redis, statusOf:
         }
         body = JSON.stringify(status);
       }
-      const url = new URL(job.data.url);
-      await assertDeliverable(config, url);
-      const signature = await sign(config.CALLBACK_SECRET ?? "", body);
-      // A timer of our own rather than AbortSignal.timeout(), whose timer outlives a quick answer.
-      const abort = new AbortController();
-      const timer = setTimeout(() => abort.abort(new Error(`callback timed out after ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
-      let res: Response;
-      try {
-        res = await fetch(url, {
-          method: "POST",
-          body,
-          redirect: "manual", // a redirect could lead anywhere, past the address check
-          signal: abort.signal,
-          headers: {
-            "content-type": "application/json",
-            [SIGNATURE_HEADER]: `sha256=${signature}`,
-            "x-request-id": job.data.request_id ?? job.data.task_id,
-            "user-agent": "background-image-processor-callback",
-          },
-        });
-      } finally {
-        clearTimeout(timer);
-      }
-      await res.body?.cancel();
-      if (!res.ok) throw new Error(`callback answered ${res.status}`);
+      const status = await deliverCallback(
+        config,
+        new URL(job.data.url),
+        body,
+        job.data.request_id ?? job.data.task_id,
+      );
+      if (status < 200 || status > 299) throw new Error(`callback answered ${status}`);
       log("info", "callback delivered", {
         task_id: job.data.task_id,
         request_id: job.data.request_id,
-        status: res.status,
+        status,
       });
     },
     { connection, prefix: config.QUEUE_PREFIX, concurrency: 4 },

@@ -1,3 +1,4 @@
+import { type ByteSource, memorySource } from "./byte_source.ts";
 import { ImageError } from "./image_error.ts";
 import type { Raster } from "./raster.ts";
 
@@ -49,24 +50,25 @@ function i32(b: Uint8Array, o: number): number {
   return b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24);
 }
 
-function readDimensions(bytes: Uint8Array): Dimensions {
-  if (bytes.length < 2 || bytes[0] !== 0x42 || bytes[1] !== 0x4d) {
+/** `length` is the whole file's size when `bytes` holds only its first bytes (at least the headers, if present). */
+function readDimensions(bytes: Uint8Array, length = bytes.length): Dimensions {
+  if (length < 2 || bytes[0] !== 0x42 || bytes[1] !== 0x4d) {
     throw new ImageError("not_an_image", "not a BMP file (missing BM signature)");
   }
-  if (bytes.length < FILE_HEADER_SIZE + 4) corrupt(`BMP header truncated: file has only ${bytes.length} bytes`);
+  if (length < FILE_HEADER_SIZE + 4) corrupt(`BMP header truncated: file has only ${length} bytes`);
   const headerSize = u32(bytes, FILE_HEADER_SIZE);
   if (!SUPPORTED_HEADER_SIZES.has(headerSize)) {
     // A size that cannot even fit is damage; a plausible one (e.g. OS/2 2.x, 16 or 64 bytes) is a variant we skip.
-    if (headerSize < CORE_HEADER_SIZE || FILE_HEADER_SIZE + headerSize > bytes.length) {
+    if (headerSize < CORE_HEADER_SIZE || FILE_HEADER_SIZE + headerSize > length) {
       corrupt(`BMP info header size ${headerSize} is invalid`);
     }
     throw new ImageError("unsupported_image", `BMP header size ${headerSize}`);
   }
-  if (FILE_HEADER_SIZE + headerSize > bytes.length) {
+  if (FILE_HEADER_SIZE + headerSize > length) {
     corrupt(
       `BMP header truncated: ${headerSize}-byte info header needs ${
         FILE_HEADER_SIZE + headerSize
-      } bytes, file has ${bytes.length}`,
+      } bytes, file has ${length}`,
     );
   }
   let width: number;
@@ -85,9 +87,12 @@ function readDimensions(bytes: Uint8Array): Dimensions {
   return { width, height, topDown: rawHeight < 0, headerSize };
 }
 
-/** Reads width/height from a BMP header without decoding pixels (for size limits before decoding). */
-export function readBmpSize(bytes: Uint8Array): { width: number; height: number } {
-  const { width, height } = readDimensions(bytes);
+/**
+ * Reads width/height from a BMP header without decoding pixels (for size limits before decoding); `length` is the
+ * file's size when `bytes` holds only its first bytes.
+ */
+export function readBmpSize(bytes: Uint8Array, length = bytes.length): { width: number; height: number } {
+  const { width, height } = readDimensions(bytes, length);
   return { width, height };
 }
 
@@ -288,7 +293,13 @@ export function checkCompressionDepth(compression: number, bpp: number): void {
  * Checks that uncompressed pixel rows fit in the file and returns the row stride (rows are padded to 4 bytes). The
  * last row's padding is never read, so files that omit it are accepted. Shared with the upload-time structure check.
  */
-export function checkPixelData(bytes: Uint8Array, dataOffset: number, width: number, height: number, bpp: number) {
+export function checkPixelData(
+  bytes: { length: number },
+  dataOffset: number,
+  width: number,
+  height: number,
+  bpp: number,
+) {
   const stride = Math.floor((width * bpp + 31) / 32) * 4;
   const needed = stride * (height - 1) + Math.ceil((width * bpp) / 8);
   if (bytes.length - dataOffset < needed) {
@@ -306,7 +317,7 @@ export function checkPixelData(bytes: Uint8Array, dataOffset: number, width: num
  * rows from the bottom, in file order. Without a painter the walk only validates (the upload-time structure check).
  */
 export function walkRle(
-  bytes: Uint8Array,
+  bytes: ByteSource,
   start: number,
   width: number,
   height: number,
@@ -324,8 +335,8 @@ export function walkRle(
       if (y === height - 1 && x >= width) return;
       corrupt("BMP RLE data truncated");
     }
-    const count = bytes[pos];
-    const value = bytes[pos + 1];
+    const count = bytes.at(pos);
+    const value = bytes.at(pos + 1);
     pos += 2;
     if (count > 0) {
       // Runs that overshoot the row are clipped rather than wrapped, as in browsers.
@@ -338,8 +349,8 @@ export function walkRle(
       return;
     } else if (value === 2) {
       if (pos + 2 > end) corrupt("BMP RLE data truncated");
-      x += bytes[pos];
-      y += bytes[pos + 1];
+      x += bytes.at(pos);
+      y += bytes.at(pos + 1);
       pos += 2;
     } else {
       const dataBytes = bpp === 8 ? value : (value + 1) >> 1;
@@ -369,7 +380,7 @@ function decodeRle(
     out[o + 2] = palette[2];
   }
   const at = (x: number, y: number) => ((height - 1 - y) * width + x) * 3;
-  walkRle(bytes, start, width, height, bpp, {
+  walkRle(memorySource(bytes), start, width, height, bpp, {
     run(x, y, n, value) {
       const hi = (bpp === 8 ? value : value >> 4) * 3;
       const lo = (bpp === 8 ? value : value & 15) * 3;

@@ -33,6 +33,11 @@ export interface ContourAnalysis<T = Raster> {
   threshold: number | null;
   contours: MeasuredContour[];
   /**
+   * Contours that met the options (min_area, max_contours): more than `contours.length` when `limit` dropped the
+   * smallest of them.
+   */
+  found: number;
+  /**
    * The input in colour (RGB, or RGBA for RGBA input, its alpha meaningless) with the kept contours drawn, as
    * returned by `render` (null when not drawn).
    */
@@ -59,13 +64,15 @@ const copyRaster = (r: Raster): Raster => ({ ...r, data: r.data.slice() });
  * Finds, measures and draws contours. With the default options this is native OpenCV's reference pipeline:
  * gray → GaussianBlur 5×5 (σ 0) → Otsu binary threshold → findContours(RETR_TREE, CHAIN_APPROX_SIMPLE).
  * `render` gets the annotated image as a view into OpenCV's heap, valid only during the call (an encoder reads it
- * there, saving a copy of every pixel); by default it is copied out. With `render` null nothing is drawn.
+ * there, saving a copy of every pixel); by default it is copied out. With `render` null nothing is drawn. At most
+ * `limit` contours are measured, kept and drawn (the largest, as with max_contours), whatever the options ask.
  */
 export function analyseContours<T = Raster>(
   cv: OpenCV,
   raster: Raster,
   options: AnalysisOptions = DEFAULT_OPTIONS,
   render: ((annotated: Raster) => T) | null = copyRaster as (annotated: Raster) => T,
+  limit = Infinity,
 ): ContourAnalysis<T> {
   const { width, height, channels } = raster;
   return withMats((keep) => {
@@ -118,10 +125,12 @@ export function analyseContours<T = Raster>(
       shapes.push({ mat: c, area: cv.contourArea(c, false), parent: hierarchy.data32S[i * 4 + 3] });
     }
     let kept = shapes.map((s, i) => (s.area >= options.min_area ? i : -1)).filter((i) => i >= 0);
-    if (options.max_contours !== undefined && kept.length > options.max_contours) {
-      const largest = new Set(
-        [...kept].sort((a, b) => shapes[b].area - shapes[a].area || a - b).slice(0, options.max_contours),
-      );
+    const asked = options.max_contours ?? Infinity;
+    const met = Math.min(kept.length, asked);
+    // The largest `limit` of the largest `asked` are the largest `limit`: one cut serves both (ties go to the first).
+    const cap = Math.min(asked, limit);
+    if (kept.length > cap) {
+      const largest = new Set([...kept].sort((a, b) => shapes[b].area - shapes[a].area || a - b).slice(0, cap));
       kept = kept.filter((i) => largest.has(i));
     }
     const newId = new Map(kept.map((raw, id) => [raw, id]));
@@ -173,6 +182,7 @@ export function analyseContours<T = Raster>(
       height,
       threshold,
       contours,
+      found: met,
       annotated,
       timings: {
         analyse: round(t1 - t0, 2),

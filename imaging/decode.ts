@@ -25,6 +25,11 @@ export function readImageSize(bytes: Uint8Array): { format: ImageFormat; width: 
 /** Throws `image_too_large` when the header declares more than `maxPixels` pixels (checked before any decoding). */
 export function assertPixelLimit(bytes: Uint8Array, maxPixels: number): void {
   const { format, width, height } = readImageSize(bytes);
+  assertPixelCount(format, width, height, maxPixels);
+}
+
+/** Throws `image_too_large` when `width` × `height` is over `maxPixels` (the header's size, read by the caller). */
+export function assertPixelCount(format: ImageFormat, width: number, height: number, maxPixels: number): void {
   if (width * height > maxPixels) {
     throw new ImageError(
       "image_too_large",

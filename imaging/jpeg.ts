@@ -449,7 +449,7 @@ export function decodeJpeg(bytes: Uint8Array): Decoded {
     throw new ImageError("image_too_large", `JPEG ${frame.width}x${frame.height} is too large to decode`);
   }
   const space = colourSpace(layout, frame);
-  const wasm = !layout.truncated && layout.missingTables.size === 0 && commonSampling(frame) &&
+  const wasm = !layout.truncated && layout.missingTables.size === 0 &&
     (space === "gray" || space === "ycc" || space === "rgb");
   const decoded = wasm ? decodeJpegWasm(bytes) : null;
   if (decoded && decoded.width === frame.width && decoded.height === frame.height) {
@@ -532,17 +532,6 @@ export function decodeJpeg(bytes: Uint8Array): Decoded {
   }
 
   return withOrientation(raster, layout.orientation, notes);
-}
-
-/**
- * 4:4:4, 4:2:2 or 4:2:0 (or gray): where the WASM build (mozjpeg, on an older libjpeg-turbo) upsamples exactly as
- * libjpeg-turbo 2.1 does. It replicates 4:4:0 chroma instead of smoothing it (up to 2 levels off), so such rarer
- * layouts take our decoder, which smooths them as libjpeg-turbo 2.1 does.
- */
-function commonSampling(frame: Frame): boolean {
-  const [luma, ...chroma] = frame.components;
-  if (chroma.some((c) => c.h !== 1 || c.v !== 1)) return false;
-  return (luma.h === 1 && luma.v === 1) || (luma.h === 2 && (luma.v === 1 || luma.v === 2));
 }
 
 /** Applies the EXIF orientation (1 = as stored) and reports it with the notes, as imread does by default. */

@@ -1,7 +1,7 @@
-// JPEG encoding with libjpeg-turbo compiled to WASM (jpeg_encoder/, built by jpeg_encoder/build.sh): the library and
-// settings native OpenCV's imencode uses (baseline, standard Huffman tables, islow DCT, 4:2:0), so its files are
-// byte-identical to cv2.imencode's at the same quality, in well under twice its time (jpeg-js took over 30×;
-// docs/jpeg-encoder.md).
+// JPEG encoding with libjpeg-turbo compiled to WASM (libjpeg_turbo.ts): the library and settings native OpenCV's
+// imencode uses (baseline, standard Huffman tables, islow DCT, 4:2:0), so its files are byte-identical to cv2.imencode's
+// at the same quality, in well under twice its time (jpeg-js took over 30×; docs/jpeg-encoder.md).
+import { compileLibjpegTurbo, libjpegTurboModule } from "./libjpeg_turbo.ts";
 import type { Raster } from "./raster.ts";
 
 interface Encoder {
@@ -21,26 +21,17 @@ export const JPEG_MAX_DIMENSION = 65500;
  */
 const RETAIN_BYTES = 64 * 1024 * 1024;
 const MAX_INPUT_BYTES = 2 ** 31 - 1;
-const WASM_URL = new URL("./jpeg_encoder/jpeg_encoder.wasm", import.meta.url);
 
-let wasm: WebAssembly.Module | undefined;
 let encoder: Encoder | null = null;
-let loading: Promise<void> | undefined;
 
-/** Compiles the WASM encoder once per isolate, off the calling thread; encodeJpegWasm works before it too. */
-export function loadJpegEncoder(): Promise<void> {
-  loading ??= (async () => {
-    const compiled = await WebAssembly.compile(await Deno.readFile(WASM_URL));
-    wasm ??= compiled;
-  })();
-  return loading;
+/** Compiles the WASM module once per isolate, off the calling thread; encodeJpegWasm works before it too. */
+export async function loadJpegEncoder(): Promise<void> {
+  await compileLibjpegTurbo();
 }
 
 function instance(): Encoder {
-  // A caller that did not await loadJpegEncoder (a script, a test) gets the module compiled here, synchronously:
-  // 160 KB, a few milliseconds, once.
-  wasm ??= new WebAssembly.Module(Deno.readFileSync(WASM_URL));
-  encoder ??= new WebAssembly.Instance(wasm, {}).exports as unknown as Encoder;
+  // A caller that did not await loadJpegEncoder (a script, a test) gets the module compiled synchronously.
+  encoder ??= new WebAssembly.Instance(libjpegTurboModule(), {}).exports as unknown as Encoder;
   return encoder;
 }
 

@@ -1,56 +1,76 @@
-// libjpeg-turbo compiled to WASM (mozjpeg's decoder, from @jsquash/jpeg): the same library native OpenCV decodes with,
-// so its pixels equal imread's bit for bit, about 4× faster than jpeg-js here (README "Codecs").
-import mozjpegDecoder from "@jsquash/jpeg/codec/dec/mozjpeg_dec.js";
+// JPEG decoding with libjpeg-turbo 2.1.5 compiled to WASM with SIMD (libjpeg_turbo.ts; docs/jpeg-encoder.md): the
+// library and settings native OpenCV's imread uses (islow IDCT, fancy upsampling; on x86-64 its SIMD code), so its
+// pixels equal imread's bit for bit, in about the time imread takes.
+import { compileLibjpegTurbo } from "./libjpeg_turbo.ts";
 
-interface MozJpegModule {
-  decode(
-    data: ArrayBuffer | Uint8Array,
-    preserveOrientation: boolean,
-  ): { data: Uint8ClampedArray; width: number; height: number } | null;
-}
-
-let decoder: MozJpegModule | null = null;
-let loading: Promise<void> | undefined;
-let warnings: string[] = [];
-
-/** Loads the WASM decoder once per isolate (from node_modules, no network); decodeJpegWasm works once it resolves. */
-export function loadJpegWasm(): Promise<void> {
-  loading ??= (async () => {
-    const url = new URL(import.meta.resolve("@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm"));
-    const wasm = await WebAssembly.compile(await Deno.readFile(url));
-    decoder = await (mozjpegDecoder as unknown as (options: object) => Promise<MozJpegModule>)({
-      noInitialRun: true,
-      instantiateWasm: (imports: WebAssembly.Imports, done: (instance: WebAssembly.Instance) => void) => {
-        const instance = new WebAssembly.Instance(wasm, imports);
-        done(instance);
-        return instance.exports;
-      },
-      // libjpeg reports damaged data as warnings and goes on with grey; collected, so the caller can refuse them.
-      printErr: (line: string) => warnings.push(line),
-      print: () => {},
-    });
-  })();
-  return loading;
+interface Decoder {
+  memory: WebAssembly.Memory;
+  decode_input(size: number): number;
+  decode_begin(size: number): number;
+  decode_width(): number;
+  decode_height(): number;
+  decode_band(): number;
+  decode_rows(): number;
+  decode_finish(): number;
 }
 
 /**
- * Decodes a JPEG to RGBA with libjpeg-turbo; null when the decoder is not loaded, fails, or warns about damaged data
- * (the caller then uses its own decoder, which refuses or explains such files).
+ * WASM memory cannot shrink: once a decode has grown it past this (a progressive file keeps all its coefficients, two
+ * bytes per sample), the instance is dropped after that image, so one huge image's buffers are not held for the life
+ * of the isolate.
+ */
+const RETAIN_BYTES = 64 * 1024 * 1024;
+const MAX_INPUT_BYTES = 2 ** 31 - 1;
+
+let wasm: WebAssembly.Module | undefined;
+let decoder: Decoder | null = null;
+let loading: Promise<void> | undefined;
+
+/** Compiles the WASM decoder once per isolate (no network); decodeJpegWasm works once it resolves. */
+export function loadJpegWasm(): Promise<void> {
+  loading ??= compileLibjpegTurbo().then((module) => {
+    wasm = module;
+  });
+  return loading;
+}
+
+/** Bytes of WASM memory the decoder holds now (0 before its first image). */
+export function jpegDecoderMemoryBytes(): number {
+  return decoder ? decoder.memory.buffer.byteLength : 0;
+}
+
+/**
+ * Decodes a JPEG to RGBA (alpha 255; gray as R = G = B) with libjpeg-turbo, as stored (EXIF orientation is the
+ * caller's). Null when the decoder is not loaded, when libjpeg fails or has no RGBA for the file (CMYK, YCCK), or when
+ * it warns about damaged data: the caller then uses its own decoder, which refuses or explains such files.
  */
 export function decodeJpegWasm(bytes: Uint8Array): { width: number; height: number; rgba: Uint8Array } | null {
-  if (!decoder) return null;
-  warnings = [];
-  let image;
+  if (!wasm || bytes.length === 0 || bytes.length > MAX_INPUT_BYTES) return null;
+  decoder ??= new WebAssembly.Instance(wasm, {}).exports as unknown as Decoder;
+  const d = decoder;
   try {
-    image = decoder.decode(bytes, false);
-  } catch {
-    // It throws non-Error values (an Emscripten exception pointer) on what it cannot decode, e.g. CMYK to RGBA.
+    const input = d.decode_input(bytes.length);
+    if (input === 0) return null;
+    new Uint8Array(d.memory.buffer, input, bytes.length).set(bytes);
+    if (d.decode_begin(bytes.length) !== 0) return null;
+    const width = d.decode_width(), height = d.decode_height(), stride = width * 4;
+    const rgba = new Uint8Array(stride * height);
+    // Band by band (decoder.c): each is copied out while it is still in cache, and the WASM memory never holds the
+    // whole image.
+    for (let y = 0;;) {
+      const rows = d.decode_rows();
+      if (rows < 0) return null;
+      if (rows === 0) break;
+      rgba.set(new Uint8Array(d.memory.buffer, d.decode_band(), rows * stride), y * stride);
+      y += rows;
+    }
+    return d.decode_finish() === 0 ? { width, height, rgba } : null;
+  } catch (err) {
+    // libjpeg's errors end in a trap (decoder.c): the instance's heap may hold half a decompressor, so it goes.
+    if (!(err instanceof WebAssembly.RuntimeError)) throw err;
+    decoder = null;
     return null;
+  } finally {
+    if (decoder && decoder.memory.buffer.byteLength > RETAIN_BYTES) decoder = null;
   }
-  if (!image || warnings.length > 0) return null;
-  return {
-    width: image.width,
-    height: image.height,
-    rgba: new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.byteLength),
-  };
 }

@@ -20,7 +20,12 @@ export interface AnalysisReport {
   options: AnalysisOptions;
   /** The threshold applied (null for adaptive and Canny). */
   threshold: number | null;
+  /** Contours in `contours` (the totals below are theirs). */
   contour_count: number;
+  /** Contours the options kept (min_area, max_contours), before the service's cap on a stored document. */
+  contours_found: number;
+  /** True when `contours` holds only the largest `contour_count` of `contours_found` (MAX_CONTOURS_STORED). */
+  truncated: boolean;
   top_level_count: number;
   total_points: number;
   total_area: number;
@@ -41,7 +46,7 @@ export async function loadPipeline(): Promise<OpenCV> {
 
 /**
  * Decodes image bytes, detects and measures contours, and (unless `draw` is false) renders the annotated image in the
- * chosen format.
+ * chosen format. The report keeps at most `maxContours` contours, the largest, and the image shows those it keeps.
  */
 export function analyseImage(
   cv: OpenCV,
@@ -49,12 +54,13 @@ export function analyseImage(
   options: AnalysisOptions = DEFAULT_OPTIONS,
   maxPixels = Infinity,
   draw = true,
+  maxContours = Infinity,
 ): { report: AnalysisReport; image: Uint8Array | null } {
   const t0 = performance.now();
   const { format, raster, info } = decodeImage(bytes, maxPixels);
   const t1 = performance.now();
   const encoder = timedEncoder(options);
-  const analysis = analyseContours(cv, raster, options, draw ? encoder.encode : null);
+  const analysis = analyseContours(cv, raster, options, draw ? encoder.encode : null, maxContours);
   releaseDecoded(raster, bytes);
   const contours = analysis.contours;
   const total = contours.reduce((s, c) => s + c.area, 0);
@@ -66,6 +72,8 @@ export function analyseImage(
     options,
     threshold: analysis.threshold,
     contour_count: contours.length,
+    contours_found: analysis.found,
+    truncated: analysis.found > contours.length,
     top_level_count: contours.filter((c) => c.parent < 0).length,
     total_points: contours.reduce((n, c) => n + c.point_count, 0),
     total_area: total,

@@ -40,6 +40,27 @@ export interface AnalysisPool {
   close(): void;
 }
 
+/** A request that ran past the pool's deadline: its member was terminated (it may be stuck) and replaced. */
+export class AnalysisTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`the analysis did not finish within ${timeoutMs} ms`);
+    this.name = "AnalysisTimeoutError";
+  }
+}
+
+/** How a pool runs its members. */
+export interface PoolOptions {
+  /** How long one request may take on a member before the member is ended and replaced (0 = no limit). */
+  timeoutMs?: number;
+  /** The member module; tests substitute one that can be made to crash or hang. */
+  memberUrl?: URL;
+  /**
+   * Most contours one result document keeps, the largest (default: no limit): each kept contour costs ~500 bytes of
+   * JSON and more as objects in the member's heap, and a noisy image has tens of thousands.
+   */
+  maxContours?: number;
+}
+
 /** A request the pool did not finish because it was stopping or closed: `started` tells whether a member had it. */
 export class PoolClosedError extends Error {
   constructor(readonly started: boolean) {
@@ -62,9 +83,10 @@ const WORKER_URL = new URL("./pool_worker.ts", import.meta.url);
 
 /**
  * Starts `size` pool members and waits until each has initialised OpenCV.js; their threads run at nice value `nice`
- * (0 = the process's own priority).
+ * (0 = the process's own priority). A member that crashes or passes `options.timeoutMs` on a request is replaced.
  */
-export async function createAnalysisPool(size: number, nice = 0): Promise<AnalysisPool> {
+export async function createAnalysisPool(size: number, nice = 0, options: PoolOptions = {}): Promise<AnalysisPool> {
+  const { timeoutMs = 0, memberUrl = WORKER_URL, maxContours = Infinity } = options;
   const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; member: Member }>();
   const waiting: { resolve: (m: Member) => void; reject: (e: Error) => void }[] = [];
   const members: Member[] = [];
@@ -75,7 +97,7 @@ export async function createAnalysisPool(size: number, nice = 0): Promise<Analys
   let warnedNice = false;
 
   const spawn = async (): Promise<Member> => {
-    const worker = new Worker(WORKER_URL, { type: "module" });
+    const worker = new Worker(memberUrl, { type: "module" });
     const member: Member = { worker, busy: true };
     await new Promise<void>((resolve, reject) => {
       worker.onmessage = (e: MessageEvent<{ version: string; niceError?: string }>) => {
@@ -102,21 +124,35 @@ export async function createAnalysisPool(size: number, nice = 0): Promise<Analys
     worker.onerror = (e) => {
       // A crashed member (out of memory, a WASM abort) fails its job as a transient error and is replaced.
       e.preventDefault();
-      for (const [id, job] of pending) {
-        if (job.member !== member) continue;
-        pending.delete(id);
-        job.reject(new Error(`analysis worker crashed: ${e.message}`));
-      }
-      worker.terminate();
-      const i = members.indexOf(member);
-      if (!closed && i >= 0) {
-        spawn().then((m) => {
-          members[i] = m;
-          release(m);
-        }, () => members.splice(i, 1));
-      }
+      retire(member, new Error(`analysis worker crashed: ${e.message}`));
     };
     return member;
+  };
+
+  /** Ends a member that crashed or ran past its deadline, fails its request with `why`, and starts a replacement. */
+  const retire = (member: Member, why: Error) => {
+    const i = members.indexOf(member);
+    if (i < 0) return;
+    // Unlisted before its request is failed: `call` then does not release it, so no later request is handed to a
+    // thread that is gone and would never answer.
+    members.splice(i, 1);
+    member.worker.terminate();
+    for (const [id, job] of pending) {
+      if (job.member !== member) continue;
+      pending.delete(id);
+      job.reject(why);
+    }
+    if (closed) return;
+    log("warn", "analysis worker ended; starting a replacement", { reason: why.message });
+    spawn().then((m) => {
+      if (closed) return m.worker.terminate();
+      members.push(m);
+      release(m);
+    }, (err) => {
+      log("error", "could not replace an analysis worker", { error: String(err) });
+      // With no member left, queued requests would wait forever.
+      if (members.length === 0) { for (const w of waiting.splice(0)) w.reject(err); }
+    });
   };
 
   const release = (m: Member) => {
@@ -143,10 +179,15 @@ export async function createAnalysisPool(size: number, nice = 0): Promise<Analys
     // Closed while the free member was being handed over: its thread is gone and would never answer.
     if (closed) throw new PoolClosedError(false);
     const id = nextId++;
+    let deadline: ReturnType<typeof setTimeout> | undefined;
     try {
       const reply = await new Promise<Reply>((resolve, reject) => {
         pending.set(id, { resolve, reject, member });
         member.worker.postMessage({ ...request, id }, [request.bytes.buffer as ArrayBuffer]);
+        // A stuck member cannot be interrupted, only ended; its job's lock would otherwise be renewed forever. A thread
+        // busy in synchronous code (a runaway OpenCV call) still runs until that call returns: Deno's terminate() does
+        // not interrupt it (https://github.com/denoland/deno/pull/35657), so the replacement shares its core meanwhile.
+        if (timeoutMs > 0) deadline = setTimeout(() => retire(member, new AnalysisTimeoutError(timeoutMs)), timeoutMs);
       });
       if ("error" in reply) {
         const { error } = reply;
@@ -154,6 +195,7 @@ export async function createAnalysisPool(size: number, nice = 0): Promise<Analys
       }
       return reply;
     } finally {
+      clearTimeout(deadline);
       if (members.includes(member)) release(member);
     }
   };
@@ -165,7 +207,7 @@ export async function createAnalysisPool(size: number, nice = 0): Promise<Analys
     size,
     opencvVersion,
     async analyse(bytes, options, maxPixels, header = {}, draw = true) {
-      const reply = await call({ kind: "analyse", id: 0, bytes, options, maxPixels, header, draw });
+      const reply = await call({ kind: "analyse", id: 0, bytes, options, maxPixels, header, draw, maxContours });
       if (!("report" in reply)) throw new Error("analysis worker sent no report");
       return { report: reply.report, image: reply.image, document: reply.document };
     },

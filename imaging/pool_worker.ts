@@ -19,6 +19,8 @@ export type PoolRequest = {
   header: Record<string, unknown>;
   /** Whether to draw and encode the annotated image now. */
   draw: boolean;
+  /** Most contours the result document keeps (the largest); Infinity for no limit. */
+  maxContours: number;
 } | {
   kind: "render";
   id: number;
@@ -48,8 +50,8 @@ self.onmessage = async (e: MessageEvent<PoolRequest | PoolInit>) => {
       self.postMessage({ id, image }, [image.buffer as ArrayBuffer]);
       return;
     }
-    const { bytes, options, maxPixels, header, draw } = request;
-    const { report, image } = analyseImage(cv, bytes, options, maxPixels, draw);
+    const { bytes, options, maxPixels, header, draw, maxContours } = request;
+    const { report, image } = analyseImage(cv, bytes, options, maxPixels, draw, maxContours);
     // The upload was transferred to this thread and is done with.
     releaseBuffer(bytes);
     // Serialised here, and only the summary cloned back: the calling thread renews job locks and should do no

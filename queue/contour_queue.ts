@@ -1,14 +1,19 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
+import { JOB_FAILURE_CODES, type JobFailureCode } from "../errors.ts";
 import { type ContourJob, ContourJobSchema, type ContourSummary } from "./job.ts";
 
 /** The BullMQ queue type the service uses. */
 export type ContourQueue = Queue<ContourJob, ContourSummary>;
 
+/** Each queue's own connection, for the reads BullMQ has no single call for (getTaskStatus). */
+const connections = new WeakMap<ContourQueue, Redis>();
+
 /** Opens the contour queue on an existing producer connection. */
 export function createContourQueue(config: Config, connection: Redis): ContourQueue {
   const queue: ContourQueue = new Queue(config.QUEUE_NAME, { connection, prefix: config.QUEUE_PREFIX });
+  connections.set(queue, connection);
   // BullMQ re-emits connection errors here; without a listener they would crash the process.
   queue.on("error", () => {});
   return queue;
@@ -40,27 +45,68 @@ export interface TaskStatus {
   started_at: string | null;
   finished_at: string | null;
   attempts: number;
-  error?: { code: string; message: string };
+  error?: { code: JobFailureCode; message: string };
   result?: ContourSummary;
 }
 
 const iso = (ms: number | undefined | null) => (ms ? new Date(ms).toISOString() : null);
 
-/** Splits a failure reason written as "code: message" by the worker. */
-export function parseFailure(reason: string | undefined): { code: string; message: string } {
+/** A job's failure reason as parseFailure reads it back: the worker fails jobs with these. */
+export function formatFailure(code: JobFailureCode, message: string): string {
+  return `${code}: ${message}`;
+}
+
+/**
+ * Splits a failure reason written by formatFailure; any other reason (an I/O error's own message, BullMQ's for a job
+ * that stalled too often) is a processing_error with the reason as its message.
+ */
+export function parseFailure(reason: string | undefined): { code: JobFailureCode; message: string } {
   const m = /^([a-z_]+): (.*)$/s.exec(reason ?? "");
-  return m ? { code: m[1], message: m[2] } : { code: "processing_error", message: reason || "unknown failure" };
+  const code = JOB_FAILURE_CODES.find((c) => c === m?.[1]);
+  return code ? { code, message: m![2] } : { code: "processing_error", message: reason || "unknown failure" };
 }
 
 /** Reads a task's status from the queue, or undefined when no such task exists. */
 export async function getTaskStatus(queue: ContourQueue, taskId: string): Promise<TaskStatus | undefined> {
-  // State first, then the job: read the other way round, a job that finishes in between would be reported
-  // completed with the stale (empty) return value fetched before.
-  const raw = await queue.getJobState(taskId);
-  if (raw === "unknown") return undefined;
-  const job = await queue.getJob(taskId);
-  if (!job) return undefined;
-  const state: TaskState = raw === "completed" || raw === "failed" || raw === "active" ? raw : "queued";
+  // Clients poll this, so it is one round trip: the job's hash and the three places that tell the states the API
+  // reports apart, read in one transaction, so a job finishing in between cannot be reported completed without its
+  // return value. Every other place a job can be (waiting, delayed, prioritized, paused) is "queued".
+  const client = connections.get(queue);
+  if (!client) throw new Error("getTaskStatus needs a queue opened by createContourQueue");
+  const replies = await client.multi()
+    .hgetall(queue.toKey(taskId))
+    .zscore(queue.toKey("completed"), taskId)
+    .zscore(queue.toKey("failed"), taskId)
+    .lpos(queue.toKey("active"), taskId)
+    .exec();
+  if (!replies) return undefined;
+  for (const [err] of replies) if (err) throw err;
+  const [hash, completed, failed, active] = replies.map(([, value]: [unknown, unknown]) => value) as [
+    Record<string, string>,
+    string | null,
+    string | null,
+    number | null,
+  ];
+  // An empty hash: no such job (never existed, removed, or expired).
+  if (!hash.data) return undefined;
+  const state: TaskState = completed !== null
+    ? "completed"
+    : failed !== null
+    ? "failed"
+    : active !== null
+    ? "active"
+    : "queued";
+  // The fields as BullMQ stores them (its rawToJobJson reads the same names).
+  const job = {
+    data: JSON.parse(hash.data) as ContourJob,
+    progress: JSON.parse(hash.progress || "0") as unknown,
+    timestamp: Number(hash.timestamp),
+    processedOn: hash.processedOn ? Number(hash.processedOn) : undefined,
+    finishedOn: hash.finishedOn ? Number(hash.finishedOn) : undefined,
+    attemptsMade: Number(hash.attemptsMade || hash.atm || "0"),
+    failedReason: hash.failedReason,
+    returnvalue: hash.returnvalue ? JSON.parse(hash.returnvalue) as ContourSummary | null : undefined,
+  };
   const progress = typeof job.progress === "number" ? job.progress : 0;
   const status: TaskStatus = {
     task_id: taskId,

@@ -36,7 +36,18 @@ export const ContourSummarySchema = z
       description: "Threshold applied (Otsu's choice by default); null for adaptive and Canny",
       example: 104,
     }),
-    contour_count: z.number().int().openapi({ example: 61 }),
+    contour_count: z.number().int().openapi({
+      description: "Contours in the result document; every total below and the annotated image are of these",
+      example: 61,
+    }),
+    contours_found: z.number().int().optional().openapi({
+      description: "Contours the options kept (min_area, max_contours); above contour_count when truncated",
+      example: 61,
+    }),
+    truncated: z.boolean().optional().openapi({
+      description: "True when the result keeps only the largest MAX_CONTOURS_STORED (contour_count) of contours_found",
+      example: false,
+    }),
     total_area: z.number().openapi({ description: "Sum of contour areas (px²)" }),
     mean_area: z.number(),
     top_level_count: z.number().int().openapi({ description: "Contours with no parent", example: 34 }),

@@ -36,8 +36,8 @@ export async function redisAnswers(host: string, port: number, timeoutMs = 1000)
   }
   if (denied) {
     throw new Error(
-      `Deno may not connect to Redis at ${host}:${port}: add ${host} to --allow-net in deno.json's start and worker ` +
-        `tasks (${denied.message})`,
+      `Deno may not connect to Redis at ${host}:${port}: start it with deno task start or worker (launcher.ts ` +
+        `grants the configured Redis host), or add ${host} to --allow-net (${denied.message})`,
     );
   }
   return answer === true;

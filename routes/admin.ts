@@ -6,7 +6,9 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { serveStatic } from "hono/deno";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { ERROR_CODES, type ErrorCode } from "../errors.ts";
 import type { AppDeps } from "./deps.ts";
+import { redisUnavailable } from "./redis_errors.ts";
 
 /** Where the queue dashboard is mounted (behind the API-key middleware app.ts puts on `/admin/*`). */
 export const ADMIN_QUEUES_PATH = "/admin/queues";
@@ -46,10 +48,13 @@ const localOnlyPage: MiddlewareHandler = async (c, next) => {
 };
 
 // bull-board's keys for the errors its read-only API gives, and the service's codes for them.
-const DASHBOARD_CODES: Record<string, string> = {
+const DASHBOARD_CODES: Record<string, ErrorCode> = {
   "ERRORS.QUEUE_READ_ONLY": "read_only",
   "ERRORS.QUEUE_NOT_FOUND": "not_found",
   "ERRORS.JOB_NOT_FOUND": "not_found",
+  "ERRORS.JOB_SCHEDULER_NOT_FOUND": "not_found",
+  "ERRORS.JOB_SCHEDULER_RUN_NOT_SUPPORTED": "read_only",
+  "ERRORS.JOB_SCHEDULER_EDIT_NOT_SUPPORTED": "read_only",
 };
 
 /**
@@ -65,16 +70,19 @@ const serviceErrors: MiddlewareHandler = async (c, next) => {
   const key = typeof body?.error === "object" ? body.error.key : undefined;
   if (!key) return;
   const outage = c.res.status >= 500;
-  const status = outage ? 503 : c.res.status;
   const code = outage ? "service_unavailable" : DASHBOARD_CODES[key] ?? "dashboard_error";
+  const status = ERROR_CODES[code];
   const message = outage
-    ? `Redis is not reachable: ${body?.message ?? "the dashboard could not read the queue"}`
+    ? redisUnavailable().message
     : key === "ERRORS.QUEUE_READ_ONLY"
     ? "the dashboard is read-only: jobs cannot be retried, removed, promoted, added or paused here"
     : body?.message ?? key;
   c.res = new Response(JSON.stringify({ error: { code, message, key } }), {
     status,
-    headers: { "content-type": "application/json; charset=utf-8" },
+    headers: {
+      "content-type": "application/json; charset=utf-8",
+      ...(outage ? { "retry-after": String(redisUnavailable().retryAfterSeconds) } : {}),
+    },
   });
 };
 

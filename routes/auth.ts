@@ -55,7 +55,6 @@ export function requireApiKey(keys: string[], challenge: "Bearer" | "Basic" = "B
         challenge === "Basic" ? 'Basic realm="admin", charset="UTF-8"' : 'Bearer realm="api"',
       );
       throw new AppError(
-        401,
         "unauthorized",
         "a valid API key is required (X-API-Key header, Bearer token, or as the password of Basic authentication)",
       );

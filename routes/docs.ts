@@ -71,6 +71,13 @@ const InfoSchema = z
     version: z.string(),
     runtime: z.record(z.string(), z.string()),
     config: z.record(z.string(), z.unknown()),
+    // What the Redis keeps across a restart; warnings name the risks (null until first checked, or no check wired).
+    redis_persistence: z.object({
+      persistence: z.enum(["aof", "rdb", "aof+rdb", "none", "unknown"]),
+      maxmemory_policy: z.string(),
+      warnings: z.array(z.string()),
+      checked_at: z.string(),
+    }).nullable(),
     docs: z.object({
       scalar: z.string(),
       redoc: z.string(),
@@ -138,6 +145,7 @@ export function registerDocsRoutes(app: OpenAPIHono, deps: AppDeps): void {
       version: config.VERSION,
       runtime: { deno: Deno.version.deno, v8: Deno.version.v8, typescript: Deno.version.typescript, ...deps.versions },
       config: publicConfig(config),
+      redis_persistence: deps.redisPersistence?.current ?? null,
       docs: { scalar: "/docs", redoc: "/redoc", openapi: "/openapi.json", ui: "/ui", dashboard: "/admin/queues" },
     }, 200));
 }

@@ -1,6 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import { NotFound } from "../errors.ts";
+import { type ErrorCode, NotFound } from "../errors.ts";
 import { getTaskStatus, type TaskStatus } from "../queue/contour_queue.ts";
 import type { AppDeps } from "./deps.ts";
 import { onDrain } from "./lifecycle.ts";
@@ -57,7 +57,7 @@ export function registerEventRoutes(app: OpenAPIHono, deps: AppDeps): void {
       const sendGone = async () => {
         done = true;
         const message = `task ${task_id} no longer exists (deleted or expired)`;
-        const data = JSON.stringify({ error: { code: "not_found", message } });
+        const data = JSON.stringify({ error: { code: "not_found" satisfies ErrorCode, message } });
         try {
           await stream.writeSSE({ event: "gone", data, id: String(Date.now()) });
         } finally {

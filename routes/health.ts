@@ -1,6 +1,8 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { TIMED_OUT, withDeadline } from "../deadline.ts";
+import { freeBytes } from "../storage/disk.ts";
 import type { AppDeps } from "./deps.ts";
+import { refuseOtherMethods } from "./method_not_allowed.ts";
 import { ComponentHealthSchema, errorResponses, FullHealthSchema } from "./schemas.ts";
 
 type Health = z.infer<typeof ComponentHealthSchema>;
@@ -17,7 +19,15 @@ async function checkRedis(deps: AppDeps): Promise<Health> {
   const t0 = performance.now();
   try {
     const pong = await withTimeout(deps.redis.ping(), "Redis");
-    return { status: pong === "PONG" ? "healthy" : "unhealthy", latency_ms: round(performance.now() - t0) };
+    const latency_ms = round(performance.now() - t0);
+    if (pong !== "PONG") return { status: "unhealthy", latency_ms };
+    // A Redis that would lose the queue on a restart, or evict job keys, still works: degraded, not failing.
+    const p = deps.redisPersistence?.current;
+    if (!p) return { status: "healthy", latency_ms };
+    const settings = { persistence: p.persistence, maxmemory_policy: p.maxmemory_policy };
+    return p.warnings.length
+      ? { status: "degraded", latency_ms, ...settings, warnings: p.warnings }
+      : { status: "healthy", latency_ms, ...settings };
   } catch (err) {
     return { status: "unhealthy", detail: (err as Error).message };
   }
@@ -43,6 +53,32 @@ async function checkWorkers(deps: AppDeps): Promise<Health> {
     return { status: "unhealthy", detail: (err as Error).message };
   }
 }
+
+/** Free space where uploads and results are written; unhealthy under DISK_MIN_FREE_MB (uploads would get 507). */
+export async function checkDisk(config: AppDeps["config"]): Promise<Health> {
+  const minFree = config.DISK_MIN_FREE_MB * 1024 * 1024;
+  const free_bytes: Record<string, number | null> = {
+    upload_dir: await freeBytes(config.UPLOAD_DIR),
+    result_dir: await freeBytes(config.RESULT_DIR),
+  };
+  const low = Object.entries(free_bytes).filter(([, n]) => n !== null && n < minFree).map(([k]) => k.toUpperCase());
+  if (low.length) {
+    const detail = `less than DISK_MIN_FREE_MB (${config.DISK_MIN_FREE_MB} MB) free in ${low.join(", ")}`;
+    return { status: "unhealthy", free_bytes, min_free_bytes: minFree, detail };
+  }
+  // Unreadable (no --allow-sys=statfs): reported as null, not as a failure of the disk itself.
+  return { status: "healthy", free_bytes, min_free_bytes: minFree };
+}
+
+// Every path below, which answer GET only.
+const HEALTH_PATHS = [
+  "/api/v1/health/",
+  "/api/v1/health",
+  "/api/v1/health/redis",
+  "/api/v1/health/worker",
+  "/api/v1/health/celery",
+  "/api/v1/health/full",
+];
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
@@ -72,9 +108,10 @@ const fullRoute = createRoute({
 
 /** Registers the health routes (the original service's paths included). */
 export function registerHealthRoutes(app: OpenAPIHono, deps: AppDeps): void {
-  const respond = (h: Health) => (h.status === "healthy" ? 200 : 503) as 200 | 503;
+  const respond = (h: Health) => (h.status === "unhealthy" ? 503 : 200) as 200 | 503;
   const api = (): Health => ({ status: "healthy", service: deps.config.APP_NAME, version: deps.config.VERSION });
 
+  for (const path of HEALTH_PATHS) refuseOtherMethods(app, path, "GET", "read health");
   app.openapi(component("/api/v1/health/", "The API process is up"), (c) => c.json(api(), 200));
   app.get("/api/v1/health", (c) => c.json(api(), 200));
   app.openapi(component("/api/v1/health/redis", "Redis answers PING (with latency)"), async (c) => {
@@ -93,10 +130,11 @@ export function registerHealthRoutes(app: OpenAPIHono, deps: AppDeps): void {
     },
   );
   app.openapi(fullRoute, async (c) => {
-    const [redis, worker] = await Promise.all([checkRedis(deps), checkWorkers(deps)]);
-    const components: Record<string, Health> = { api: api(), redis, worker };
-    const failing = Object.entries(components).filter(([, h]) => h.status !== "healthy").map(([k]) => k);
-    const status = failing.length ? "unhealthy" : "healthy";
+    const [redis, worker, disk] = await Promise.all([checkRedis(deps), checkWorkers(deps), checkDisk(deps.config)]);
+    const components: Record<string, Health> = { api: api(), redis, worker, disk };
+    const failing = Object.entries(components).filter(([, h]) => h.status === "unhealthy").map(([k]) => k);
+    const degraded = Object.values(components).some((h) => h.status === "degraded");
+    const status = failing.length ? "unhealthy" : degraded ? "degraded" : "healthy";
     return c.json({ status, failing, components }, failing.length ? 503 : 200);
   });
 }

@@ -76,14 +76,12 @@ export async function claimIdempotencyKey(
   const record = JSON.parse(earlier) as StoredRecord;
   if (record.fingerprint !== fingerprint) {
     throw new AppError(
-      422,
       "idempotency_key_reused",
       "Idempotency-Key was already used for a different upload (another file, filename or options); use a new key",
     );
   }
   if (record.state === "pending" || !record.accepted) {
     throw new AppError(
-      409,
       "idempotency_key_in_use",
       "an upload with this Idempotency-Key is still being processed; retry in a moment",
     );

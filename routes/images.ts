@@ -8,7 +8,7 @@ import { forgetResult } from "../queue/results_index.ts";
 import { removeFile, removeResultFiles, resultFiles } from "../storage/files.ts";
 import type { AppDeps } from "./deps.ts";
 import { fromRedis } from "./redis_errors.ts";
-import { errorResponses, ErrorSchema, TaskIdSchema, TaskStatusSchema } from "./schemas.ts";
+import { documentedError, errorResponses, TaskIdSchema, TaskStatusSchema } from "./schemas.ts";
 
 const MeasuredContourSchema = z
   .object({
@@ -79,21 +79,13 @@ const deleteRoute = createRoute({
   responses: {
     204: { description: "Removed" },
     ...errorResponses(400, 401, 404, 503),
-    409: {
-      description: "The task is being processed right now",
-      content: {
-        "application/json": {
-          schema: ErrorSchema,
-          examples: {
-            task_active: {
-              value: {
-                error: { code: "task_active", message: "the task is being processed; retry when it has finished" },
-              },
-            },
-          },
-        },
-      },
-    },
+    ...documentedError(409, "The task is being processed, or a worker took it up while it was being removed", [
+      ["task_active", "the task is being processed; retry when it has finished"],
+      [
+        "task_state_changed",
+        "the task changed state while this request was handled (a worker took it up or finished it); retry",
+      ],
+    ]),
   },
 });
 
@@ -165,7 +157,7 @@ export function registerImageRoutes(app: OpenAPIHono, deps: AppDeps): void {
     if (!job) throw new NotFound(`no task with id ${task_id}`);
     const state = await fromRedis(() => job.getState());
     if (state === "active") {
-      throw new AppError(409, "task_active", "the task is being processed; retry when it has finished");
+      throw new AppError("task_active", "the task is being processed; retry when it has finished");
     }
     await fromRedis(async () => {
       await job.remove();

@@ -14,6 +14,7 @@ export function onDrain(lifecycle: Lifecycle | undefined, end: () => void): () =
 
 /** Starts a graceful shutdown: new requests are refused, and long-lived responses (event streams) are told to end. */
 export function startDraining(lifecycle: Lifecycle): void {
+  lifecycle.drainingSince ??= performance.now();
   lifecycle.draining = true;
   const hooks = [...lifecycle.drainHooks ?? []];
   lifecycle.drainHooks?.clear();

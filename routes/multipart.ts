@@ -1,4 +1,6 @@
 import { Buffer } from "node:buffer";
+import { createHash, type Hash } from "node:crypto";
+import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import { AppError, BadRequest, TooLarge } from "../errors.ts";
 
 /** What a streamed multipart upload held: its text fields, and its one file. */
@@ -7,8 +9,9 @@ export interface ReceivedForm {
   /**
    * The `file` part; null when the form had none. Up to SPILL_BYTES it is kept in `bytes`; a larger one was streamed
    * to the temp path instead (`bytes` null), so no upload holds more than that much memory while it arrives.
+   * `sha256` (hex) is there when the options asked for it.
    */
-  file: { name: string; size: number; bytes: Uint8Array | null } | null;
+  file: { name: string; size: number; bytes: Uint8Array | null; sha256?: string } | null;
 }
 
 /** Limits and destination for one upload. */
@@ -19,6 +22,13 @@ export interface ReceiveOptions {
   maxFileBytes: number;
   /** Largest whole body (the file plus fields, boundaries and part headers). */
   maxBodyBytes: number;
+  /** Hash the file part as it streams past, so that a spilled file need not be read back for it. */
+  sha256?: boolean;
+  /**
+   * Longest wait for the next piece of the body, in ms; past it the upload fails with 408 request_timeout (a client
+   * trickling its body would otherwise hold a connection and a partial file for as long as it likes).
+   */
+  idleTimeoutMs?: number;
 }
 
 // Option values are short words and numbers; a callback URL is the longest legitimate field.
@@ -42,7 +52,7 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
   if (!boundary) {
     await request.body?.cancel().catch(() => {});
     if (/^multipart\/form-data/i.test(type)) throw malformed("no boundary in its Content-Type");
-    throw new AppError(415, "unsupported_media_type", "send the image as multipart/form-data with a 'file' field");
+    throw new AppError("unsupported_media_type", "send the image as multipart/form-data with a 'file' field");
   }
   const declared = request.headers.get("content-length");
   if (declared !== null && !request.headers.has("transfer-encoding") && Number(declared) > options.maxBodyBytes) {
@@ -55,7 +65,8 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
   if (!reader) throw malformed("the body is empty");
 
   const fields: Record<string, string> = {};
-  let file: { name: string; size: number; bytes: Uint8Array | null } | null = null;
+  let file: { name: string; size: number; bytes: Uint8Array | null; sha256?: string } | null = null;
+  let hash: Hash | null = null;
   let sink: Deno.FsFile | null = null;
   // The file part while it is small enough to keep (appended once, never joined again at the end).
   let held: ByteQueue | null = new ByteQueue();
@@ -76,7 +87,14 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
     searched = Math.max(0, searched - n);
   };
   const more = async (): Promise<boolean> => {
-    const { done, value } = await reader.read();
+    const next = options.idleTimeoutMs ? await withDeadline(reader.read(), options.idleTimeoutMs) : await reader.read();
+    if (next === TIMED_OUT) {
+      throw new AppError(
+        "request_timeout",
+        `the upload's body sent nothing for ${options.idleTimeoutMs} ms (BODY_IDLE_TIMEOUT_MS)`,
+      );
+    }
+    const { done, value } = next;
     if (done) return false;
     received += value.length;
     if (received > options.maxBodyBytes) throw new TooLarge(options.maxFileBytes);
@@ -89,6 +107,7 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
     if (part.kind === "file") {
       file!.size += data.length;
       if (file!.size > options.maxFileBytes) throw new TooLarge(options.maxFileBytes);
+      hash?.update(data);
       if (!sink && file!.size <= SPILL_BYTES) {
         held!.append(data);
         return;
@@ -179,12 +198,17 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
           } else {
             kind = "file";
             file = { name: filename ?? "", size: 0, bytes: null };
+            if (options.sha256) hash = createHash("sha256");
           }
         }
         part = { name, kind, text: [], textBytes: 0 };
         state = "body";
       }
     }
+    // An epilogue after the closing boundary is read and dropped, so the connection stays usable, but it counts
+    // against the body limit like every other byte: a body that goes on past it is cut off with 413.
+    consume(buf.length);
+    while (await more()) consume(buf.length);
   } catch (err) {
     await reader.cancel().catch(() => {});
     throw err;
@@ -192,9 +216,6 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
     // Assigned inside `emit`, which the compiler does not follow.
     (sink as Deno.FsFile | null)?.close();
   }
-  // Whatever follows the closing boundary (an epilogue) is read and ignored, so the connection stays usable.
-  while (!(await reader.read()).done) { /* drain */ }
-
   if (misplaced.length && !file) {
     throw new BadRequest(
       "missing_file",
@@ -207,6 +228,7 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
   if (file && !(sink as Deno.FsFile | null)) {
     file.bytes = held!.bytes();
   }
+  if (file && hash) file.sha256 = (hash as Hash).digest("hex");
   return { fields, file };
 }
 

@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import type { Redis } from "ioredis";
 import { AppError } from "../errors.ts";
 import { presentedKey, sha256Hex } from "./auth.ts";
+import type {} from "./client_address.ts";
 
 /** Settings of the fixed-window limiter. */
 export interface RateLimit {
@@ -23,7 +24,9 @@ async function clientId(headers: Headers, remote: string): Promise<string> {
 export function rateLimit(redis: Redis, settings: RateLimit): MiddlewareHandler {
   return async (c, next) => {
     if (settings.limit <= 0) return next();
-    const remote = (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname ?? "unknown";
+    // The client's address as identifyClient established it (TRUST_PROXY), else the socket's peer.
+    const remote = c.get("clientAddress") ??
+      (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname ?? "unknown";
     const windowMs = settings.windowSeconds * 1000;
     const now = Date.now();
     const windowStart = Math.floor(now / windowMs) * windowMs;
@@ -42,7 +45,7 @@ export function rateLimit(redis: Redis, settings: RateLimit): MiddlewareHandler 
     if (count > settings.limit) {
       const retryAfter = Math.max(1, Math.ceil((windowStart + windowMs - now) / 1000));
       c.header("Retry-After", String(retryAfter));
-      throw new AppError(429, "rate_limited", `too many requests; retry in ${retryAfter} s`);
+      throw new AppError("rate_limited", `too many requests; retry in ${retryAfter} s`);
     }
     return next();
   };

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { ERROR_CODES, type ErrorCode, type ErrorCodeOf, type ErrorStatus, JOB_FAILURE_CODES } from "../errors.ts";
 import { AnalysisOptionsFields, checkOptions } from "../imaging/options.ts";
 import { ContourSummarySchema } from "../queue/job.ts";
 
@@ -6,8 +7,11 @@ import { ContourSummarySchema } from "../queue/job.ts";
 export const ErrorSchema = z
   .object({
     error: z.object({
-      code: z.string().openapi({ example: "not_an_image" }),
+      code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]).openapi({ example: "not_an_image" }),
       message: z.string().openapi({ example: "the file is not an image (expected JPEG, PNG, BMP or TIFF content)" }),
+      request_id: z.string().optional().openapi({
+        description: "Only with internal_error: the request's id (X-Request-Id), which its log line carries too",
+      }),
     }),
   })
   .openapi("Error");
@@ -74,7 +78,9 @@ export const TaskStatusSchema = z
     started_at: z.iso.datetime().nullable(),
     finished_at: z.iso.datetime().nullable(),
     attempts: z.number().int(),
-    error: z.object({ code: z.string(), message: z.string() }).optional(),
+    error: z.object({ code: z.enum(JOB_FAILURE_CODES), message: z.string() }).optional().openapi({
+      description: "Why a failed task failed",
+    }),
     result: ContourSummarySchema.optional(),
   })
   .openapi("TaskStatus");
@@ -93,9 +99,11 @@ export const ResultsPageSchema = z
 /** One component's health. */
 export const ComponentHealthSchema = z
   .object({
-    status: z.enum(["healthy", "unhealthy"]),
+    // degraded: working, with a risk an operator should fix (listed in warnings); answered 200.
+    status: z.enum(["healthy", "degraded", "unhealthy"]),
     latency_ms: z.number().optional(),
     detail: z.string().optional(),
+    warnings: z.array(z.string()).optional(),
   })
   .passthrough()
   .openapi("ComponentHealth");
@@ -103,13 +111,14 @@ export const ComponentHealthSchema = z
 /** The combined health report. */
 export const FullHealthSchema = z
   .object({
-    status: z.enum(["healthy", "unhealthy"]),
+    status: z.enum(["healthy", "degraded", "unhealthy"]),
     failing: z.array(z.string()),
     components: z.record(z.string(), ComponentHealthSchema),
   })
   .openapi("FullHealth");
 
-const ERROR_EXAMPLES: Record<number, [string, string][]> = {
+/** An example of each code the general error responses document, by status (a code under another status is a type error). */
+const ERROR_EXAMPLES: { [S in ErrorStatus]?: [ErrorCodeOf<S>, string][] } = {
   400: [
     ["missing_file", "file: the form needs a 'file' field holding the image"],
     ["empty_file", "the uploaded file is empty"],
@@ -123,6 +132,7 @@ const ERROR_EXAMPLES: Record<number, [string, string][]> = {
   ],
   401: [["unauthorized", "a valid API key is required (X-API-Key header or Bearer token)"]],
   404: [["not_found", "no task with id 3b241101-e2bb-4255-8caf-4136c566a962"]],
+  408: [["request_timeout", "the upload's body sent nothing for 30000 ms (BODY_IDLE_TIMEOUT_MS)"]],
   409: [[
     "idempotency_key_in_use",
     "an upload with this Idempotency-Key is still being processed; retry in a moment",
@@ -134,31 +144,50 @@ const ERROR_EXAMPLES: Record<number, [string, string][]> = {
     "Idempotency-Key was already used for a different upload (another file, filename or options); use a new key",
   ]],
   429: [["rate_limited", "too many requests; retry after the time in Retry-After"]],
-  503: [["service_unavailable", "the job queue (Redis) is not reachable; try again shortly"]],
+  503: [["service_unavailable", "Redis is not reachable; try again shortly"]],
+  507: [["insufficient_storage", "the server has no storage space left for this request; retry later"]],
 };
 
-/** Standard error responses for the OpenAPI document, with an example of every error code each status carries. */
-export function errorResponses(...statuses: (400 | 401 | 404 | 409 | 413 | 415 | 422 | 429 | 503)[]) {
-  const text: Record<number, string> = {
-    400: "Bad input",
-    401: "Missing or wrong API key (only when API_KEYS is set)",
-    404: "Not found",
-    409: "An upload with the same Idempotency-Key is still being processed",
-    413: "File larger than MAX_FILE_SIZE",
-    415: "Not multipart/form-data",
-    422: "The Idempotency-Key was used before for a different upload",
-    429: "Too many requests",
-    503: "Redis or the queue is unavailable",
-  };
-  return Object.fromEntries(statuses.map((s) => [s, {
-    description: text[s],
-    content: {
-      "application/json": {
-        schema: ErrorSchema,
-        examples: Object.fromEntries(
-          ERROR_EXAMPLES[s].map(([code, message]) => [code, { value: { error: { code, message } } }]),
-        ),
-      },
+const STATUS_TEXT = {
+  400: "Bad input",
+  401: "Missing or wrong API key (only when API_KEYS is set)",
+  404: "Not found",
+  408: "The request's body stopped arriving (BODY_IDLE_TIMEOUT_MS)",
+  409: "An upload with the same Idempotency-Key is still being processed",
+  413: "File larger than MAX_FILE_SIZE",
+  415: "Not multipart/form-data",
+  422: "The Idempotency-Key was used before for a different upload",
+  429: "Too many requests",
+  503: "Redis or the queue is unavailable (Retry-After says when to try again)",
+  507: "The server's disk is full (Retry-After says when to try again)",
+} as const satisfies { [S in ErrorStatus]?: string };
+
+/** An error response's description and an example body of each code given. */
+function describeError(description: string, examples: [ErrorCode, string][]) {
+  const content = {
+    "application/json": {
+      schema: ErrorSchema,
+      examples: Object.fromEntries(
+        examples.map(([code, message]) => [code, { value: { error: { code, message } } }]),
+      ),
     },
-  }]));
+  };
+  return { description, content };
+}
+
+/**
+ * One documented error response, `{[status]: …}`, with an example body of each code given; a code registered under
+ * another status is a type error.
+ */
+export function documentedError<S extends ErrorStatus>(
+  status: S,
+  description: string,
+  examples: [ErrorCodeOf<S>, string][],
+) {
+  return { [status]: describeError(description, examples) } as Record<S, ReturnType<typeof describeError>>;
+}
+
+/** Standard error responses for the OpenAPI document, with an example of every error code each status carries. */
+export function errorResponses(...statuses: (keyof typeof STATUS_TEXT)[]) {
+  return Object.fromEntries(statuses.map((s) => [s, describeError(STATUS_TEXT[s], ERROR_EXAMPLES[s] ?? [])]));
 }

@@ -2,18 +2,11 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { join } from "node:path";
 import { NotFound } from "../errors.ts";
 import type { OnDemandRenderer } from "../storage/render_on_demand.ts";
-import { ErrorSchema } from "./schemas.ts";
+import { documentedError } from "./schemas.ts";
 
 // Only names the worker writes are served, so no path can reach outside RESULT_DIR.
 const RESULT_NAME = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(png|jpg|json)$/;
 const TYPES: Record<string, string> = { png: "image/png", jpg: "image/jpeg", json: "application/json" };
-
-const errorExample = (description: string, code: string, message: string) => ({
-  description,
-  content: {
-    "application/json": { schema: ErrorSchema, examples: { [code]: { value: { error: { code, message } } } } },
-  },
-});
 
 const resultRoute = createRoute({
   method: "get",
@@ -41,12 +34,13 @@ const resultRoute = createRoute({
       },
     },
     304: { description: "Not modified since the ETag or date the client sent" },
-    404: errorExample("No such result", "not_found", "no such result file"),
-    410: errorExample(
-      "Never drawn, and the upload it would be drawn from is gone",
-      "image_gone",
-      "the annotated image was never drawn and the upload it is drawn from has been removed",
-    ),
+    ...documentedError(404, "No such result", [["not_found", "no such result file"]]),
+    ...documentedError(410, "Never drawn, and the upload it would be drawn from is gone", [
+      ["image_gone", "the annotated image was never drawn and the upload it is drawn from has been removed"],
+    ]),
+    ...documentedError(507, "The disk is full: the image could not be drawn (Retry-After says when to try again)", [
+      ["insufficient_storage", "the server has no storage space left for this request; retry later"],
+    ]),
   },
 });
 

@@ -1,8 +1,8 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { join } from "node:path";
-import { AppError, BadRequest, errorResponse, Unavailable } from "../errors.ts";
-import { assertPixelLimit } from "../imaging/decode.ts";
-import { EXTENSIONS, sniffFormat } from "../imaging/format.ts";
+import { BadRequest } from "../errors.ts";
+import { fileSource } from "../imaging/byte_source.ts";
+import { EXTENSIONS, type ImageFormat } from "../imaging/format.ts";
 import { checkStructure } from "../imaging/structure.ts";
 import { log } from "../log.ts";
 import { validateCallbackUrl } from "../callbacks/callback.ts";
@@ -13,6 +13,8 @@ import type { AppDeps } from "./deps.ts";
 import { sha256Hex } from "./auth.ts";
 import { claimIdempotencyKey, type IdempotencyClaim, idempotencyKey } from "./idempotency.ts";
 import { receiveMultipart } from "./multipart.ts";
+import { refuseOtherMethods } from "./method_not_allowed.ts";
+import { isConnectionError, redisUnavailable } from "./redis_errors.ts";
 import {
   errorResponses,
   UPLOAD_FIELD_NAMES,
@@ -59,7 +61,7 @@ const uploadRoute = createRoute({
       headers: { Location: { description: "The task's status URL (status_url)", schema: { type: "string" } } },
       content: { "application/json": { schema: UploadAcceptedSchema } },
     },
-    ...errorResponses(400, 401, 409, 413, 415, 422, 429, 503),
+    ...errorResponses(400, 401, 408, 409, 413, 415, 422, 429, 503, 507),
   },
 });
 
@@ -70,10 +72,7 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
   // middleware, which would buffer the whole form; the fields are then validated with the same schema.
   app.openAPIRegistry.registerPath(uploadRoute);
   // Before the routes of /api/v1/images/{task_id}, which would otherwise take "upload" for a malformed task id.
-  app.on(["GET", "HEAD", "PUT", "PATCH", "DELETE"], uploadRoute.path, (c) => {
-    c.header("Allow", "POST");
-    return errorResponse(new AppError(405, "method_not_allowed", `use POST to upload (not ${c.req.method})`), c);
-  });
+  refuseOtherMethods(app, uploadRoute.path, "POST", "upload");
   app.post(uploadRoute.path, async (c) => {
     const taskId = crypto.randomUUID();
     const incoming = join(config.UPLOAD_DIR, `.incoming-${taskId}`);
@@ -84,6 +83,8 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
         tempPath: incoming,
         maxFileBytes: config.MAX_FILE_SIZE,
         maxBodyBytes: config.MAX_FILE_SIZE + MULTIPART_OVERHEAD,
+        idleTimeoutMs: config.BODY_IDLE_TIMEOUT_MS,
+        sha256: idempotencyKey(c.req.raw.headers) !== undefined,
       });
       const unknown = Object.keys(form.fields).find((name) => !UPLOAD_FIELD_NAMES.includes(name));
       if (unknown !== undefined) {
@@ -101,19 +102,19 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
       const { callback_url, render, ...options } = parsed.data;
       const callbackUrl = callback_url ? validateCallbackUrl(config, callback_url) : undefined;
       if (form.file.size === 0) throw new BadRequest("empty_file", "the uploaded file is empty");
-      // Cheap checks only (headers, container structure), on the file as written: decoding pixels is the workers'
-      // CPU work, not the API's. The pixel limit first: a bomb's tiny body would also fail the structure check.
-      const bytes = form.file.bytes ?? await Deno.readFile(incoming);
-      const format = sniffFormat(bytes);
-      assertPixelLimit(bytes, config.MAX_PIXELS);
-      checkStructure(bytes);
+      // Cheap checks only (headers, pixel limit, container structure), on the file as written: decoding pixels is
+      // the workers' CPU work, not the API's. A file spilled to disk is walked a few pages at a time, not read back.
+      const { bytes } = form.file;
+      const format = bytes
+        ? checkStructure(bytes, config.MAX_PIXELS)
+        : await checkSpilled(incoming, form.file.size, config.MAX_PIXELS);
 
       const filename = sanitizeFilename(form.file.name);
       const key = idempotencyKey(c.req.raw.headers);
       if (key !== undefined) {
         // Checked only now, so that a refused request leaves the key free for the corrected one.
         const fingerprint = await sha256Hex(
-          JSON.stringify({ file: await sha256Hex(bytes), filename, options, render, callback_url: callbackUrl }),
+          JSON.stringify({ file: form.file.sha256, filename, options, render, callback_url: callbackUrl }),
         );
         const claimed = await claimIdempotencyKey(
           deps.redis,
@@ -133,7 +134,7 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
         claim = claimed;
       }
       stored = join(config.UPLOAD_DIR, `${taskId}.${EXTENSIONS[format]}`);
-      if (form.file.bytes) await Deno.writeFile(stored, bytes, { createNew: true });
+      if (bytes) await Deno.writeFile(stored, bytes, { createNew: true });
       else await Deno.rename(incoming, stored);
       try {
         await enqueueContourJob(queue, config, {
@@ -149,8 +150,10 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
           callback_url: callbackUrl,
         });
       } catch (err) {
+        // Only an unreachable Redis is a 503; anything else is a fault of this service, for the error handler's 500.
+        if (!isConnectionError(err)) throw err;
         log("warn", "enqueue failed", { task_id: taskId, error: (err as Error).message });
-        throw new Unavailable("the job queue (Redis) is not reachable; try again shortly");
+        throw redisUnavailable();
       }
       log("info", "upload accepted", { request_id: c.get("requestId"), task_id: taskId, format, size: form.file.size });
       const accepted: z.infer<typeof UploadAcceptedSchema> = {
@@ -177,4 +180,14 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
       throw err;
     }
   });
+}
+
+/** checkStructure of the spilled upload at `path`, read from disk as the walk goes. */
+async function checkSpilled(path: string, size: number, maxPixels: number): Promise<ImageFormat> {
+  const file = await Deno.open(path);
+  try {
+    return checkStructure(fileSource(file, size), maxPixels);
+  } finally {
+    file.close();
+  }
 }

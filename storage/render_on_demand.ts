@@ -18,7 +18,6 @@ export interface OnDemandRenderer {
 export class ImageGone extends AppError {
   constructor(taskId: string) {
     super(
-      410,
       "image_gone",
       `the annotated image of ${taskId} was never drawn and its upload no longer exists; the contour data is still ` +
         `available`,
@@ -26,10 +25,21 @@ export class ImageGone extends AppError {
   }
 }
 
-/** A renderer on the given pool (obtained on first use); one drawing per task at a time in this process. */
-export function createOnDemandRenderer(config: Config, pool: () => Promise<AnalysisPool>): OnDemandRenderer {
+/**
+ * A renderer on the given pool (obtained on first use); one drawing per task at a time in this process, and at most
+ * `slots` drawings at once (the pool's members: more could not run anyway).
+ */
+export function createOnDemandRenderer(
+  config: Config,
+  pool: () => Promise<AnalysisPool>,
+  slots = config.WORKER_CONCURRENCY,
+): OnDemandRenderer {
   const drawing = new Map<string, Promise<boolean>>();
-  const draw = async (taskId: string, extension: string): Promise<boolean> => {
+  // The pool queues requests itself, but each would hold its upload and result document (tens of MB for a noisy
+  // image) while it waited: with 32 images requested at once that was 4 GiB. Waiting here, a request holds nothing.
+  const limit = createLimit(slots);
+  const draw = (taskId: string, extension: string) => limit(() => drawNow(taskId, extension));
+  const drawNow = async (taskId: string, extension: string): Promise<boolean> => {
     const document = await readIfExists(resultFiles(config.RESULT_DIR, taskId).data);
     if (!document) return false;
     const { format, options } = JSON.parse(new TextDecoder().decode(document)) as {
@@ -64,6 +74,24 @@ export function createOnDemandRenderer(config: Config, pool: () => Promise<Analy
       }
       return pending;
     },
+  };
+}
+
+/** Runs at most `slots` of the functions given at once; the rest wait in order. */
+function createLimit(slots: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (fn) => {
+    if (running >= slots) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      return await fn();
+    } finally {
+      // The slot passes straight to the next in line, so `running` counts it still taken.
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
   };
 }
 

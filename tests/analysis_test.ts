@@ -64,6 +64,15 @@ Deno.test("options: retrieval, filters and thresholds give the known contour cou
     const { contours } = analyseContours(cv, card, opts({ ...noBlur, max_contours: 2 }));
     assert.deepEqual(contours.map((c) => c.area).sort((a, b) => b - a), [59 * 59, 39 * 39]);
   });
+  await t.step("a storage limit keeps the largest and counts what the options found", () => {
+    const all = analyseContours(cv, card, opts(noBlur), null);
+    const capped = analyseContours(cv, card, opts(noBlur), null, 2);
+    assert.equal(all.found, all.contours.length);
+    assert.equal(capped.found, all.contours.length);
+    assert.deepEqual(capped.contours.map((c) => c.area).sort((a, b) => b - a), [59 * 59, 39 * 39]);
+    // Counted after max_contours: the client's own cut is not the service's truncation.
+    assert.equal(analyseContours(cv, card, opts({ ...noBlur, max_contours: 3 }), null, 2).found, 3);
+  });
   await t.step("invert finds the same shapes on a light background", () => {
     assert.equal(count({ invert: true }, testCard(0, 255)), 6);
     assert.equal(count({ retrieval: "external", invert: true }, testCard(0, 255)), 4);

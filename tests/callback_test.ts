@@ -4,6 +4,7 @@ import { isInternalAddress } from "../callbacks/address.ts";
 import {
   assertDeliverable,
   createCallbackQueue,
+  deliverCallback,
   enqueueCallback,
   sign,
   startCallbackWorker,
@@ -308,12 +309,14 @@ Deno.test("callbacks: CALLBACK_ALLOWED_HOSTS lets an internal address through, i
     CALLBACK_SECRET: SECRET,
     CALLBACK_ALLOWED_HOSTS: "::1,[::ffff:127.0.0.1],hook.internal",
   });
-  const noDns = () => Promise.reject(new Error("an allowed host is not resolved"));
+  // Allowed names are still resolved, so that the delivery connects to the addresses looked up, but not refused.
+  const internalDns = () => Promise.resolve(["10.1.2.3"]);
   for (
     const raw of ["http://[::1]/x", "http://[0:0::1]/x", "http://[::ffff:7f00:1]:8799/e", "http://hook.internal/x"]
   ) {
     const url = validateCallbackUrl(config, raw);
-    await assertDeliverable(config, new URL(url), noDns);
+    const addresses = await assertDeliverable(config, new URL(url), internalDns);
+    assert.deepEqual(addresses, raw.includes("hook.internal") ? ["10.1.2.3"] : [new URL(url).hostname.slice(1, -1)]);
   }
   assert.throws(() => validateCallbackUrl(config, "http://127.0.0.1/x"), BadRequest, "the v4 spelling is not listed");
   assert.throws(() => validateCallbackUrl(config, "http://localhost./x"), BadRequest);
@@ -369,4 +372,61 @@ Deno.test("callbacks: a queued callback to [::ffff:127.0.0.1] fails at send time
     await svc.close();
     await hook.close();
   }
+});
+
+Deno.test("callbacks: the connection goes to the address the check approved (DNS rebinding), Host and TLS name kept", async (t) => {
+  const config = parseConfig({ CALLBACK_SECRET: SECRET, CALLBACK_ALLOWED_HOSTS: "hooks.example" });
+  await t.step(
+    "a name that is public for the check and 127.0.0.1 a moment later: nothing reaches 127.0.0.1",
+    async () => {
+      const hook = receiver();
+      let lookups = 0;
+      // What a rebinding DNS server does: a public address for the first question, loopback for the next.
+      const rebinding = () => Promise.resolve(lookups++ === 0 ? ["203.0.113.7"] : ["127.0.0.1"]);
+      try {
+        const url = new URL(`http://rebind.example:${new URL(hook.url).port}/hook`);
+        // The test may not connect to 203.0.113.7, so the delivery fails; what matters is where it tried to go.
+        await assert.rejects(deliverCallback(config, url, "{}", "rebinding", rebinding), /203\.0\.113\.7/);
+        assert.equal(lookups, 1, "looked up once, for the check");
+        assert.equal(hook.calls(), 0);
+      } finally {
+        await hook.close();
+      }
+    },
+  );
+  await t.step("the Host header, path and query are the URL's", async () => {
+    const seen: string[] = [];
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+      seen.push(
+        `${req.headers.get("host")} ${new URL(req.url).pathname}${new URL(req.url).search} ${await req.text()}`,
+      );
+      return new Response("ok");
+    });
+    try {
+      const port = server.addr.port;
+      const url = new URL(`http://hooks.example:${port}/hook?task=1`);
+      const status = await deliverCallback(config, url, '{"a":1}', "host", () => Promise.resolve(["127.0.0.1"]));
+      assert.equal(status, 200);
+      assert.deepEqual(seen, [`hooks.example:${port} /hook?task=1 {"a":1}`]);
+    } finally {
+      await server.shutdown();
+    }
+  });
+  await t.step("TLS: the server name (SNI) in the handshake is the URL's host, not the address", async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const hello = (async () => {
+      const conn = await listener.accept();
+      const buf = new Uint8Array(16 * 1024);
+      const n = await conn.read(buf);
+      conn.close();
+      return new TextDecoder("latin1").decode(buf.subarray(0, n ?? 0));
+    })();
+    try {
+      const url = new URL(`https://hooks.example:${(listener.addr as Deno.NetAddr).port}/hook`);
+      await assert.rejects(deliverCallback(config, url, "{}", "tls", () => Promise.resolve(["127.0.0.1"])));
+      assert.ok((await hello).includes("hooks.example"), "the ClientHello names hooks.example");
+    } finally {
+      listener.close();
+    }
+  });
 });

@@ -10,6 +10,9 @@ Deno.test("config: defaults match the original service", () => {
   assert.equal(c.RESULT_DIR, "result_images");
   assert.equal(c.EMBEDDED_WORKER, true);
   assert.equal(c.WORKER_NICE, 19, "analysis runs below the API's priority");
+  // About 3.5× the slowest analysis of a MAX_PIXELS image measured on a 2-core machine (README, configuration).
+  assert.equal(c.ANALYSIS_TIMEOUT_MS, 30_000);
+  assert.equal(parseConfig({ ANALYSIS_TIMEOUT_MS: "250" }).ANALYSIS_TIMEOUT_MS, 250);
   assert.deepEqual(redisOptions(c), { host: "127.0.0.1", port: 6379, db: 0, password: undefined });
 });
 
@@ -29,6 +32,10 @@ Deno.test("config: a bad value is refused with a message naming the variable", a
     RATE_LIMIT: "0x1f90",
     JOB_ATTEMPTS: " 5",
     WORKER_GRACE_MS: "1e3x",
+    // Below 100 ms no image could be analysed; 0 would read as "no deadline", which is not offered.
+    ANALYSIS_TIMEOUT_MS: "0",
+    // Trusting every sender's X-Forwarded-For would let any client pick its own address.
+    TRUST_PROXY: "yes",
   };
   for (const [key, value] of Object.entries(cases)) {
     await t.step(`${key}=${value}`, () => {
@@ -40,7 +47,7 @@ Deno.test("config: a bad value is refused with a message naming the variable", a
 Deno.test("config: an empty value counts as not set (FOO= in .env, ${FOO} of an unset FOO in compose)", () => {
   const c = parseConfig({ PORT: "", RATE_LIMIT: "", WORKER_GRACE_MS: "", EMBEDDED_WORKER: "", REDIS_PORT: "" });
   assert.equal(c.PORT, 8000);
-  assert.equal(c.RATE_LIMIT, 120);
+  assert.equal(c.RATE_LIMIT, 1000);
   assert.equal(c.WORKER_GRACE_MS, 10_000);
   assert.equal(c.EMBEDDED_WORKER, true);
   assert.equal(redisOptions(c).port, 6379);
@@ -68,6 +75,8 @@ Deno.test("config: booleans, lists and REDIS_URL", () => {
   });
   const shown = JSON.stringify(publicConfig(c));
   assert.ok(!shown.includes("s@cret") && !shown.includes("s%40cret"), "no secrets in the public config");
+  // An IPv6 host loses the URL's brackets, which a socket's host must not have.
+  assert.equal(redisOptions(parseConfig({ REDIS_URL: "redis://[::ffff:127.0.0.1]:6379" })).host, "::ffff:7f00:1");
 });
 
 Deno.test(".env parsing: comments, quotes, export prefix", () => {

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
+import { ERROR_CODES, JOB_FAILURE_CODES } from "../errors.ts";
+import { IMAGE_ERROR_CODES } from "../imaging/image_error.ts";
 import { runBrowserScript, startTestService, testTempDir } from "./harness.ts";
+
+/** One operation of the OpenAPI document, as far as these tests read it. */
+type Operation = { responses: Record<string, { content?: Record<string, { examples?: Record<string, unknown> }> }> };
 
 /** What tests/browser/render_docs.mjs saw. */
 interface DocsReport {
@@ -74,6 +79,43 @@ Deno.test("OpenAPI document, /info and the docs pages' own scripts", async (t) =
       for (const name of ["Error", "TaskStatus", "UploadAccepted", "ContourSummary", "ResultsPage"]) {
         assert.ok(doc.components.schemas[name], `schema ${name}`);
       }
+    });
+    await t.step(
+      "the error codes the document lists are the registry's (errors.ts), for answers and failed tasks",
+      async () => {
+        const doc = await (await fetch(`${svc.base}/openapi.json`)).json();
+        const schemas = doc.components.schemas;
+        assert.deepEqual(schemas.Error.properties.error.properties.code.enum, Object.keys(ERROR_CODES));
+        assert.deepEqual(schemas.TaskStatus.properties.error.properties.code.enum, [...JOB_FAILURE_CODES]);
+        for (const code of IMAGE_ERROR_CODES) {
+          assert.equal(ERROR_CODES[code], 400, `${code} answers an upload with 400`);
+          assert.ok(JOB_FAILURE_CODES.includes(code), `${code} can end a task too`);
+        }
+        // Every example of an error response shows a code under the status the registry gives it.
+        for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, Operation>>)) {
+          for (const [method, op] of Object.entries(item)) {
+            for (const [status, r] of Object.entries(op.responses)) {
+              for (const example of Object.values(r.content?.["application/json"]?.examples ?? {})) {
+                const code = (example as { value: { error?: { code: keyof typeof ERROR_CODES } } }).value.error?.code;
+                if (code) assert.equal(ERROR_CODES[code], Number(status), `${method} ${path}: ${code} under ${status}`);
+              }
+            }
+          }
+        }
+      },
+    );
+    await t.step("/api/v1/health paths answer other methods with 405 and Allow: GET, HEAD", async () => {
+      for (const path of ["/api/v1/health/", "/api/v1/health", "/api/v1/health/redis", "/api/v1/health/full"]) {
+        for (const method of ["PUT", "POST", "DELETE", "PATCH"]) {
+          const res = await fetch(`${svc.base}${path}`, { method });
+          const body = await res.json();
+          assert.equal(res.status, 405, `${method} ${path}: ${JSON.stringify(body)}`);
+          assert.equal(res.headers.get("allow"), "GET, HEAD");
+          assert.equal(body.error.code, "method_not_allowed");
+        }
+      }
+      const head = await fetch(`${svc.base}/api/v1/health/`, { method: "HEAD" });
+      assert.equal(head.status, 200, "HEAD is answered as GET");
     });
     await t.step("/info: versions and config, no secrets", async () => {
       const info = await (await fetch(`${svc.base}/info`)).json();

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { jpegBomb, pngBomb, pngWithBrokenData } from "./bombs.ts";
 import { fixture } from "./fixtures.ts";
 import { listDir, startTestService, upload, waitForTask } from "./harness.ts";
+import { closeRedis, connectRedis, createRedis } from "../queue/connection.ts";
 
 async function expectError(res: Response, status: number, code: string): Promise<void> {
   const body = await res.json();
@@ -221,6 +222,58 @@ Deno.test("bad uploads get a clear JSON error and leave nothing on disk", async 
       assert.match(error.message, /PNG/);
     });
   } finally {
+    await svc.close();
+  }
+});
+
+Deno.test("errors say what happened: a job that changed state → 409, an unexpected error → 500 with the request id", async (t) => {
+  // No workers: an uploaded task stays queued until the test changes it.
+  const svc = await startTestService({ EMBEDDED_WORKER: "false" });
+  const redis = createRedis(svc.config, "producer");
+  try {
+    await connectRedis(redis);
+    await t.step("DELETE of a task a worker takes up meanwhile → 409 task_state_changed, not 503", async () => {
+      const res = await upload(svc.base, await fixture("coins.png"), "coins.png");
+      const { task_id } = await res.json();
+      // The lock a worker holds on the job it took: the DELETE still reads the task as queued, then BullMQ refuses to
+      // remove a locked job, as when a worker takes it up between the two.
+      const lock = `${svc.config.QUEUE_PREFIX}:${svc.config.QUEUE_NAME}:${task_id}:lock`;
+      await redis.set(lock, "a-worker-token", "PX", 60_000);
+      const conflict = await fetch(`${svc.base}/api/v1/images/${task_id}`, { method: "DELETE" });
+      await expectError(conflict, 409, "task_state_changed");
+      await redis.del(lock);
+      const removed = await fetch(`${svc.base}/api/v1/images/${task_id}`, { method: "DELETE" });
+      assert.equal(removed.status, 204);
+    });
+    await t.step("an unexpected error → 500 internal_error naming the request id, and one JSON log line", async () => {
+      const taskId = crypto.randomUUID();
+      // A result document cut off mid-write: reading it fails in a way no route expects.
+      await Deno.writeTextFile(`${svc.config.RESULT_DIR}/${taskId}.json`, '{"contours": [');
+      const requestId = `test-${crypto.randomUUID()}`;
+      const lines: string[] = [];
+      const consoleError = console.error;
+      console.error = (...args: unknown[]) => lines.push(args.join(" "));
+      let res: Response;
+      let body: { error: { code: string; message: string; request_id?: string } };
+      try {
+        res = await fetch(`${svc.base}/api/v1/images/${taskId}/contours`, { headers: { "x-request-id": requestId } });
+        body = await res.json();
+      } finally {
+        console.error = consoleError;
+      }
+      assert.equal(res.status, 500, JSON.stringify(body));
+      assert.equal(body.error.code, "internal_error");
+      assert.equal(body.error.request_id, requestId);
+      assert.doesNotMatch(body.error.message, /JSON|position/, "no internals in the body");
+      const logged = lines.filter((l) => l.includes('"unhandled error"'));
+      assert.equal(logged.length, 1, lines.join("\n"));
+      const line = JSON.parse(logged[0]);
+      assert.equal(line.level, "error");
+      assert.equal(line.request_id, requestId);
+      assert.match(line.error, /SyntaxError/);
+    });
+  } finally {
+    await closeRedis(redis);
     await svc.close();
   }
 });

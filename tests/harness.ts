@@ -2,15 +2,22 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { type Config, parseConfig } from "../config.ts";
 import { TIMED_OUT, withDeadline } from "../deadline.ts";
+import { childArgs } from "../launcher.ts";
 import { type Service, startService } from "../main.ts";
 
 /**
  * A deno.json task's flags without its `--allow-write`: how tests and the bench start the real entry points with the
- * tasks' own permissions, granting write access to their own folders instead.
+ * tasks' own permissions, granting write access to their own folders instead. For the tasks that go through
+ * launcher.ts, the flags it would give the entry point under `env` (by default, the default configuration).
  */
-export async function taskFlags(task: string): Promise<string[]> {
+export async function taskFlags(task: string, env: Record<string, string> = {}): Promise<string[]> {
   const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
-  return (tasks[task] as string).split(" ").filter((f) => f.startsWith("--") && !f.startsWith("--allow-write"));
+  const words = (tasks[task] as string).split(" ");
+  const launcher = words.indexOf("launcher.ts");
+  const flags = launcher < 0
+    ? words.filter((f) => f.startsWith("--"))
+    : childArgs(words.slice(launcher + 1), parseConfig(env)).filter((f) => f.startsWith("--"));
+  return flags.filter((f) => !f.startsWith("--allow-write"));
 }
 
 /** A free TCP port on loopback (the kernel picks it; nothing listens there once this returns). */

@@ -8,7 +8,7 @@ import { assertSameBytes, fixture, SAMPLES, seededRandom } from "./fixtures.ts";
 import { testTempDir } from "./harness.ts";
 
 const PYTHON = "/usr/bin/python3";
-const WASM = new URL("../imaging/jpeg_encoder/jpeg_encoder.wasm", import.meta.url);
+const WASM = new URL("../imaging/libjpeg_turbo/libjpeg_turbo.wasm", import.meta.url);
 
 /** What a JPEG's markers say: its frame type, size and components, and which tables it carries. */
 interface Frame {
@@ -298,15 +298,15 @@ const hasClang = (() => {
 const source = Deno.env.get("JPEG_TURBO_SRC");
 
 Deno.test({
-  name: "the committed jpeg_encoder.wasm is what build:jpeg-encoder makes (needs clang, lld, wasi-libc, and " +
+  name: "the committed libjpeg_turbo.wasm is what build:libjpeg-turbo makes (needs clang, lld, wasi-libc, and " +
     "JPEG_TURBO_SRC: libjpeg-turbo's Debian source, unpacked)",
   ignore: !hasClang || !source,
   async fn() {
     const dir = testTempDir();
     try {
-      const out = `${dir}/jpeg_encoder.wasm`;
+      const out = `${dir}/libjpeg_turbo.wasm`;
       const build = await new Deno.Command("deno", {
-        args: ["task", "--quiet", "build:jpeg-encoder", out, source!],
+        args: ["task", "--quiet", "build:libjpeg-turbo", out, source!],
         cwd: new URL("..", import.meta.url),
         stdout: "piped",
         stderr: "piped",
@@ -315,7 +315,7 @@ Deno.test({
       assertSameBytes(
         await Deno.readFile(out),
         await Deno.readFile(WASM),
-        "run `deno task build:jpeg-encoder` and commit",
+        "run `deno task build:libjpeg-turbo` and commit",
       );
     } finally {
       await Deno.remove(dir, { recursive: true });

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { AppError } from "../errors.ts";
+import { PAGE_BYTES } from "../imaging/byte_source.ts";
 import { receiveMultipart, SPILL_BYTES } from "../routes/multipart.ts";
 import { encodePng } from "../imaging/encode.ts";
+import { fixture } from "./fixtures.ts";
 import { listDir, startTestService, testTempDir, upload, waitForTask } from "./harness.ts";
 
 /** A request whose body arrives in chunks of `size` bytes (1 = every boundary split across reads). */
@@ -188,6 +190,199 @@ Deno.test("an upload over SPILL_BYTES is streamed to disk, stored under its task
     const status = await waitForTask(svc.base, task_id);
     assert.equal(status.state, "completed", JSON.stringify(status));
   } finally {
+    await svc.close();
+  }
+});
+
+const MIB = 1024 * 1024;
+
+/** A multipart body holding `file`, its closing boundary, then `epilogue` bytes of filler produced as they are read. */
+function withEpilogue(file: Uint8Array, epilogue: number) {
+  const head = new TextEncoder().encode(
+    '--x\r\nContent-Disposition: form-data; name="file"; filename="coins.png"\r\n\r\n',
+  );
+  const tail = new TextEncoder().encode("\r\n--x--\r\n");
+  const filler = new Uint8Array(64 * 1024).fill(0x41);
+  let pulled = 0;
+  const pieces = [head, file, tail];
+  return {
+    stream: new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = pieces.shift();
+        if (next) return controller.enqueue(next);
+        if (pulled >= epilogue) return controller.close();
+        pulled += filler.length;
+        controller.enqueue(filler);
+      },
+    }),
+    pulled: () => pulled,
+  };
+}
+
+Deno.test("bytes after the closing boundary count against the body limit: 413, not read to the end", async (t) => {
+  const coins = await fixture("coins.png");
+  await t.step("receiveMultipart stops reading an epilogue once the body passes its limit", async () => {
+    const dir = testTempDir();
+    try {
+      const body = withEpilogue(coins, 200 * MIB);
+      const request = new Request("http://localhost/upload", {
+        method: "POST",
+        body: body.stream,
+        headers: { "content-type": "multipart/form-data; boundary=x" },
+      });
+      await assert.rejects(
+        () => receiveMultipart(request, { tempPath: `${dir}/f`, maxFileBytes: MIB, maxBodyBytes: MIB + 65536 }),
+        (e) => e instanceof AppError && e.status === 413 && e.code === "file_too_large",
+      );
+      assert.ok(body.pulled() < 2 * MIB, `read ${body.pulled()} bytes of the epilogue`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  await t.step("through the API: coins.png + 200 MiB after the boundary, chunked → 413 early", async () => {
+    const svc = await startTestService({ MAX_FILE_SIZE: String(MIB), EMBEDDED_WORKER: "false" });
+    // Raw socket and chunked framing: the test sees how much the server took before it answered.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: svc.service.port });
+    const enc = new TextEncoder();
+    const writeAll = async (data: Uint8Array) => {
+      for (let off = 0; off < data.length;) off += await conn.write(data.subarray(off));
+    };
+    const frame = async (data: Uint8Array) => {
+      await writeAll(enc.encode(`${data.length.toString(16)}\r\n`));
+      await writeAll(data);
+      await writeAll(enc.encode("\r\n"));
+    };
+    let sent = 0;
+    try {
+      await writeAll(enc.encode(
+        "POST /api/v1/images/upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n" +
+          "Content-Type: multipart/form-data; boundary=x\r\n\r\n",
+      ));
+      const buf = new Uint8Array(4096);
+      const reply = conn.read(buf);
+      let answered = false;
+      // Writes block once the server stops reading, so they run beside the wait for the answer.
+      const writing = (async () => {
+        const reader = withEpilogue(coins, 200 * MIB).stream.getReader();
+        for (let r = await reader.read(); !r.done && !answered; r = await reader.read()) {
+          await frame(r.value);
+          sent += r.value.length;
+        }
+        if (!answered) await writeAll(enc.encode("0\r\n\r\n"));
+      })().catch(() => {/* the socket closed under a blocked write */});
+      const n = await reply;
+      answered = true;
+      conn.close();
+      await writing;
+      const text = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+      assert.match(text, /^HTTP\/1\.1 413/, text);
+      assert.ok(sent < 32 * MIB, `the client got ${sent} bytes out before the server answered`);
+      assert.deepEqual(await listDir(svc.config.UPLOAD_DIR), []);
+    } finally {
+      try {
+        conn.close();
+      } catch {
+        // closed above
+      }
+      await svc.close();
+    }
+  });
+});
+
+/** A PNG of random pixels (noise does not compress: about 3 bytes per pixel). */
+function noisePng(width: number, height: number, seed = 1): Uint8Array {
+  const data = new Uint8Array(width * height * 3);
+  for (let i = 0; i < data.length; i++) data[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+  return encodePng({ width, height, channels: 3, data });
+}
+
+Deno.test("a spilled upload is checked and hashed from disk a page at a time, never read back whole", async (t) => {
+  const svc = await startTestService({ EMBEDDED_WORKER: "false" });
+  // Spies on every way this process could read the spilled file: whole-file reads, and reads of files opened on it.
+  const { readFile, readFileSync, open } = Deno;
+  const wholeReads: string[] = [];
+  const opened = new WeakSet<Deno.FsFile>();
+  let largestRead = 0;
+  let bytesRead = 0;
+  const incoming = (path: string | URL) => String(path).includes(".incoming-");
+  Object.assign(Deno, {
+    readFile: (path: string | URL, options?: Deno.ReadFileOptions) => {
+      if (incoming(path)) wholeReads.push(String(path));
+      return readFile(path, options);
+    },
+    readFileSync: (path: string | URL) => {
+      if (incoming(path)) wholeReads.push(String(path));
+      return readFileSync(path);
+    },
+    open: async (path: string | URL, options?: Deno.OpenOptions) => {
+      const file = await open(path, options);
+      if (incoming(path) && !options?.write) opened.add(file);
+      return file;
+    },
+  });
+  const proto = Deno.FsFile.prototype;
+  const { read, readSync } = proto;
+  const count = (file: Deno.FsFile, n: number | null) => {
+    if (opened.has(file) && n !== null) {
+      largestRead = Math.max(largestRead, n);
+      bytesRead += n;
+    }
+    return n;
+  };
+  proto.read = async function (this: Deno.FsFile, p: Uint8Array) {
+    return count(this, await read.call(this, p));
+  };
+  proto.readSync = function (this: Deno.FsFile, p: Uint8Array) {
+    return count(this, readSync.call(this, p));
+  };
+  try {
+    const png = noisePng(1800, 1500);
+    assert.ok(png.length > 7 * SPILL_BYTES && png.length < svc.config.MAX_FILE_SIZE, `${png.length} bytes`);
+    await t.step("accepted, with every read of it at most one page", async () => {
+      const res = await upload(svc.base, png, "noise.png");
+      assert.equal(res.status, 202, await res.clone().text());
+      await res.body?.cancel();
+      assert.deepEqual(wholeReads, []);
+      assert.ok(largestRead > 0 && largestRead <= PAGE_BYTES, `largest read ${largestRead} bytes`);
+      // The structure walk reads the file once (it checks every critical chunk's CRC), not twice over.
+      assert.ok(bytesRead <= png.length + PAGE_BYTES, `${bytesRead} bytes read of ${png.length}`);
+    });
+    await t.step(
+      "its digest (Idempotency-Key) is taken while it streams in: a retry is replayed, another file is not",
+      async () => {
+        const send = (bytes: Uint8Array, key: string) => {
+          const form = new FormData();
+          form.append("file", new File([bytes as Uint8Array<ArrayBuffer>], "noise.png"));
+          return fetch(`${svc.base}/api/v1/images/upload`, {
+            method: "POST",
+            body: form,
+            headers: { "idempotency-key": key },
+          });
+        };
+        const key = crypto.randomUUID();
+        const first = await send(png, key);
+        assert.equal(first.status, 202);
+        const { task_id } = await first.json();
+        const again = await send(png, key);
+        assert.equal(again.headers.get("idempotent-replayed"), "true");
+        assert.equal((await again.json()).task_id, task_id);
+        const other = noisePng(1800, 1500, 2);
+        const reused = await send(other, key);
+        assert.equal(reused.status, 422);
+        await reused.body?.cancel();
+        assert.deepEqual(wholeReads, []);
+      },
+    );
+    await t.step("a truncated spilled file is refused from disk as well", async () => {
+      const res = await upload(svc.base, png.slice(0, png.length - 5000), "cut.png");
+      const body = await res.json();
+      assert.equal(body.error?.code, "corrupt_image", JSON.stringify(body));
+      assert.deepEqual(wholeReads, []);
+    });
+  } finally {
+    Object.assign(Deno, { readFile, readFileSync, open });
+    Object.assign(proto, { read, readSync });
     await svc.close();
   }
 });

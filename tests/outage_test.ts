@@ -51,10 +51,15 @@ Deno.test({
         assert.deepEqual(await listDir(svc.config.UPLOAD_DIR), before);
       });
 
-      await t.step("status → 503 rather than a wrong 404", async () => {
-        const res = await fetch(`${svc.base}/api/v1/images/status/${crypto.randomUUID()}`);
-        const body = await res.json();
-        assert.equal(res.status, 503, JSON.stringify(body));
+      await t.step("status → 503 rather than a wrong 404, with Retry-After and without ioredis's words", async () => {
+        for (const path of [`status/${crypto.randomUUID()}`, crypto.randomUUID(), "results"]) {
+          const res = await fetch(`${svc.base}/api/v1/images/${path}`);
+          const body = await res.json();
+          assert.equal(res.status, 503, `${path}: ${JSON.stringify(body)}`);
+          assert.equal(body.error.code, "service_unavailable");
+          assert.equal(body.error.message, "Redis is not reachable; try again shortly");
+          assert.ok(Number(res.headers.get("retry-after")) > 0, `${path}: Retry-After`);
+        }
       });
 
       await t.step("the dashboard's API → 503 service_unavailable too, not bull-board's 500", async () => {
@@ -126,7 +131,7 @@ Deno.test("start-up: a private redis-server is started when none answers, else a
     async () => {
       // This test process may only reach 127.0.0.1 and localhost (deno.json's test task).
       const config = testConfig({ REDIS_HOST: "127.0.0.2", REDIS_AUTOSTART: "false" });
-      await assert.rejects(() => ensureRedis(config), /add 127\.0\.0\.2 to --allow-net in deno\.json/);
+      await assert.rejects(() => ensureRedis(config), /add 127\.0\.0\.2 to --allow-net/);
       await Deno.remove(config.UPLOAD_DIR.replace(/\/uploads$/, ""), { recursive: true });
     },
   );

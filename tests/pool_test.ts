@@ -3,7 +3,8 @@ import { releaseBuffer } from "../imaging/bytes.ts";
 import { ImageError } from "../imaging/image_error.ts";
 import { DEFAULT_OPTIONS } from "../imaging/options.ts";
 import { analyseImage, loadPipeline } from "../imaging/pipeline.ts";
-import { createAnalysisPool, PoolClosedError } from "../imaging/pool.ts";
+import { AnalysisTimeoutError, createAnalysisPool, PoolClosedError, type PooledAnalysis } from "../imaging/pool.ts";
+import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import { assertSameBytes, fixture, SAMPLES } from "./fixtures.ts";
 
 Deno.test("analysis pool: Web Workers, each with its own OpenCV.js", async (t) => {
@@ -92,6 +93,60 @@ Deno.test("analysis pool: closing cuts off running requests and refuses queued o
     assert.rejects(running, (e) => e instanceof PoolClosedError && e.started),
     assert.rejects(queued, (e) => e instanceof PoolClosedError && !e.started),
   ]);
+});
+
+/** A member that crashes or hangs when an analysis's header says `fault` (tests/faulty_pool_member.ts). */
+const FAULTY_MEMBER = new URL("./faulty_pool_member.ts", import.meta.url);
+
+/** Awaits a pool request that must settle, failing with `what` after `ms` instead of hanging the test. */
+async function settles(request: Promise<PooledAnalysis>, what: string, ms = 30_000): Promise<PooledAnalysis> {
+  const out = await withDeadline(request, ms);
+  if (out === TIMED_OUT) throw new Error(`${what} did not settle within ${ms} ms`);
+  return out;
+}
+
+Deno.test("analysis pool: a member crashing mid-analysis fails that request only; the pool replaces it and goes on", async () => {
+  const pool = await createAnalysisPool(1, 0, { memberUrl: FAULTY_MEMBER });
+  try {
+    const coins = await fixture("coins.png");
+    const crashing = pool.analyse(coins.slice(), DEFAULT_OPTIONS, Infinity, { fault: "crash" });
+    // Queued behind it on the only member: were the dead member handed on, this would never settle.
+    const queued = pool.analyse(coins.slice(), DEFAULT_OPTIONS, Infinity);
+    // A plain Error (not an ImageError): the worker retries the job.
+    await assert.rejects(crashing, (e) => !(e instanceof ImageError) && /analysis worker crashed/.test(String(e)));
+    assert.equal((await settles(queued, "the request queued behind the crash")).report.contour_count, 61);
+    const later = pool.analyse(coins.slice(), DEFAULT_OPTIONS, Infinity);
+    assert.equal((await settles(later, "a request after the crash")).report.contour_count, 61);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("analysis pool: a request past timeoutMs ends its stuck member, fails with AnalysisTimeoutError, and the pool goes on", async () => {
+  // Members at nice 7, so their threads can be told from the rest of the process's.
+  const pool = await createAnalysisPool(1, 7, { memberUrl: FAULTY_MEMBER, timeoutMs: 1500 });
+  try {
+    const [stuck] = [...await threadNice()].filter(([, nice]) => nice === 7).map(([tid]) => tid);
+    const coins = await fixture("coins.png");
+    const started = performance.now();
+    const hung = pool.analyse(coins.slice(), DEFAULT_OPTIONS, Infinity, { fault: "hang" });
+    const queued = pool.analyse(coins.slice(), DEFAULT_OPTIONS, Infinity);
+    await assert.rejects(hung, (e) => e instanceof AnalysisTimeoutError && e.timeoutMs === 1500);
+    assert.ok(performance.now() - started >= 1450, "not before the deadline");
+    assert.equal((await settles(queued, "the request queued behind the stuck one")).report.contour_count, 61);
+    // The stuck member's thread is gone: one member thread again, a new one.
+    const until = Date.now() + 10_000;
+    let members: string[] = [];
+    while (Date.now() < until) {
+      members = [...await threadNice()].filter(([, nice]) => nice === 7).map(([tid]) => tid);
+      if (members.length === 1 && members[0] !== stuck) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual(members.length, 1, `member threads: ${members} (the stuck one was ${stuck})`);
+    assert.notEqual(members[0], stuck);
+  } finally {
+    pool.close();
+  }
 });
 
 /** Nice values of this process's threads, by thread id (from ps, which reads /proc for us). */

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import jpeg from "jpeg-js";
+import { closeRedis, createRedis } from "../queue/connection.ts";
+import { createContourQueue } from "../queue/contour_queue.ts";
+import { fixture } from "./fixtures.ts";
 import { killWorkers, spawnWorker, startTestService, type TestService, upload, waitForTask } from "./harness.ts";
 
 // One pool member, and a lock short enough that a killed worker's job is taken up again within seconds.
@@ -80,6 +83,60 @@ Deno.test("SIGTERM: a worker finishes its active job within the grace period, th
       // already gone
     }
     await worker.child.status;
+    await svc.close();
+  }
+});
+
+Deno.test("an analysis past ANALYSIS_TIMEOUT_MS fails its job at once with code timeout, is counted, and the worker goes on", async () => {
+  // The noisy JPEG takes about a second to analyse and draw here, coins.png about 10 ms.
+  const svc = await startTestService({ ANALYSIS_TIMEOUT_MS: "250", WORKER_CONCURRENCY: "1", JOB_ATTEMPTS: "3" });
+  try {
+    const res = await upload(svc.base, bigJpeg(), "big.jpg");
+    assert.equal(res.status, 202);
+    const status = await waitForTask(svc.base, (await res.json()).task_id);
+    assert.equal(status.state, "failed", JSON.stringify(status));
+    assert.equal(status.attempts, 1, "a timeout is not retried");
+    const error = status.error as { code: string; message: string };
+    assert.equal(error.code, "timeout");
+    assert.match(error.message, /ANALYSIS_TIMEOUT_MS \(250 ms\)/);
+    // Counted from the queue's events, which reach /metrics a moment after the status.
+    const until = Date.now() + 10_000;
+    let metrics = "";
+    while (Date.now() < until && !/^bip_jobs_failed_total\{code="timeout"\} 1$/m.test(metrics)) {
+      metrics = await (await fetch(`${svc.base}/metrics`)).text();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(metrics, /^bip_jobs_failed_total\{code="timeout"\} 1$/m);
+    // The member that ran out of time was replaced: the next job completes.
+    const next = await upload(svc.base, await fixture("coins.png"), "coins.png");
+    const done = await waitForTask(svc.base, (await next.json()).task_id);
+    assert.equal(done.state, "completed", JSON.stringify(done));
+  } finally {
+    await svc.close();
+  }
+});
+
+Deno.test("a job whose payload does not match the job schema fails at once with code invalid_job", async () => {
+  const svc = await startTestService({ JOB_ATTEMPTS: "3" });
+  const redis = createRedis(svc.config, "producer");
+  const queue = createContourQueue(svc.config, redis);
+  try {
+    // As a producer of another version might send it: no upload_path, a size that is not a number.
+    const taskId = crypto.randomUUID();
+    await queue.add("contours", { task_id: taskId, filename: "x.png", size: "big" } as never, {
+      jobId: taskId,
+      attempts: 3,
+      backoff: { type: "exponential", delay: 1000 },
+    });
+    const status = await waitForTask(svc.base, taskId);
+    assert.equal(status.state, "failed", JSON.stringify(status));
+    assert.equal(status.attempts, 1, "retrying cannot fix the payload");
+    const error = status.error as { code: string; message: string };
+    assert.equal(error.code, "invalid_job");
+    assert.match(error.message, /^the job's payload is not valid: upload_path: /);
+  } finally {
+    await queue.close();
+    await closeRedis(redis);
     await svc.close();
   }
 });

@@ -49,7 +49,7 @@ Deno.test("a worker that cannot start says why in one line and exits 1", async (
       [
         "a Redis host --allow-net does not cover",
         { REDIS_HOST: "127.0.0.2" },
-        /^error: Deno may not connect to Redis at 127\.0\.0\.2:\d+: add 127\.0\.0\.2 to --allow-net/m,
+        /^error: Deno may not connect to Redis at 127\.0\.0\.2:\d+: .* or add 127\.0\.0\.2 to --allow-net/m,
       ],
       [
         "a RESULT_DIR outside --allow-write",

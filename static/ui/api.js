@@ -172,8 +172,10 @@ export function friendlyError(err, ctx = {}) {
       return "The upload did not arrive as a form — reload the page and try again.";
     case "not_found":
       return "The service no longer knows this job — it may have been deleted.";
-    case "timeout":
+    case "poll_timeout":
       return "Still not finished — it may be waiting for a free worker. Look for it under Recent results later.";
+    case "timeout":
+      return "Processing took too long and was stopped — try a smaller version of the image.";
     case "processing_error":
       return `Processing failed: ${sentence(message)}`;
     default:

@@ -389,7 +389,7 @@ async function poll(card, taskId, onStatus, { once = false } = {}) {
       wait = retryDelay(++failures, err);
       if (Date.now() > deadline) throw err;
     }
-    if (Date.now() > deadline) throw new ApiError(0, "timeout", "no final state before the deadline");
+    if (Date.now() > deadline) throw new ApiError(0, "poll_timeout", "no final state before the deadline");
     await contact.sleep(wait, failures > 0);
   }
 }

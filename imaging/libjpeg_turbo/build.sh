@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Rebuilds jpeg_encoder.wasm: libjpeg-turbo's compressor (Debian bookworm's source package, the library native OpenCV
-# encodes with there) plus encoder.c (the interface imaging/jpeg_encode.ts calls) and jsimd_wasm.c (its SIMD stages
-# in WASM SIMD128). Debian: apt-get install clang lld wasi-libc dpkg-dev.
+# Rebuilds libjpeg_turbo.wasm: libjpeg-turbo's compressor and decompressor (Debian bookworm's source package, the
+# library native OpenCV encodes and decodes with there) plus encoder.c and decoder.c (the interfaces
+# imaging/jpeg_encode.ts and imaging/jpeg_wasm.ts call) and jsimd_wasm.c (their SIMD stages in WASM SIMD128). Debian:
+# apt-get install clang lld wasi-libc dpkg-dev.
 #
 # Usage: build.sh [out.wasm] [libjpeg-turbo source dir]
 # Without a source dir (or JPEG_TURBO_SRC), Debian's source package is fetched with apt-get source into a temp dir,
 # through an apt configuration of its own: the system's sources lists and package lists are left as they are.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=$(realpath -m "${1:-$here/jpeg_encoder.wasm}")
+out=$(realpath -m "${1:-$here/libjpeg_turbo.wasm}")
 src=${2:-${JPEG_TURBO_SRC:-}}
 version=${JPEG_TURBO_VERSION:-1:2.1.5-2}
 suite=${DEBIAN_SUITE:-bookworm}
@@ -35,7 +36,8 @@ fi
 src=$(cd "$src" && pwd)
 [ -f "$src/jcapimin.c" ] || { echo "no libjpeg-turbo source in $src" >&2; exit 1; }
 
-# What CMake would configure, for this build: 8-bit samples, 32-bit size_t, SIMD hooks on.
+# What CMake would configure, for this build: 8-bit samples, 32-bit size_t, SIMD hooks on, jpeg_mem_src (no arithmetic
+# coding: imaging/jpeg.ts refuses such files before they get here, and the encoder never writes them).
 build=$work/build
 mkdir -p "$build"
 cat >"$build/jconfig.h" <<'EOF'
@@ -43,6 +45,7 @@ cat >"$build/jconfig.h" <<'EOF'
 #define LIBJPEG_TURBO_VERSION  2.1.5
 #define LIBJPEG_TURBO_VERSION_NUMBER  2001005
 #define WITH_SIMD  1
+#define MEM_SRCDST_SUPPORTED  1
 #define BITS_IN_JSAMPLE  8
 EOF
 cat >"$build/jconfigint.h" <<'EOF'
@@ -62,16 +65,21 @@ sed 's/@COPYRIGHT_YEAR@/1991-2023/' "$src/jversion.h.in" >"$build/jversion.h"
 # instruction, and it spares the C Huffman coder's 64 KiB bit-count table.
 flags=(--target=wasm32-wasi --sysroot=/usr -msimd128 -DNO_GETENV -DNO_PUTENV -DUSE_CLZ_INTRINSIC -I"$build" -I"$src"
   -Wno-pass-failed)
-# Per-block and per-row code at -O3; set-up code (markers, parameters, memory manager) at -Os, as it runs once per image.
-hot=(jccoefct jcdctmgr jchuff jcprepct jcmainct jcsample jccolor)
-cold=(jcapimin jcapistd jcinit jcmarker jcmaster jcomapi jcparam jfdctint jfdctfst jfdctflt jmemmgr jmemnobs jutils)
+# Per-block and per-row code at -O3; set-up code (markers, parameters, memory manager, the DCT variants these settings
+# do not use) at -Os, as it runs once per image.
+hot=(jccoefct jcdctmgr jchuff jcprepct jcmainct jcsample jccolor
+  jdhuff jdphuff jdcoefct jdmainct jdsample jdcolor jdapistd)
+cold=(jcapimin jcapistd jcinit jcmarker jcmaster jcparam jfdctint jfdctfst jfdctflt
+  jdapimin jdatasrc jdinput jdmarker jdmaster jddctmgr jdpostct jdmerge jidctint jidctfst jidctflt jidctred
+  jcomapi jmemmgr jmemnobs jutils)
 objs=()
 for f in "${hot[@]}"; do clang "${flags[@]}" -O3 -c "$src/$f.c" -o "$build/$f.o" && objs+=("$build/$f.o"); done
 for f in "${cold[@]}"; do clang "${flags[@]}" -Os -c "$src/$f.c" -o "$build/$f.o" && objs+=("$build/$f.o"); done
 clang "${flags[@]}" -O3 -c "$here/jsimd_wasm.c" -o "$build/jsimd_wasm.o"
 clang "${flags[@]}" -Os -c "$here/encoder.c" -o "$build/encoder.o"
+clang "${flags[@]}" -O3 -c "$here/decoder.c" -o "$build/decoder.o"
 # wasi-libc's malloc and string functions, no start files (a library, not a command) and no compiler-rt (Debian does
 # not ship it for wasm32, and nothing here needs it).
 clang "${flags[@]}" -nostartfiles -nodefaultlibs -Wl,--no-entry -Wl,--strip-all -Wl,--gc-sections \
-  "${objs[@]}" "$build/jsimd_wasm.o" "$build/encoder.o" -lc -o "$out"
+  "${objs[@]}" "$build/jsimd_wasm.o" "$build/encoder.o" "$build/decoder.o" -lc -o "$out"
 chmod 644 "$out"

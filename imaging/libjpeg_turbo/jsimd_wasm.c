@@ -1,12 +1,14 @@
-// libjpeg-turbo's SIMD hooks (jsimd.h) for the compressor, in WASM SIMD128: the stages that dominate the C encoder's
-// profile (colour conversion, 2×2 downsampling, sample conversion, the islow DCT, quantisation, Huffman coding of a
-// block). Each computes exactly what the C code in jccolext.c, jcsample.c, jcdctmgr.c, jfdctint.c and jchuff.c computes
-// (libjpeg-turbo's own SIMD code is held to the same rule), so the output is byte-identical to libjpeg-turbo's.
+// libjpeg-turbo's SIMD hooks (jsimd.h) in WASM SIMD128, for the compressor and the decompressor: the stages that
+// dominate their C code's profiles. Compressor: colour conversion, 2×2 downsampling, sample conversion, the islow DCT,
+// quantisation, Huffman coding of a block. Decompressor: the islow inverse DCT, YCbCr → RGB(A), h2v1 and h2v2 fancy
+// upsampling (Huffman decoding stays C, as in libjpeg-turbo). Each computes exactly what the C code computes
+// (libjpeg-turbo's own SIMD code is held to the same rule), so files and pixels are libjpeg-turbo's.
 //
 // libjpeg-turbo's Arm Neon intrinsics would be the obvious source, but through SIMDe's Neon-to-WASM headers they run
 // slower than the C code: the structure loads, 64-bit vectors and per-lane shifts they use have no WASM counterpart
 // and become scalar loops through memory (docs/jpeg-encoder.md). These follow the shape of its x86 SSE2 code instead,
-// whose operations WASM SIMD has (pmaddwd is i32x4.dot_i16x8_s, pmulhuw a widening multiply and a shuffle).
+// whose operations WASM SIMD has (pmaddwd is i32x4.dot_i16x8_s, pmulhuw a widening multiply and a shuffle, pmulhrsw
+// i16x8.q15mulr_sat_s).
 //
 // Every WASM engine this runs on has SIMD128, so there is no run-time detection; what is not implemented here reports 0
 // and libjpeg-turbo uses its C code.
@@ -600,3 +602,409 @@ GLOBAL(JOCTET *) jsimd_huff_encode_one_block(void *state_ptr, JOCTET *buffer, JC
   state->cur.free_bits = free_bits;
   return buffer;
 }
+
+// --- YCbCr → RGB (jdcolext.c) ----------------------------------------------------------------------------------------
+//
+// With cb = Cb − 128 and cr = Cr − 128, the C code's tables give
+//   R = Y + ((91881 cr + 2^15) >> 16)
+//   G = Y + ((−22554 cb − 46802 cr + 2^15) >> 16)
+//   B = Y + ((116130 cb + 2^15) >> 16)
+// clamped to 0…255. As in simd/x86_64/jdcolext-sse2.asm, 1.402 and 1.772 are split into whole parts (cr, 2 cb) and
+// fractions, and −0.71414 into 0.28586 − 1, so that every product fits 16 bits:
+//   R = Y + cr + ((26345 cr + 2^15) >> 16),  B = Y + 2 cb + ((−14942 cb + 2^15) >> 16),
+//   G = Y − cr + ((−22554 cb + 18734 cr + 2^15) >> 16).
+// The R and B fractions are one i16x8.q15mulr_sat_s (pmulhrsw) each: (13173 cr + 2^14) >> 15 and
+// (−7471 cb + 2^14) >> 15 equal the two terms above for every cb, cr in −128…127. G's two products are summed before
+// rounding, in 32 bits by i32x4.dot_i16x8_s (pmaddwd). The conversion was checked against the formulas above for all
+// 2^24 (Y, Cb, Cr).
+
+#define F_0_402_Q15 13173
+#define F_0_228_Q15 7471
+#define F_0_344 22554
+#define F_0_285 18734
+
+// Eight pixels: Y, cb and cr as 16-bit lanes (cb, cr centred) → R, G, B as 16-bit lanes, not yet clamped.
+ALWAYS_INLINE void rgb8(v128_t y, v128_t cb, v128_t cr, v128_t k_g, v128_t *r, v128_t *g, v128_t *b) {
+  *r = wasm_i16x8_add(wasm_i16x8_add(y, cr), wasm_i16x8_q15mulr_sat(cr, wasm_i16x8_splat(F_0_402_Q15)));
+  *b = wasm_i16x8_add(wasm_i16x8_add(y, wasm_i16x8_add(cb, cb)),
+                      wasm_i16x8_q15mulr_sat(cb, wasm_i16x8_splat(-F_0_228_Q15)));
+  const v128_t half = wasm_i32x4_splat(1 << 15);
+  v128_t lo = wasm_i32x4_shr(wasm_i32x4_add(wasm_i32x4_dot_i16x8(interleave_lo16(cb, cr), k_g), half), 16);
+  v128_t hi = wasm_i32x4_shr(wasm_i32x4_add(wasm_i32x4_dot_i16x8(interleave_hi16(cb, cr), k_g), half), 16);
+  *g = wasm_i16x8_add(wasm_i16x8_sub(y, cr), wasm_i16x8_narrow_i32x4(lo, hi));
+}
+
+// Sixteen pixels → R, G, B bytes.
+ALWAYS_INLINE void rgb16(const JSAMPLE *y, const JSAMPLE *cb, const JSAMPLE *cr, v128_t k_g, v128_t *r, v128_t *g,
+                         v128_t *b) {
+  const v128_t center = wasm_i16x8_splat(CENTERJSAMPLE);
+  v128_t vy = wasm_v128_load(y), vcb = wasm_v128_load(cb), vcr = wasm_v128_load(cr);
+  v128_t r0, g0, b0, r1, g1, b1;
+  rgb8(wasm_u16x8_extend_low_u8x16(vy), wasm_i16x8_sub(wasm_u16x8_extend_low_u8x16(vcb), center),
+       wasm_i16x8_sub(wasm_u16x8_extend_low_u8x16(vcr), center), k_g, &r0, &g0, &b0);
+  rgb8(wasm_u16x8_extend_high_u8x16(vy), wasm_i16x8_sub(wasm_u16x8_extend_high_u8x16(vcb), center),
+       wasm_i16x8_sub(wasm_u16x8_extend_high_u8x16(vcr), center), k_g, &r1, &g1, &b1);
+  *r = wasm_u8x16_narrow_i16x8(r0, r1);
+  *g = wasm_u8x16_narrow_i16x8(g0, g1);
+  *b = wasm_u8x16_narrow_i16x8(b0, b1);
+}
+
+// Sixteen RGBA pixels (A = 255) from R, G, B bytes: unpacks only, which V8 compiles to single instructions.
+ALWAYS_INLINE void store_rgba16(JSAMPLE *out, v128_t r, v128_t g, v128_t b) {
+  const v128_t a = wasm_i8x16_splat((int8_t)0xFF);
+  v128_t rg_lo = wasm_i8x16_shuffle(r, g, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  v128_t rg_hi = wasm_i8x16_shuffle(r, g, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  v128_t ba_lo = wasm_i8x16_shuffle(b, a, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  v128_t ba_hi = wasm_i8x16_shuffle(b, a, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  wasm_v128_store(out, interleave_lo16(rg_lo, ba_lo));
+  wasm_v128_store(out + 16, interleave_hi16(rg_lo, ba_lo));
+  wasm_v128_store(out + 32, interleave_lo16(rg_hi, ba_hi));
+  wasm_v128_store(out + 48, interleave_hi16(rg_hi, ba_hi));
+}
+
+GLOBAL(int) jsimd_can_ycc_rgb(void) { return BITS_IN_JSAMPLE == 8; }
+
+GLOBAL(int) jsimd_can_ycc_rgb565(void) { return 0; }
+
+GLOBAL(void) jsimd_ycc_rgb_convert(j_decompress_ptr cinfo, JSAMPIMAGE input_buf, JDIMENSION input_row,
+                                   JSAMPARRAY output_buf, int num_rows) {
+  const JDIMENSION width = cinfo->output_width;
+  // Where R, G, B (and 0xFF in the fourth byte, as jdcolext.c writes) go, for whichever RGB layout was asked for.
+  int size = 3, ri = 0, gi = 1, bi = 2, xi = -1;
+  switch (cinfo->out_color_space) {
+    case JCS_EXT_RGBX:
+    case JCS_EXT_RGBA:
+      size = 4, xi = 3;
+      break;
+    case JCS_EXT_BGR:
+      ri = 2, bi = 0;
+      break;
+    case JCS_EXT_BGRX:
+    case JCS_EXT_BGRA:
+      size = 4, ri = 2, bi = 0, xi = 3;
+      break;
+    case JCS_EXT_XBGR:
+    case JCS_EXT_ABGR:
+      size = 4, ri = 3, gi = 2, bi = 1, xi = 0;
+      break;
+    case JCS_EXT_XRGB:
+    case JCS_EXT_ARGB:
+      size = 4, ri = 1, gi = 2, bi = 3, xi = 0;
+      break;
+    default:
+      break;
+  }
+  const int rgba = size == 4 && ri == 0 && gi == 1 && bi == 2;
+  const v128_t k_g = pair16(-F_0_344, F_0_285);
+  while (--num_rows >= 0) {
+    const JSAMPLE *y = input_buf[0][input_row], *cb = input_buf[1][input_row], *cr = input_buf[2][input_row];
+    input_row++;
+    JSAMPROW out = *output_buf++;
+    JDIMENSION col = 0;
+    if (rgba) {
+      for (; col + 16 <= width; col += 16, out += 64) {
+        v128_t r, g, b;
+        rgb16(y + col, cb + col, cr + col, k_g, &r, &g, &b);
+        store_rgba16(out, r, g, b);
+      }
+    }
+    // The rest of the row (or all of it, for other layouts), computed 16 at a time: the input rows are allocated in
+    // multiples of 64 samples (jmemmgr.c alloc_sarray), so reading past the last pixel stays within them.
+    for (; col < width; col += 16) {
+      uint8_t r[16], g[16], b[16];
+      v128_t vr, vg, vb;
+      rgb16(y + col, cb + col, cr + col, k_g, &vr, &vg, &vb);
+      wasm_v128_store(r, vr);
+      wasm_v128_store(g, vg);
+      wasm_v128_store(b, vb);
+      for (int i = 0; i < 16 && col + i < width; i++, out += size) {
+        out[ri] = r[i];
+        out[gi] = g[i];
+        out[bi] = b[i];
+        if (xi >= 0) out[xi] = MAXJSAMPLE;
+      }
+    }
+  }
+}
+
+GLOBAL(void) jsimd_ycc_rgb565_convert(j_decompress_ptr cinfo, JSAMPIMAGE input_buf, JDIMENSION input_row,
+                                      JSAMPARRAY output_buf, int num_rows) {
+  (void)cinfo, (void)input_buf, (void)input_row, (void)output_buf, (void)num_rows;
+}
+
+// --- Fancy upsampling (jdsample.c h2v1_fancy_upsample, h2v2_fancy_upsample) ------------------------------------------
+//
+// Each output sample is 3/4 of the input sample it lies in plus 1/4 of its nearer neighbour, with the C code's biases;
+// at the two ends of a row the neighbour is the sample itself, which the C code's special cases amount to. As in
+// simd/arm/jdsample-neon.c, the first and last outputs are written separately and the vector loop, which starts one
+// output in, may run past the row into its padding: jmemmgr.c rounds every sample row up to 64 samples (2 × ALIGN_SIZE)
+// for the SIMD upsamplers' sake.
+
+// 32 outputs from the 17 samples at `in` (the C code's middle case): outputs 2i + 1 and 2i + 2 from in[i] and
+// in[i + 1], `bias_odd`/`bias_even` added before the shift. `a` and `b` are in[i] and in[i + 1] weighted (as 16-bit
+// lanes, low and high halves): a single sample for h2v1, a column sum for h2v2.
+ALWAYS_INLINE void store_upsampled32(JSAMPROW out, v128_t a_lo, v128_t a_hi, v128_t b_lo, v128_t b_hi, v128_t bias_odd,
+                                     v128_t bias_even, int shift) {
+  v128_t sum_lo = wasm_i16x8_add(a_lo, b_lo), sum_hi = wasm_i16x8_add(a_hi, b_hi);
+  // 3a + b and 3b + a as (a + b) + 2a and (a + b) + 2b.
+  v128_t odd_lo = wasm_u16x8_shr(wasm_i16x8_add(wasm_i16x8_add(sum_lo, wasm_i16x8_shl(a_lo, 1)), bias_odd), shift);
+  v128_t odd_hi = wasm_u16x8_shr(wasm_i16x8_add(wasm_i16x8_add(sum_hi, wasm_i16x8_shl(a_hi, 1)), bias_odd), shift);
+  v128_t even_lo = wasm_u16x8_shr(wasm_i16x8_add(wasm_i16x8_add(sum_lo, wasm_i16x8_shl(b_lo, 1)), bias_even), shift);
+  v128_t even_hi = wasm_u16x8_shr(wasm_i16x8_add(wasm_i16x8_add(sum_hi, wasm_i16x8_shl(b_hi, 1)), bias_even), shift);
+  v128_t odd = wasm_u8x16_narrow_i16x8(odd_lo, odd_hi), even = wasm_u8x16_narrow_i16x8(even_lo, even_hi);
+  wasm_v128_store(out, wasm_i8x16_shuffle(odd, even, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
+  wasm_v128_store(out + 16,
+                  wasm_i8x16_shuffle(odd, even, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
+}
+
+ALWAYS_INLINE void h2v1_16(const JSAMPLE *in, JSAMPROW out, v128_t two, v128_t one) {
+  v128_t s0 = wasm_v128_load(in), s1 = wasm_v128_load(in + 1);
+  store_upsampled32(out, wasm_u16x8_extend_low_u8x16(s0), wasm_u16x8_extend_high_u8x16(s0),
+                    wasm_u16x8_extend_low_u8x16(s1), wasm_u16x8_extend_high_u8x16(s1), two, one, 2);
+}
+
+GLOBAL(int) jsimd_can_h2v1_fancy_upsample(void) { return BITS_IN_JSAMPLE == 8; }
+
+GLOBAL(void) jsimd_h2v1_fancy_upsample(j_decompress_ptr cinfo, jpeg_component_info *compptr, JSAMPARRAY input_data,
+                                       JSAMPARRAY *output_data_ptr) {
+  JSAMPARRAY output_data = *output_data_ptr;
+  const JDIMENSION width = compptr->downsampled_width;
+  const v128_t one = wasm_i16x8_splat(1), two = wasm_i16x8_splat(2);
+  for (int row = 0; row < cinfo->max_v_samp_factor; row++) {
+    const JSAMPLE *in = input_data[row];
+    JSAMPROW out = output_data[row];
+    out[0] = in[0];
+    // Outputs 1–32, then 32 from output 2c − 1 for each further 16 samples c: the last step ends at most 30 outputs
+    // past the row, within its padding (the rounding up of the row to 64 samples covers it).
+    h2v1_16(in, out + 1, two, one);
+    for (JDIMENSION c = 16; c < width; c += 16) h2v1_16(in + c - 1, out + 2 * c - 1, two, one);
+    out[2 * width - 1] = in[width - 1];
+  }
+}
+
+// Column sums 3 × nearer row + farther row, as 16-bit lanes.
+ALWAYS_INLINE v128_t colsum_lo(v128_t near, v128_t far, v128_t three) {
+  return wasm_i16x8_add(wasm_i16x8_mul(wasm_u16x8_extend_low_u8x16(near), three), wasm_u16x8_extend_low_u8x16(far));
+}
+
+ALWAYS_INLINE v128_t colsum_hi(v128_t near, v128_t far, v128_t three) {
+  return wasm_i16x8_add(wasm_i16x8_mul(wasm_u16x8_extend_high_u8x16(near), three), wasm_u16x8_extend_high_u8x16(far));
+}
+
+ALWAYS_INLINE void h2v2_16(const JSAMPLE *in0, const JSAMPLE *in1, JSAMPROW out, v128_t three, v128_t seven,
+                           v128_t eight) {
+  v128_t n0 = wasm_v128_load(in0), f0 = wasm_v128_load(in1);
+  v128_t n1 = wasm_v128_load(in0 + 1), f1 = wasm_v128_load(in1 + 1);
+  store_upsampled32(out, colsum_lo(n0, f0, three), colsum_hi(n0, f0, three), colsum_lo(n1, f1, three),
+                    colsum_hi(n1, f1, three), seven, eight, 4);
+}
+
+GLOBAL(int) jsimd_can_h2v2_fancy_upsample(void) { return BITS_IN_JSAMPLE == 8; }
+
+GLOBAL(void) jsimd_h2v2_fancy_upsample(j_decompress_ptr cinfo, jpeg_component_info *compptr, JSAMPARRAY input_data,
+                                       JSAMPARRAY *output_data_ptr) {
+  JSAMPARRAY output_data = *output_data_ptr;
+  const JDIMENSION width = compptr->downsampled_width;
+  const v128_t three = wasm_i16x8_splat(3), seven = wasm_i16x8_splat(7), eight = wasm_i16x8_splat(8);
+  for (int inrow = 0, outrow = 0; outrow < cinfo->max_v_samp_factor; inrow++) {
+    for (int v = 0; v < 2; v++, outrow++) {
+      // The nearer input row and the farther one: the row above for the upper output row, below for the lower.
+      const JSAMPLE *in0 = input_data[inrow], *in1 = input_data[v == 0 ? inrow - 1 : inrow + 1];
+      JSAMPROW out = output_data[outrow];
+      out[0] = (JSAMPLE)(((in0[0] * 3 + in1[0]) * 4 + 8) >> 4);
+      h2v2_16(in0, in1, out + 1, three, seven, eight);
+      for (JDIMENSION c = 16; c < width; c += 16) {
+        h2v2_16(in0 + c - 1, in1 + c - 1, out + 2 * c - 1, three, seven, eight);
+      }
+      out[2 * width - 1] = (JSAMPLE)(((in0[width - 1] * 3 + in1[width - 1]) * 4 + 7) >> 4);
+    }
+  }
+}
+
+// Left to the C code: plain replication (what fancy upsampling leaves to it: rows of 1 or 2 samples), merged upsampling
+// (off with fancy upsampling), 4:4:0's h1v2 upsampling (jdsample.c hooks it on Arm only) and other ratios.
+GLOBAL(int) jsimd_can_h2v2_upsample(void) { return 0; }
+GLOBAL(int) jsimd_can_h2v1_upsample(void) { return 0; }
+GLOBAL(int) jsimd_can_int_upsample(void) { return 0; }
+GLOBAL(int) jsimd_can_h1v2_fancy_upsample(void) { return 0; }
+GLOBAL(int) jsimd_can_h2v2_merged_upsample(void) { return 0; }
+GLOBAL(int) jsimd_can_h2v1_merged_upsample(void) { return 0; }
+
+GLOBAL(void) jsimd_h2v2_upsample(j_decompress_ptr cinfo, jpeg_component_info *compptr, JSAMPARRAY input_data,
+                                 JSAMPARRAY *output_data_ptr) {
+  (void)cinfo, (void)compptr, (void)input_data, (void)output_data_ptr;
+}
+
+GLOBAL(void) jsimd_h2v1_upsample(j_decompress_ptr cinfo, jpeg_component_info *compptr, JSAMPARRAY input_data,
+                                 JSAMPARRAY *output_data_ptr) {
+  (void)cinfo, (void)compptr, (void)input_data, (void)output_data_ptr;
+}
+
+GLOBAL(void) jsimd_int_upsample(j_decompress_ptr cinfo, jpeg_component_info *compptr, JSAMPARRAY input_data,
+                                JSAMPARRAY *output_data_ptr) {
+  (void)cinfo, (void)compptr, (void)input_data, (void)output_data_ptr;
+}
+
+GLOBAL(void) jsimd_h1v2_fancy_upsample(j_decompress_ptr cinfo, jpeg_component_info *compptr, JSAMPARRAY input_data,
+                                       JSAMPARRAY *output_data_ptr) {
+  (void)cinfo, (void)compptr, (void)input_data, (void)output_data_ptr;
+}
+
+GLOBAL(void) jsimd_h2v2_merged_upsample(j_decompress_ptr cinfo, JSAMPIMAGE input_buf, JDIMENSION in_row_group_ctr,
+                                        JSAMPARRAY output_buf) {
+  (void)cinfo, (void)input_buf, (void)in_row_group_ctr, (void)output_buf;
+}
+
+GLOBAL(void) jsimd_h2v1_merged_upsample(j_decompress_ptr cinfo, JSAMPIMAGE input_buf, JDIMENSION in_row_group_ctr,
+                                        JSAMPARRAY output_buf) {
+  (void)cinfo, (void)input_buf, (void)in_row_group_ctr, (void)output_buf;
+}
+
+// --- Inverse DCT, accurate integer method (jidctint.c) ---------------------------------------------------------------
+//
+// simd/x86_64/jidctint-sse2.asm (and its AVX2 twin, which native OpenCV runs on x86-64) step for step: dequantisation
+// and the sums of pairs of inputs in 16 bits, products in pairs by i32x4.dot_i16x8_s (pmaddwd), each pass's results
+// narrowed to 16 bits with saturation, the final samples saturated to −128…127 before 128 is added. On valid data
+// this is what the C code computes; on data whose coefficients overflow 16 bits it is what libjpeg-turbo's x86 SIMD
+// code computes, so the pixels stay those of native OpenCV even then.
+
+ALWAYS_INLINE v128_t interleave_lo32(v128_t a, v128_t b) { return wasm_i32x4_shuffle(a, b, 0, 4, 1, 5); }
+ALWAYS_INLINE v128_t interleave_hi32(v128_t a, v128_t b) { return wasm_i32x4_shuffle(a, b, 2, 6, 3, 7); }
+
+// (a ± b + 2^(n−1)) >> n for both halves, narrowed with saturation (packssdw).
+ALWAYS_INLINE void butterfly(v128_t a_lo, v128_t a_hi, v128_t b_lo, v128_t b_hi, int n, v128_t *sum, v128_t *diff) {
+  const v128_t round = wasm_i32x4_splat(1 << (n - 1));
+  a_lo = wasm_i32x4_add(a_lo, round);
+  a_hi = wasm_i32x4_add(a_hi, round);
+  *sum = wasm_i16x8_narrow_i32x4(wasm_i32x4_shr(wasm_i32x4_add(a_lo, b_lo), n),
+                                 wasm_i32x4_shr(wasm_i32x4_add(a_hi, b_hi), n));
+  *diff = wasm_i16x8_narrow_i32x4(wasm_i32x4_shr(wasm_i32x4_sub(a_lo, b_lo), n),
+                                  wasm_i32x4_shr(wasm_i32x4_sub(a_hi, b_hi), n));
+}
+
+// One pass over eight lines at once: in[k] holds input k of every line; the outputs replace them, descaled by n.
+ALWAYS_INLINE void idct_pass(v128_t in[8], int n) {
+  // Even part: tmp2 = z2·c1 + z3·(c1 − c3), tmp3 = z2·(c1 + c2) + z3·c1 (z2 = in2, z3 = in6), tmp0/tmp1 =
+  // (in0 ± in4)·2^13.
+  v128_t z23_lo = interleave_lo16(in[2], in[6]), z23_hi = interleave_hi16(in[2], in[6]);
+  const v128_t k3 = pair16(FIX_0_541196100 + FIX_0_765366865, FIX_0_541196100);
+  const v128_t k2 = pair16(FIX_0_541196100, FIX_0_541196100 - FIX_1_847759065);
+  v128_t tmp3_lo = wasm_i32x4_dot_i16x8(z23_lo, k3), tmp3_hi = wasm_i32x4_dot_i16x8(z23_hi, k3);
+  v128_t tmp2_lo = wasm_i32x4_dot_i16x8(z23_lo, k2), tmp2_hi = wasm_i32x4_dot_i16x8(z23_hi, k2);
+  v128_t s04 = wasm_i16x8_add(in[0], in[4]), d04 = wasm_i16x8_sub(in[0], in[4]);
+  v128_t tmp0_lo = wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(s04), CONST_BITS);
+  v128_t tmp0_hi = wasm_i32x4_shl(wasm_i32x4_extend_high_i16x8(s04), CONST_BITS);
+  v128_t tmp1_lo = wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(d04), CONST_BITS);
+  v128_t tmp1_hi = wasm_i32x4_shl(wasm_i32x4_extend_high_i16x8(d04), CONST_BITS);
+  v128_t tmp10_lo = wasm_i32x4_add(tmp0_lo, tmp3_lo), tmp10_hi = wasm_i32x4_add(tmp0_hi, tmp3_hi);
+  v128_t tmp13_lo = wasm_i32x4_sub(tmp0_lo, tmp3_lo), tmp13_hi = wasm_i32x4_sub(tmp0_hi, tmp3_hi);
+  v128_t tmp11_lo = wasm_i32x4_add(tmp1_lo, tmp2_lo), tmp11_hi = wasm_i32x4_add(tmp1_hi, tmp2_hi);
+  v128_t tmp12_lo = wasm_i32x4_sub(tmp1_lo, tmp2_lo), tmp12_hi = wasm_i32x4_sub(tmp1_hi, tmp2_hi);
+
+  // Odd part, z1…z5 distributed over pairs:
+  //   z3' = z3·(c1175 − c1961) + z4·c1175,  z4' = z3·c1175 + z4·(c1175 − c0390)  (z3 = in3 + in7, z4 = in1 + in5)
+  //   tmp0 = in7·(c0298 − c0899) − in1·c0899 + z3',  tmp3 = −in7·c0899 + in1·(c1501 − c0899) + z4'
+  //   tmp1 = in5·(c2053 − c2562) − in3·c2562 + z4',  tmp2 = −in5·c2562 + in3·(c3072 − c2562) + z3'
+  v128_t z3 = wasm_i16x8_add(in[3], in[7]), z4 = wasm_i16x8_add(in[1], in[5]);
+  v128_t z34_lo = interleave_lo16(z3, z4), z34_hi = interleave_hi16(z3, z4);
+  const v128_t kz3 = pair16(FIX_1_175875602 - FIX_1_961570560, FIX_1_175875602);
+  const v128_t kz4 = pair16(FIX_1_175875602, FIX_1_175875602 - FIX_0_390180644);
+  v128_t z3_lo = wasm_i32x4_dot_i16x8(z34_lo, kz3), z3_hi = wasm_i32x4_dot_i16x8(z34_hi, kz3);
+  v128_t z4_lo = wasm_i32x4_dot_i16x8(z34_lo, kz4), z4_hi = wasm_i32x4_dot_i16x8(z34_hi, kz4);
+
+  v128_t i71_lo = interleave_lo16(in[7], in[1]), i71_hi = interleave_hi16(in[7], in[1]);
+  const v128_t k0 = pair16(FIX_0_298631336 - FIX_0_899976223, -FIX_0_899976223);
+  const v128_t k3o = pair16(-FIX_0_899976223, FIX_1_501321110 - FIX_0_899976223);
+  v128_t o0_lo = wasm_i32x4_add(wasm_i32x4_dot_i16x8(i71_lo, k0), z3_lo);
+  v128_t o0_hi = wasm_i32x4_add(wasm_i32x4_dot_i16x8(i71_hi, k0), z3_hi);
+  v128_t o3_lo = wasm_i32x4_add(wasm_i32x4_dot_i16x8(i71_lo, k3o), z4_lo);
+  v128_t o3_hi = wasm_i32x4_add(wasm_i32x4_dot_i16x8(i71_hi, k3o), z4_hi);
+
+  v128_t i53_lo = interleave_lo16(in[5], in[3]), i53_hi = interleave_hi16(in[5], in[3]);
+  const v128_t k1 = pair16(FIX_2_053119869 - FIX_2_562915447, -FIX_2_562915447);
+  const v128_t k2o = pair16(-FIX_2_562915447, FIX_3_072711026 - FIX_2_562915447);
+  v128_t o1_lo = wasm_i32x4_add(wasm_i32x4_dot_i16x8(i53_lo, k1), z4_lo);
+  v128_t o1_hi = wasm_i32x4_add(wasm_i32x4_dot_i16x8(i53_hi, k1), z4_hi);
+  v128_t o2_lo = wasm_i32x4_add(wasm_i32x4_dot_i16x8(i53_lo, k2o), z3_lo);
+  v128_t o2_hi = wasm_i32x4_add(wasm_i32x4_dot_i16x8(i53_hi, k2o), z3_hi);
+
+  butterfly(tmp10_lo, tmp10_hi, o3_lo, o3_hi, n, &in[0], &in[7]);
+  butterfly(tmp11_lo, tmp11_hi, o2_lo, o2_hi, n, &in[1], &in[6]);
+  butterfly(tmp12_lo, tmp12_hi, o1_lo, o1_hi, n, &in[2], &in[5]);
+  butterfly(tmp13_lo, tmp13_hi, o0_lo, o0_hi, n, &in[3], &in[4]);
+}
+
+GLOBAL(int) jsimd_can_idct_islow(void) {
+  return DCTSIZE == 8 && sizeof(JCOEF) == 2 && sizeof(ISLOW_MULT_TYPE) == 2 && BITS_IN_JSAMPLE == 8;
+}
+
+GLOBAL(void) jsimd_idct_islow(j_decompress_ptr cinfo, jpeg_component_info *compptr, JCOEFPTR coef_block,
+                              JSAMPARRAY output_buf, JDIMENSION output_col) {
+  (void)cinfo;
+  const ISLOW_MULT_TYPE *quant = (const ISLOW_MULT_TYPE *)compptr->dct_table;
+  v128_t d[8];
+  // Pass 1, down the columns: d[k] is row k of the block, so each lane is one column. When rows 1–7 are all zero
+  // every column is its dequantised DC value times 2^PASS1_BITS (shifted in 16 bits, as the SSE2 code does).
+  v128_t ac = wasm_v128_load(coef_block + 8);
+  for (int k = 2; k < 8; k++) ac = wasm_v128_or(ac, wasm_v128_load(coef_block + 8 * k));
+  if (!wasm_v128_any_true(ac)) {
+    v128_t dc = wasm_i16x8_shl(wasm_i16x8_mul(wasm_v128_load(coef_block), wasm_v128_load(quant)), PASS1_BITS);
+    // Pass 2 wants one vector per column: column j is lane j everywhere.
+    v128_t lo = interleave_lo16(dc, dc), hi = interleave_hi16(dc, dc);
+    d[0] = wasm_i32x4_shuffle(lo, lo, 0, 0, 0, 0), d[1] = wasm_i32x4_shuffle(lo, lo, 1, 1, 1, 1);
+    d[2] = wasm_i32x4_shuffle(lo, lo, 2, 2, 2, 2), d[3] = wasm_i32x4_shuffle(lo, lo, 3, 3, 3, 3);
+    d[4] = wasm_i32x4_shuffle(hi, hi, 0, 0, 0, 0), d[5] = wasm_i32x4_shuffle(hi, hi, 1, 1, 1, 1);
+    d[6] = wasm_i32x4_shuffle(hi, hi, 2, 2, 2, 2), d[7] = wasm_i32x4_shuffle(hi, hi, 3, 3, 3, 3);
+  } else {
+    for (int k = 0; k < 8; k++) {
+      d[k] = wasm_i16x8_mul(wasm_v128_load(coef_block + 8 * k), wasm_v128_load(quant + 8 * k));
+    }
+    idct_pass(d, CONST_BITS - PASS1_BITS);
+    // d[k] held output row k of every column; pass 2 wants d[k] = column k of every row.
+    transpose8x8(d);
+  }
+  // Pass 2, along the rows: lane r of d[k] is row r, column k. Out come samples −128…127 (saturated).
+  idct_pass(d, CONST_BITS + PASS1_BITS + 3);
+  // Bytes, with 128 added, then back to rows: interleaving columns (0, 1), (2, 3), … gives pairs, then quads, then
+  // whole rows, two per vector.
+  const v128_t center = wasm_i8x16_splat((int8_t)CENTERJSAMPLE);
+  v128_t c01 = wasm_i8x16_narrow_i16x8(interleave_lo16(d[0], d[1]), interleave_hi16(d[0], d[1]));
+  v128_t c23 = wasm_i8x16_narrow_i16x8(interleave_lo16(d[2], d[3]), interleave_hi16(d[2], d[3]));
+  v128_t c45 = wasm_i8x16_narrow_i16x8(interleave_lo16(d[4], d[5]), interleave_hi16(d[4], d[5]));
+  v128_t c67 = wasm_i8x16_narrow_i16x8(interleave_lo16(d[6], d[7]), interleave_hi16(d[6], d[7]));
+  c01 = wasm_i8x16_add(c01, center), c23 = wasm_i8x16_add(c23, center);
+  c45 = wasm_i8x16_add(c45, center), c67 = wasm_i8x16_add(c67, center);
+  // c01 = (r0c0 r0c1 r1c0 r1c1 …): 16-bit lanes are (column pair, row).
+  v128_t q0 = interleave_lo16(c01, c23), q1 = interleave_hi16(c01, c23);  // rows 0–3 / 4–7, columns 0–3
+  v128_t q2 = interleave_lo16(c45, c67), q3 = interleave_hi16(c45, c67);  // rows 0–3 / 4–7, columns 4–7
+  v128_t r01 = interleave_lo32(q0, q2), r23 = interleave_hi32(q0, q2);
+  v128_t r45 = interleave_lo32(q1, q3), r67 = interleave_hi32(q1, q3);
+  wasm_v128_store64_lane(output_buf[0] + output_col, r01, 0);
+  wasm_v128_store64_lane(output_buf[1] + output_col, r01, 1);
+  wasm_v128_store64_lane(output_buf[2] + output_col, r23, 0);
+  wasm_v128_store64_lane(output_buf[3] + output_col, r23, 1);
+  wasm_v128_store64_lane(output_buf[4] + output_col, r45, 0);
+  wasm_v128_store64_lane(output_buf[5] + output_col, r45, 1);
+  wasm_v128_store64_lane(output_buf[6] + output_col, r67, 0);
+  wasm_v128_store64_lane(output_buf[7] + output_col, r67, 1);
+}
+
+// The scaled, fast and float IDCTs are never chosen by these settings (full size, JDCT_ISLOW).
+GLOBAL(int) jsimd_can_idct_2x2(void) { return 0; }
+GLOBAL(int) jsimd_can_idct_4x4(void) { return 0; }
+GLOBAL(int) jsimd_can_idct_6x6(void) { return 0; }
+GLOBAL(int) jsimd_can_idct_12x12(void) { return 0; }
+GLOBAL(int) jsimd_can_idct_ifast(void) { return 0; }
+GLOBAL(int) jsimd_can_idct_float(void) { return 0; }
+
+#define UNUSED_IDCT(name)                                                                                        \
+  GLOBAL(void) name(j_decompress_ptr cinfo, jpeg_component_info *compptr, JCOEFPTR coef_block,                  \
+                    JSAMPARRAY output_buf, JDIMENSION output_col) {                                             \
+    (void)cinfo, (void)compptr, (void)coef_block, (void)output_buf, (void)output_col;                           \
+  }
+UNUSED_IDCT(jsimd_idct_2x2)
+UNUSED_IDCT(jsimd_idct_4x4)
+UNUSED_IDCT(jsimd_idct_6x6)
+UNUSED_IDCT(jsimd_idct_12x12)
+UNUSED_IDCT(jsimd_idct_ifast)
+UNUSED_IDCT(jsimd_idct_float)

@@ -1,4 +1,4 @@
-// The glue between imaging/jpeg_encode.ts and libjpeg-turbo's compressor, built into jpeg_encoder.wasm by build.sh.
+// The glue between imaging/jpeg_encode.ts and libjpeg-turbo's compressor, built into libjpeg_turbo.wasm by build.sh.
 //
 // WASM without exception handling has no setjmp/longjmp, so a libjpeg error cannot unwind back here: error_exit
 // records the message code and traps, and the loader throws away the trapped instance (its heap may hold half a

@@ -1,0 +1,398 @@
+// The HTTP server: an accept loop of our own in front of Deno.serve.
+//
+// Deno.serve accepts connections inside the runtime and exposes none of them: a connection that never sends a request
+// is invisible to the program, there are no header, idle or connection-count limits, and an accept error such as
+// EMFILE rejects `finished` and ends the process. Deno 2.9 has no public API to serve HTTP on a connection accepted by
+// the program (Deno.serveHttp was removed in 2.0), and node:http, which has the limits, stops accepting for good after
+// one EMFILE without an 'error' event (deno_core's uv_compat `poll_tcp_handle` drops the error of `poll_accept`). So
+// connections are accepted here with Deno.listen, whose errors reach the program, then counted, timed, and relayed byte
+// for byte over loopback to a Deno.serve that only this process reaches.
+// The relay knows each request's start and end from the handler (matched by the loopback hop's port) and
+// `info.completed`, which is what the header and idle deadlines need.
+
+import { withDeadline } from "./deadline.ts";
+import { log } from "./log.ts";
+
+/** What the request handler learns about a request's connection: Deno.ServeHandlerInfo, with the client's address. */
+export interface ClientInfo {
+  /** The client's address (not the loopback hop's). */
+  remoteAddr: Deno.NetAddr;
+  /** Settles once the response has been sent (rejects when the client went away first). */
+  completed: Promise<void>;
+  /**
+   * When the request began to arrive (performance.now()): its connection's accept for a connection's first request,
+   * else its first byte. A graceful shutdown serves the requests that arrived before it (routes/lifecycle.ts).
+   */
+  arrivedAt: number;
+}
+
+/** Counters of the connection layer, read by the metrics at scrape time. */
+export interface ConnectionStats {
+  /** Client connections open now. */
+  open: number;
+  /** Connections refused at MAX_CONNECTIONS. */
+  refused: number;
+  /** Connections closed because no complete request head arrived within HEADER_TIMEOUT_MS. */
+  headerTimeouts: number;
+  /** Keep-alive connections closed after IDLE_TIMEOUT_MS without a request. */
+  idleTimeouts: number;
+  /** Failed accepts (EMFILE, ENFILE, …), the HTTP server's included. */
+  acceptErrors: number;
+}
+
+/** Fresh counters, to share between the server and the metrics. */
+export function createConnectionStats(): ConnectionStats {
+  return { open: 0, refused: 0, headerTimeouts: 0, idleTimeouts: 0, acceptErrors: 0 };
+}
+
+/** Where to listen and the connection limits. */
+export interface HttpServerOptions {
+  hostname: string;
+  port: number;
+  /** Connections above this many are answered with a bare 503 and closed at once. */
+  maxConnections: number;
+  /** From accept, or from a keep-alive connection's first new byte, until the request head is complete. */
+  headerTimeoutMs: number;
+  /** A keep-alive connection without a request for this long is closed. */
+  idleTimeoutMs: number;
+  stats?: ConnectionStats;
+}
+
+/** A running server. */
+export interface HttpServer {
+  /** The port it listens on (useful with port 0). */
+  readonly port: number;
+  /** Connections with a request arriving or being answered: what a graceful shutdown waits for. */
+  readonly pending: number;
+  /** Stops accepting, closes connections without a request in flight, lets the others finish, then closes them. */
+  shutdown(): Promise<void>;
+}
+
+/** Handles one request, as Deno.serve's handler does. */
+export type Handler = (request: Request, info: ClientInfo) => Response | Promise<Response>;
+
+// A pending read holds its buffer for as long as the peer sends nothing, so reads use a small one (a silent or idle
+// connection costs 8 KiB, both directions) until one fills it: then data is streaming (an upload's body, an image),
+// and a large one cuts the number of reads and writes until a read comes back short again.
+const SMALL_READ_BYTES = 4 * 1024;
+const LARGE_READ_BYTES = 64 * 1024;
+// Back-off of the accept loop (and of restarting the HTTP server) while accepts fail.
+const MIN_BACKOFF_MS = 10;
+const MAX_BACKOFF_MS = 1000;
+// At most one log line per kind of trouble this often, with the count of events since the previous line.
+const LOG_EVERY_MS = 10_000;
+// At shutdown, how long relays may take to pass on the last bytes of responses the HTTP server has finished.
+const FLUSH_MS = 2000;
+// Sent before reading anything from the client: a status and when to try again, nothing that needs its request.
+const REFUSAL = new TextEncoder().encode(
+  "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+);
+
+type Phase = "head" | "busy" | "idle";
+
+class Connection {
+  /** Our end of the loopback hop to the HTTP server, once the client has sent something. */
+  inner: Deno.TcpConn | null = null;
+  /** "head": a request is due or arriving; "busy": requests in flight; "idle": kept alive between requests. */
+  phase: Phase = "head";
+  /** When the "head" or "idle" phase runs out (performance.now() time). */
+  deadline: number;
+  /** When the request now arriving began to (see ClientInfo.arrivedAt). */
+  arrivedAt: number;
+  /** Whether any of that request has been received yet. */
+  heard = false;
+  #active = 0;
+  #closed = false;
+
+  constructor(readonly client: Deno.TcpConn, readonly limits: HttpServerOptions) {
+    this.arrivedAt = performance.now();
+    this.deadline = this.arrivedAt + limits.headerTimeoutMs;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes from the client: on an idle connection they start a request, whose head gets HEADER_TIMEOUT_MS. */
+  received(): void {
+    this.heard = true;
+    if (this.phase !== "idle") return;
+    this.phase = "head";
+    this.arrivedAt = performance.now();
+    this.deadline = this.arrivedAt + this.limits.headerTimeoutMs;
+  }
+
+  /** The HTTP server has parsed a request head. */
+  begin(): void {
+    this.#active++;
+    this.phase = "busy";
+  }
+
+  /** A response has been sent (or the client left). */
+  end(): void {
+    if (--this.#active > 0) return;
+    this.phase = "idle";
+    this.heard = false;
+    this.deadline = performance.now() + this.limits.idleTimeoutMs;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const conn of [this.client, this.inner]) {
+      try {
+        conn?.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+}
+
+/**
+ * Serves `handler` on hostname:port with connection limits: a cap on open connections, header and keep-alive
+ * deadlines, and an accept loop that survives running out of file descriptors (it sheds idle connections, backs off
+ * and carries on). Throws, as Deno.serve does, when the address cannot be bound.
+ *
+ * @example
+ * ```ts
+ * const server = serveHttp(
+ *   { hostname: "127.0.0.1", port: 8000, maxConnections: 1000, headerTimeoutMs: 10_000, idleTimeoutMs: 75_000 },
+ *   (_req, info) => new Response(`hello ${info.remoteAddr.hostname}`),
+ * );
+ * await server.shutdown();
+ * ```
+ */
+export function serveHttp(options: HttpServerOptions, handler: Handler): HttpServer {
+  const stats = options.stats ?? createConnectionStats();
+  const listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+  const connections = new Set<Connection>();
+  // The loopback hop's local port names the client connection it relays (the HTTP server sees it as remoteAddr).
+  const byHopPort = new Map<number, Connection>();
+  const tasks = new Set<Promise<unknown>>();
+  const retired: Promise<void>[] = [];
+  let upstream: { server: Deno.HttpServer<Deno.NetAddr>; port: number } | null = null;
+  let closing = false;
+  let restartTimer: ReturnType<typeof setTimeout> | undefined;
+  let pauseTimer: ReturnType<typeof setTimeout> | undefined;
+  let wake: (() => void) | undefined;
+
+  const logAcceptError = throttledLog("error", "accept failed: shedding idle connections and pausing accepts");
+  const logRefusal = throttledLog("warn", "connection limit reached: refusing new connections");
+
+  const track = (task: Promise<unknown>) => {
+    tasks.add(task);
+    const done = () => tasks.delete(task);
+    task.then(done, done);
+  };
+
+  const relayed: Deno.ServeHandler<Deno.NetAddr> = (request, info) => {
+    const conn = byHopPort.get(info.remoteAddr.port);
+    // Someone else on this machine found the loopback port: not a connection these limits cover.
+    if (!conn) return new Response(null, { status: 421 });
+    conn.begin();
+    const end = () => conn.end();
+    info.completed.then(end, end);
+    return handler(request, {
+      remoteAddr: conn.client.remoteAddr,
+      completed: info.completed,
+      arrivedAt: conn.arrivedAt,
+    });
+  };
+
+  let restartBackoff = 0;
+  const startUpstream = () => {
+    restartTimer = undefined;
+    if (closing || upstream) return;
+    try {
+      const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, relayed);
+      upstream = { server, port: server.addr.port };
+      restartBackoff = 0;
+      // Deno.serve ends its accept loop on an accept error and rejects `finished`, which unhandled ends the process:
+      // start another server instead (its port is looked up per connection) and retire this one.
+      server.finished.catch((err) => {
+        if (upstream?.server === server) upstream = null;
+        if (closing) return;
+        stats.acceptErrors++;
+        logAcceptError({ error: String(err), open: connections.size, in: "http server" });
+        shedIdle();
+        retired.push(server.shutdown().catch(() => {}));
+        startUpstream();
+      });
+    } catch (err) {
+      // No descriptor for the listening socket either: try again shortly.
+      stats.acceptErrors++;
+      logAcceptError({ error: String(err), open: connections.size, in: "http server" });
+      restartBackoff = Math.min(MAX_BACKOFF_MS, restartBackoff * 2 || MIN_BACKOFF_MS);
+      restartTimer = setTimeout(startUpstream, restartBackoff);
+    }
+  };
+  startUpstream();
+
+  /** Closes every connection without a request in flight: the cheapest way to get descriptors back. */
+  const shedIdle = () => {
+    for (const conn of connections) if (conn.phase !== "busy") conn.close();
+  };
+
+  const relay = async (conn: Connection) => {
+    const { client } = conn;
+    let toServer: Promise<void> | undefined;
+    let hopPort: number | undefined;
+    try {
+      client.setNoDelay(true);
+      const fromClient = new Reader(client);
+      const first = await fromClient.read();
+      if (first === null || !upstream) return;
+      conn.received();
+      const inner = await Deno.connect({ hostname: "127.0.0.1", port: upstream.port });
+      // A deadline or a shutdown may have closed the client while the hop was being opened.
+      if (conn.closed) return inner.close();
+      conn.inner = inner;
+      inner.setNoDelay(true);
+      hopPort = inner.localAddr.port;
+      byHopPort.set(hopPort, conn);
+      toServer = (async () => {
+        try {
+          await writeAll(inner, first);
+          for (let data; (data = await fromClient.read()) !== null;) {
+            conn.received();
+            await writeAll(inner, data);
+          }
+          // The client is done sending: the server answers what it has, then closes, which ends the relay.
+          await inner.closeWrite();
+        } catch {
+          conn.close();
+        }
+      })();
+      const fromServer = new Reader(inner);
+      for (let data; (data = await fromServer.read()) !== null;) await writeAll(client, data);
+    } catch {
+      // The client reset, a deadline closed the connection, or no descriptor was left for the hop.
+    } finally {
+      conn.close();
+      if (hopPort !== undefined && byHopPort.get(hopPort) === conn) byHopPort.delete(hopPort);
+      connections.delete(conn);
+      stats.open = connections.size;
+      await toServer;
+    }
+  };
+
+  // Awaited by the accept loop, so refused connections never pile up holding descriptors: a few bytes into a fresh
+  // socket's empty send buffer do not wait for the client.
+  const refuse = async (client: Deno.TcpConn) => {
+    stats.refused++;
+    logRefusal({ max_connections: options.maxConnections });
+    await client.write(REFUSAL).catch(() => 0);
+    try {
+      client.close();
+    } catch {
+      // already closed
+    }
+  };
+
+  let backoff = 0;
+  const acceptLoop = (async () => {
+    while (!closing) {
+      let client: Deno.TcpConn;
+      try {
+        client = await listener.accept();
+      } catch (err) {
+        if (closing) break;
+        stats.acceptErrors++;
+        logAcceptError({ error: String(err), code: (err as { code?: string }).code, open: connections.size });
+        // Out of descriptors: idle connections give them back at once; the backlog waits in the kernel meanwhile.
+        if (["EMFILE", "ENFILE"].includes((err as { code?: string }).code ?? "")) shedIdle();
+        backoff = Math.min(MAX_BACKOFF_MS, backoff * 2 || MIN_BACKOFF_MS);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          pauseTimer = setTimeout(resolve, backoff);
+        });
+        continue;
+      }
+      backoff = 0;
+      if (connections.size >= options.maxConnections) {
+        await refuse(client);
+        continue;
+      }
+      const conn = new Connection(client, options);
+      connections.add(conn);
+      stats.open = connections.size;
+      track(relay(conn));
+    }
+  })();
+
+  // One sweep for every deadline, often enough for the shortest one to be met within a quarter of itself.
+  const sweepMs = Math.max(10, Math.min(1000, Math.min(options.headerTimeoutMs, options.idleTimeoutMs) / 4));
+  const sweeper = setInterval(() => {
+    const now = performance.now();
+    for (const conn of connections) {
+      if (conn.phase === "busy" || now < conn.deadline) continue;
+      if (conn.phase === "head") stats.headerTimeouts++;
+      else stats.idleTimeouts++;
+      conn.close();
+    }
+  }, sweepMs);
+
+  let stopped: Promise<void> | undefined;
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    get pending() {
+      let n = 0;
+      for (const conn of connections) if (conn.phase === "busy" || (conn.phase === "head" && conn.heard)) n++;
+      return n;
+    },
+    shutdown() {
+      return stopped ??= (async () => {
+        closing = true;
+        listener.close();
+        clearTimeout(pauseTimer);
+        wake?.();
+        clearTimeout(restartTimer);
+        await acceptLoop;
+        shedIdle();
+        // Waits for the requests in flight, then closes every hop; a relay ends once it has passed on the last bytes.
+        await upstream?.server.shutdown();
+        await Promise.all(retired);
+        await withDeadline(Promise.all(tasks), FLUSH_MS);
+        for (const conn of connections) conn.close();
+        await Promise.all(tasks);
+        clearInterval(sweeper);
+      })();
+    },
+  };
+}
+
+/** Reads whatever has arrived on a connection, sizing the buffer as SMALL_READ_BYTES explains. */
+class Reader {
+  #small = new Uint8Array(SMALL_READ_BYTES);
+  #large: Uint8Array | null = null;
+
+  constructor(readonly conn: Deno.Conn) {}
+
+  /** The bytes read (valid until the next read), or null at the end. */
+  async read(): Promise<Uint8Array | null> {
+    const buffer = this.#large ?? this.#small;
+    const n = await this.conn.read(buffer);
+    if (n === null) return null;
+    this.#large = n < buffer.length ? null : this.#large ?? new Uint8Array(LARGE_READ_BYTES);
+    return buffer.subarray(0, n);
+  }
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  for (let off = 0; off < data.length;) off += await conn.write(data.subarray(off));
+}
+
+/** A log call that writes at most one line per LOG_EVERY_MS, counting the events it left out. */
+function throttledLog(level: "warn" | "error", msg: string): (fields: Record<string, unknown>) => void {
+  let events = 0;
+  let last = -Infinity;
+  return (fields) => {
+    events++;
+    const now = performance.now();
+    if (now - last < LOG_EVERY_MS) return;
+    log(level, msg, { ...fields, events });
+    events = 0;
+    last = now;
+  };
+}
