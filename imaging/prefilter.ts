@@ -1,6 +1,6 @@
 // The steps before findContours (gray conversion, Gaussian blur, Otsu's threshold) in WASM SIMD, bit-exact with
-// OpenCV. OpenCV.js on npm is built without SIMD, which made these steps 3–8× slower than native (README,
-// "Performance"); the kernel is prefilter/prefilter.c, built by prefilter/build.sh.
+// OpenCV. OpenCV.js on npm is built without SIMD, which made these steps 3–8× slower than native
+// (docs/performance.md); the kernel is prefilter/prefilter.c, built by prefilter/build.sh.
 import type { Raster } from "./raster.ts";
 
 interface Kernel {

@@ -1,7 +1,7 @@
 // Gray conversion, Gaussian blur, histogram and threshold for 8-bit images, with WASM SIMD.
 //
-// OpenCV.js on npm is built without WASM SIMD, so these steps ran 4-8x slower than native OpenCV (README,
-// "Performance"). Each function here computes exactly what OpenCV 4.x computes for 8-bit data, bit for bit:
+// OpenCV.js on npm is built without WASM SIMD, so these steps ran 4-8x slower than native OpenCV (docs/performance.md).
+// Each function here computes exactly what OpenCV 4.x computes for 8-bit data, bit for bit:
 //   - RGB2GRAY: (9798 R + 19235 G + 3735 B + 2^14) >> 15, OpenCV's 15-bit fixed-point coefficients;
 //   - GaussianBlur: OpenCV's bit-exact path for 8-bit images: the kernel in 8-bit fixed point (sum 256), rows
 //     filtered into 16-bit sums without rounding, columns summed without rounding, then (sum + 2^15) >> 16;
