@@ -6,8 +6,8 @@ import { decodeJpegWasm, loadJpegWasm } from "../imaging/jpeg_wasm.ts";
 import type { Raster } from "../imaging/raster.ts";
 import { assertSameBytes, fixture, SAMPLES, seededRandom } from "./fixtures.ts";
 import { testTempDir } from "./harness.ts";
+import { hasClang, hasCv2, PYTHON } from "./native_tools.ts";
 
-const PYTHON = "/usr/bin/python3";
 const WASM = new URL("../imaging/libjpeg_turbo/libjpeg_turbo.wasm", import.meta.url);
 
 /** What a JPEG's markers say: its frame type, size and components, and which tables it carries. */
@@ -278,29 +278,12 @@ json.dump(out, sys.stdout)`;
   if (!cv2) console.log(`(native OpenCV not checked: ${PYTHON} has no cv2; apt-get install python3-opencv)`);
 });
 
-function hasCv2(): boolean {
-  try {
-    return new Deno.Command(PYTHON, { args: ["-c", "import cv2"], stdout: "null", stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    // No python3, or not allowed to run it.
-    return false;
-  }
-}
-
-const hasClang = (() => {
-  try {
-    return new Deno.Command("clang", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-})();
 const source = Deno.env.get("JPEG_TURBO_SRC");
 
 Deno.test({
   name: "the committed libjpeg_turbo.wasm is what build:libjpeg-turbo makes (needs clang, lld, wasi-libc, and " +
     "JPEG_TURBO_SRC: libjpeg-turbo's Debian source, unpacked)",
-  ignore: !hasClang || !source,
+  ignore: !hasClang() || !source,
   async fn() {
     const dir = testTempDir();
     try {

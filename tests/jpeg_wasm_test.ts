@@ -19,8 +19,7 @@ import {
   withApp1,
   ycc,
 } from "./jpeg_writer.ts";
-
-const PYTHON = "/usr/bin/python3";
+import { hasCv2, PYTHON } from "./native_tools.ts";
 
 /** The RGB samples of an RGBA raster. */
 function rgb(r: Raster): Uint8Array {
@@ -301,13 +300,3 @@ for job in jobs["decode"] + jobs["encode"]:
   });
   if (!cv2) console.log(`(native OpenCV not compared: ${PYTHON} has no cv2; apt-get install python3-opencv)`);
 });
-
-function hasCv2(): boolean {
-  try {
-    return new Deno.Command(PYTHON, { args: ["-c", "import cv2"], stdout: "null", stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    // No python3, or not allowed to run it.
-    return false;
-  }
-}

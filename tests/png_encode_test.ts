@@ -9,6 +9,7 @@ import { loadPipeline } from "../imaging/pipeline.ts";
 import { encodePngWasm, loadPngEncoder, pngEncoderMemoryBytes } from "../imaging/png_encode.ts";
 import type { Raster } from "../imaging/raster.ts";
 import { assertSameBytes, fixture, SAMPLES, seededRandom } from "./fixtures.ts";
+import { testWasmMatchesSource } from "./native_tools.ts";
 
 const COLOUR_TYPES: Record<number, number> = { 1: 0, 3: 2, 4: 6 };
 
@@ -232,32 +233,4 @@ Deno.test("encodePngWasm: after an image needing over 64 MiB, a smaller one star
   assert.ok(pngEncoderMemoryBytes() < 64 * 1024 * 1024, `${pngEncoderMemoryBytes()} bytes held`);
 });
 
-const hasClang = (() => {
-  try {
-    return new Deno.Command("clang", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-})();
-
-Deno.test({
-  name: "the committed png_encoder.wasm is what build:png-encoder makes of png_encoder.c (needs clang and lld)",
-  ignore: !hasClang,
-  async fn() {
-    const tmp = await Deno.makeTempDir({ dir: new URL("./.tmp", import.meta.url).pathname, prefix: "wasm-" });
-    try {
-      const out = `${tmp}/png_encoder.wasm`;
-      const build = await new Deno.Command("deno", {
-        args: ["task", "--quiet", "build:png-encoder", out],
-        cwd: new URL("..", import.meta.url),
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.ok(build.success, new TextDecoder().decode(build.stderr));
-      const committed = await Deno.readFile(new URL("../imaging/png_encoder/png_encoder.wasm", import.meta.url));
-      assertSameBytes(await Deno.readFile(out), committed, "run `deno task build:png-encoder` and commit the result");
-    } finally {
-      await Deno.remove(tmp, { recursive: true });
-    }
-  },
-});
+testWasmMatchesSource("build:png-encoder", "imaging/png_encoder/png_encoder.wasm");

@@ -7,6 +7,7 @@ import { loadPipeline } from "../imaging/pipeline.ts";
 import { otsuBinary, otsuThreshold, prefilterHandles, prefilterMemoryBytes, smoothGray } from "../imaging/prefilter.ts";
 import type { Raster } from "../imaging/raster.ts";
 import { assertSameBytes, fixture, openCVGray, SAMPLES, seededRandom } from "./fixtures.ts";
+import { testWasmMatchesSource } from "./native_tools.ts";
 
 const BLURS = [0, 1, 3, 5, 7];
 
@@ -100,35 +101,7 @@ function openCVReferenceContours(cv: OpenCV, r: Raster, blur: number) {
   }
 }
 
-const hasClang = (() => {
-  try {
-    return new Deno.Command("clang", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-})();
-
-Deno.test({
-  name: "the committed prefilter.wasm is what build:prefilter makes of prefilter.c (needs clang and lld)",
-  ignore: !hasClang,
-  async fn() {
-    const tmp = await Deno.makeTempDir({ dir: new URL("./.tmp", import.meta.url).pathname, prefix: "wasm-" });
-    try {
-      const out = `${tmp}/prefilter.wasm`;
-      const build = await new Deno.Command("deno", {
-        args: ["task", "--quiet", "build:prefilter", out],
-        cwd: new URL("..", import.meta.url),
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.ok(build.success, new TextDecoder().decode(build.stderr));
-      const committed = await Deno.readFile(new URL("../imaging/prefilter/prefilter.wasm", import.meta.url));
-      assertSameBytes(await Deno.readFile(out), committed, "run `deno task build:prefilter` and commit the result");
-    } finally {
-      await Deno.remove(tmp, { recursive: true });
-    }
-  },
-});
+testWasmMatchesSource("build:prefilter", "imaging/prefilter/prefilter.wasm");
 
 Deno.test("prefilter: after an image over 64 MiB of buffers, a smaller one starts afresh and is still exact", async () => {
   const cv = await loadPipeline();
