@@ -12,6 +12,8 @@
 import { type Config, ConfigError, loadConfig, redisOptions } from "./config.ts";
 
 const SCRIPTS = ["main.ts", "worker.ts"];
+/** Where http_server.ts serves the requests it relays. */
+const LOOPBACK_HOP = "127.0.0.1";
 
 /**
  * The flags to run `script` with under `config`: `fixed` (the task's own, passed through) with `--allow-read`,
@@ -41,7 +43,8 @@ export function permissionFlags(fixed: string[], script: string, config: Config)
     lists.write.push(folder);
   }
   lists.net.push(netHost(redisOptions(config).host));
-  if (api) lists.net.push(netHost(config.HOST));
+  // The API also serves on a loopback port of its own, which its connection guard relays to (http_server.ts).
+  if (api) lists.net.push(netHost(config.HOST), LOOPBACK_HOP);
   const deliversCallbacks = !api || config.EMBEDDED_WORKER;
   if (deliversCallbacks && config.CALLBACK_SECRET) anyHost = true;
   const list = (name: string, entries: string[]) => `--allow-${name}=${[...new Set(entries)].join(",")}`;

@@ -26,7 +26,7 @@ Deno.test("launcher: the permissions follow the configuration", async (t) => {
     const api = permissionFlags(FIXED, "main.ts", config);
     assert.equal(flag(api, "--allow-read"), "--allow-read=.,/var/lib/bip/uploads,/srv/results");
     assert.equal(flag(api, "--allow-write"), "--allow-write=/var/lib/bip/uploads,/srv/results");
-    assert.equal(flag(api, "--allow-net"), "--allow-net=redis-master.bip.svc.cluster.local,[::]");
+    assert.equal(flag(api, "--allow-net"), "--allow-net=redis-master.bip.svc.cluster.local,[::],127.0.0.1");
     // The worker listens nowhere.
     assert.equal(
       flag(permissionFlags(FIXED, "worker.ts", config), "--allow-net"),
@@ -84,7 +84,8 @@ Deno.test("deno task start and deno task worker: folders under /tmp, Redis on 12
   const redisOut = lines(redis.stdout);
   const port = sparePort();
   const env = {
-    HOST: "127.0.0.1",
+    // Not a loopback address: the API's own loopback hop must be granted all the same.
+    HOST: "0.0.0.0",
     PORT: String(port),
     UPLOAD_DIR: `${root}/uploads`,
     RESULT_DIR: `${root}/results`,
@@ -117,7 +118,11 @@ Deno.test("deno task start and deno task worker: folders under /tmp, Redis on 12
     const base = `http://127.0.0.1:${port}`;
     const until = Date.now() + 60_000;
     while (!(await fetch(`${base}/api/v1/health/worker`).then((r) => r.json(), () => ({}))).workers) {
-      if (Date.now() > until) throw new Error(`no API with a worker within 60 s:\n${await api.output}`);
+      if (Date.now() > until) {
+        // Its output ends only when it does.
+        api.child.kill("SIGKILL");
+        throw new Error(`no API with a worker within 60 s:\n${await api.output}`);
+      }
       await new Promise((r) => setTimeout(r, 250));
     }
     const form = new FormData();
