@@ -137,6 +137,26 @@ export interface SideReport {
 }
 
 const PROJECT = new URL("..", import.meta.url);
+
+/**
+ * Runs `script` (main.ts or worker.ts) as `deno task <task>` would, with the given environment and leave to write in
+ * `scratch`; its standard error is collected, to be shown when a run fails.
+ */
+export async function spawnService(
+  task: "start" | "worker",
+  script: string,
+  env: Record<string, string>,
+  scratch: string,
+): Promise<{ process: Deno.ChildProcess; stderr: Promise<string> }> {
+  const process = new Deno.Command("deno", {
+    args: ["run", ...await taskFlags(task), `--allow-write=${scratch}`, script],
+    cwd: PROJECT,
+    env,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  return { process, stderr: new Response(process.stderr).text() };
+}
 const SIGNATURES: Record<Fetched, (b: Uint8Array) => boolean> = {
   // Whole files only: the PNG signature and its IEND chunk, the JPEG SOI and EOI markers, JSON's outer braces.
   png: (b) =>
@@ -351,15 +371,7 @@ export async function benchOurs(
   const port = sparePort();
   const env = serviceEnv(s, port);
   const config = parseConfig(env);
-  const flags = await taskFlags("start");
-  const service = new Deno.Command("deno", {
-    args: ["run", ...flags, `--allow-write=${s.scratch}`, "main.ts"],
-    cwd: PROJECT,
-    env,
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(service.stderr).text();
+  const { process: service, stderr } = await spawnService("start", "main.ts", env, s.scratch);
   const base = `http://127.0.0.1:${port}`;
   const kernelTimings: number[] = [];
   const ours = readOurStatus(run.fetched === "json");

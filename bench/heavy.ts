@@ -7,10 +7,9 @@
 import { parseArgs } from "node:util";
 import { encodePng } from "../imaging/encode.ts";
 import { loadPngEncoder } from "../imaging/png_encode.ts";
-import { dropPrefix, sparePort, taskFlags } from "../tests/harness.ts";
+import { dropPrefix, sparePort } from "../tests/harness.ts";
+import { spawnService } from "./e2e.ts";
 import { parseConfig } from "../config.ts";
-
-const PROJECT = new URL("..", import.meta.url);
 
 /** One heavy run: what is uploaded, how many at once, and the service's settings. */
 export interface HeavySettings {
@@ -128,14 +127,7 @@ export async function runHeavy(s: HeavySettings): Promise<HeavyReport> {
     ...(s.workers ? { WORKER_CONCURRENCY: String(s.workers) } : {}),
   };
   const config = parseConfig(env);
-  const service = new Deno.Command("deno", {
-    args: ["run", ...await taskFlags("start"), `--allow-write=${s.scratch}`, "main.ts"],
-    cwd: PROJECT,
-    env,
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(service.stderr).text();
+  const { process: service, stderr } = await spawnService("start", "main.ts", env, s.scratch);
   const base = `http://127.0.0.1:${port}`;
   let failed = false;
   try {
