@@ -10,7 +10,7 @@ Deno.test("config: defaults match the original service", () => {
   assert.equal(c.RESULT_DIR, "result_images");
   assert.equal(c.EMBEDDED_WORKER, true);
   assert.equal(c.WORKER_NICE, 19, "analysis runs below the API's priority");
-  // About 3.5× the slowest analysis of a MAX_PIXELS image measured on a 2-core machine (README, configuration).
+  // About 3.5× the slowest analysis of a MAX_PIXELS image measured on a 2-core machine (docs/configuration.md).
   assert.equal(c.ANALYSIS_TIMEOUT_MS, 30_000);
   assert.equal(parseConfig({ ANALYSIS_TIMEOUT_MS: "250" }).ANALYSIS_TIMEOUT_MS, 250);
   assert.deepEqual(redisOptions(c), { host: "127.0.0.1", port: 6379, db: 0, password: undefined });
