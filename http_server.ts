@@ -55,6 +55,11 @@ export interface HttpServerOptions {
   headerTimeoutMs: number;
   /** A keep-alive connection without a request for this long is closed. */
   idleTimeoutMs: number;
+  /**
+   * False: serve with Deno.serve alone, for deployments behind a proxy that enforces the deadlines and the cap (they
+   * then do not apply here, which saves the relay's CPU); accept errors are still survived. Default true.
+   */
+  guard?: boolean;
   stats?: ConnectionStats;
 }
 
@@ -165,6 +170,7 @@ class Connection {
  */
 export function serveHttp(options: HttpServerOptions, handler: Handler): HttpServer {
   const stats = options.stats ?? createConnectionStats();
+  if (options.guard === false) return serveDirect(options, handler, stats);
   const listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
   const connections = new Set<Connection>();
   // The loopback hop's local port names the client connection it relays (the HTTP server sees it as remoteAddr).
@@ -358,6 +364,67 @@ export function serveHttp(options: HttpServerOptions, handler: Handler): HttpSer
         await Promise.all(tasks);
         clearInterval(sweeper);
       })();
+    },
+  };
+}
+
+/**
+ * Deno.serve on the public address, without the relay: no deadlines or cap of its own, but an accept error (EMFILE)
+ * still does not end the process: Deno.serve ends its accept loop and rejects `finished`, and the address is served
+ * again after a pause.
+ */
+function serveDirect(options: HttpServerOptions, handler: Handler, stats: ConnectionStats): HttpServer {
+  const logAcceptError = throttledLog("error", "accept failed: pausing accepts");
+  let server: Deno.HttpServer<Deno.NetAddr> | null = null;
+  let port = options.port;
+  let inFlight = 0;
+  let closing = false;
+  let backoff = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const retired: Promise<void>[] = [];
+  const serve: Deno.ServeHandler<Deno.NetAddr> = (request, info) => {
+    inFlight++;
+    const done = () => inFlight--;
+    info.completed.then(done, done);
+    return handler(request, { remoteAddr: info.remoteAddr, completed: info.completed, arrivedAt: performance.now() });
+  };
+  const failed = (err: unknown) => {
+    stats.acceptErrors++;
+    logAcceptError({ error: String(err), in: "http server" });
+    backoff = Math.min(MAX_BACKOFF_MS, backoff * 2 || MIN_BACKOFF_MS);
+    timer = setTimeout(start, backoff);
+  };
+  const start = () => {
+    timer = undefined;
+    if (closing) return;
+    try {
+      const current = Deno.serve({ hostname: options.hostname, port, onListen: () => {} }, serve);
+      server = current;
+      // With port 0, the port first given is kept: clients were told it.
+      port = current.addr.port;
+      current.finished.catch((err) => {
+        if (server === current) server = null;
+        retired.push(current.shutdown().catch(() => {}));
+        if (!closing) failed(err);
+      });
+      backoff = 0;
+    } catch (err) {
+      // The first bind reports its error to the caller, as Deno.serve does; later ones are retried.
+      if (server === null && port === options.port && stats.acceptErrors === 0) throw err;
+      failed(err);
+    }
+  };
+  start();
+  return {
+    port,
+    get pending() {
+      return inFlight;
+    },
+    async shutdown() {
+      closing = true;
+      clearTimeout(timer);
+      await server?.shutdown();
+      await Promise.all(retired);
     },
   };
 }

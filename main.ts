@@ -102,6 +102,7 @@ export async function startService(config: Config): Promise<Service> {
     maxConnections: await connectionCap(config.MAX_CONNECTIONS),
     headerTimeoutMs: config.HEADER_TIMEOUT_MS,
     idleTimeoutMs: config.IDLE_TIMEOUT_MS,
+    guard: config.CONNECTION_GUARD,
     stats: connections,
   }, app.fetch);
   const port = server.port;

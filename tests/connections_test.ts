@@ -197,6 +197,29 @@ Deno.test("connection flood under a low open-file limit: the process and its wor
   }
 });
 
+Deno.test("CONNECTION_GUARD=false: Deno.serve alone, and a flood under a low open-file limit still ends nothing", async () => {
+  const api = await startApi("256:256", { WORKER_CONCURRENCY: "1", CONNECTION_GUARD: "false" });
+  let conns: Deno.Conn[] = [];
+  try {
+    await until("the API answers", 60_000, () => healthy(api.port));
+    // Without the guard nothing refuses or sheds them: the descriptors run out and Deno.serve's accept fails.
+    conns = await flood(api.port, 320);
+    const msg = "accept failed: pausing accepts";
+    await until(`the log says "${msg}"`, 15_000, () => api.logLine(msg) !== undefined);
+    assert.match(String(api.logLine(msg)!.error), /Too many open files/, api.output());
+    assert.ok(await api.alive(), api.output());
+    closeAll(conns);
+    await until("health answers 200 after the flood", 15_000, () => healthy(api.port));
+    assert.ok(await api.alive(), api.output());
+    assert.doesNotMatch(api.output(), /Uncaught/);
+    const worker = await exchange(api.port, HEALTH.replace("/health/", "/health/worker"));
+    assert.match(worker ?? "", /"workers":[1-9]/, worker ?? "no answer");
+  } finally {
+    closeAll(conns);
+    await api.stop();
+  }
+});
+
 Deno.test("deadlines: a silent socket and a slow request head are closed after HEADER_TIMEOUT_MS, an idle keep-alive connection after IDLE_TIMEOUT_MS", async (t) => {
   const svc = await startTestService({ HEADER_TIMEOUT_MS: "1000", IDLE_TIMEOUT_MS: "1000", EMBEDDED_WORKER: "false" });
   const port = svc.service.port;
