@@ -14,17 +14,9 @@ import { loadPipeline } from "../imaging/pipeline.ts";
 import type { Raster } from "../imaging/raster.ts";
 import { generateLargeImages } from "./generate.ts";
 import { markdownTable, median, round } from "./stats.ts";
+import { SAMPLES as SAMPLE_NAMES } from "../tests/fixtures.ts";
 
-const SAMPLES = [
-  "coins.png",
-  "camera.png",
-  "hubble_deep_field.jpg",
-  "rocket.jpg",
-  "page.png",
-  "coins.bmp",
-  "camera.tif",
-]
-  .map((name) => new URL(`../tests/fixtures/${name}`, import.meta.url).pathname);
+const SAMPLES = SAMPLE_NAMES.map((name) => new URL(`../tests/fixtures/${name}`, import.meta.url).pathname);
 const DATA = new URL("./.data", import.meta.url).pathname;
 const PYTHON = "/usr/bin/python3";
 

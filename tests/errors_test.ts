@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { jpegBomb, pngBomb, pngWithBrokenData } from "./bombs.ts";
 import { fixture } from "./fixtures.ts";
-import { listDir, startTestService, upload, waitForTask } from "./harness.ts";
+import { listDir, startTestService, upload, uploadChunkedUntilAnswered, waitForTask } from "./harness.ts";
 import { closeRedis, connectRedis, createRedis } from "../queue/connection.ts";
 
 async function expectError(res: Response, status: number, code: string): Promise<void> {
@@ -48,53 +48,21 @@ Deno.test("bad uploads get a clear JSON error and leave nothing on disk", async 
       );
     });
     await t.step("a 2 GB chunked body (no Content-Length) → 413 early; memory does not grow with it", async () => {
-      // Raw socket, so the test controls the framing and sees how much the server took before answering.
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port: svc.service.port });
       const enc = new TextEncoder();
       const chunk = new Uint8Array(64 * 1024).fill(0x41);
       const total = 2 * 1024 * 1024 * 1024;
-      const rssBefore = Deno.memoryUsage().rss;
-      let sent = 0;
-      try {
-        await conn.write(enc.encode(
-          "POST /api/v1/images/upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n" +
-            "Content-Type: multipart/form-data; boundary=x\r\n\r\n",
-        ));
-        const part = enc.encode('--x\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n\r\n');
-        await conn.write(enc.encode(`${part.length.toString(16)}\r\n`));
-        await conn.write(part);
-        await conn.write(enc.encode("\r\n"));
-        const buf = new Uint8Array(4096);
-        const reply = conn.read(buf);
-        let answered = false;
-        const frame = enc.encode(`${chunk.length.toString(16)}\r\n`);
-        // Writes block once the server stops reading, so they run beside the wait for the answer.
-        const writing = (async () => {
-          while (!answered && sent < total) {
-            await conn.write(frame);
-            await conn.write(chunk);
-            await conn.write(enc.encode("\r\n"));
-            sent += chunk.length;
-          }
-        })().catch(() => {/* the socket closed under a blocked write */});
-        const n = await reply;
-        answered = true;
-        conn.close();
-        await writing;
-        const text = new TextDecoder().decode(buf.subarray(0, n ?? 0));
-        assert.match(text, /^HTTP\/1\.1 413/, text);
-        assert.match(text, /file_too_large/);
-        assert.ok(sent < 64 * 1024 * 1024, `the client got ${sent} bytes out before the server answered`);
-        // Server and client share this process: neither may have buffered the body.
-        const grown = Deno.memoryUsage().rss - rssBefore;
-        assert.ok(grown < 64 * 1024 * 1024, `memory grew by ${grown} bytes`);
-      } finally {
-        try {
-          conn.close();
-        } catch {
-          // closed above
-        }
+      function* body() {
+        yield enc.encode('--x\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n\r\n');
+        for (let sent = 0; sent < total; sent += chunk.length) yield chunk;
       }
+      const rssBefore = Deno.memoryUsage().rss;
+      const { text, sent } = await uploadChunkedUntilAnswered(svc.service.port, body());
+      assert.match(text, /^HTTP\/1\.1 413/, text);
+      assert.match(text, /file_too_large/);
+      assert.ok(sent < 64 * 1024 * 1024, `the client got ${sent} bytes out before the server answered`);
+      // Server and client share this process: neither may have buffered the body.
+      const grown = Deno.memoryUsage().rss - rssBefore;
+      assert.ok(grown < 64 * 1024 * 1024, `memory grew by ${grown} bytes`);
     });
     await t.step("a declared Content-Length over the limit → 413 without reading the body", async () => {
       // Raw socket: fetch would correct the header to the body's real length.

@@ -231,3 +231,50 @@ export async function runBrowserScript<T>(script: string, args: string[]): Promi
   }
   return report as T;
 }
+
+/**
+ * Sends a chunked multipart upload (boundary `x`) over a raw socket, `pieces` one chunk each, until the server answers:
+ * the test controls the framing and sees how much of the body went out before the answer. Writes block once the server
+ * stops reading, so they run beside the wait for it. Returns the answer's start and the body bytes sent by then.
+ */
+export async function uploadChunkedUntilAnswered(
+  port: number,
+  pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): Promise<{ text: string; sent: number }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const enc = new TextEncoder();
+  const writeAll = async (data: Uint8Array) => {
+    for (let off = 0; off < data.length;) off += await conn.write(data.subarray(off));
+  };
+  let sent = 0;
+  let answered = false;
+  try {
+    await writeAll(enc.encode(
+      "POST /api/v1/images/upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n" +
+        "Content-Type: multipart/form-data; boundary=x\r\n\r\n",
+    ));
+    const buf = new Uint8Array(4096);
+    const reply = conn.read(buf);
+    const writing = (async () => {
+      for await (const piece of pieces) {
+        if (answered) break;
+        await writeAll(enc.encode(`${piece.length.toString(16)}\r\n`));
+        await writeAll(piece);
+        await writeAll(enc.encode("\r\n"));
+        sent += piece.length;
+      }
+      if (!answered) await writeAll(enc.encode("0\r\n\r\n"));
+    })().catch(() => {/* the socket closed under a blocked write */});
+    const n = await reply;
+    answered = true;
+    conn.close();
+    await writing;
+    return { text: new TextDecoder().decode(buf.subarray(0, n ?? 0)), sent };
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // closed above
+    }
+  }
+}

@@ -4,7 +4,7 @@ import { PAGE_BYTES } from "../imaging/byte_source.ts";
 import { receiveMultipart, SPILL_BYTES } from "../routes/multipart.ts";
 import { encodePng } from "../imaging/encode.ts";
 import { fixture } from "./fixtures.ts";
-import { listDir, startTestService, testTempDir, upload, waitForTask } from "./harness.ts";
+import { listDir, startTestService, testTempDir, upload, uploadChunkedUntilAnswered, waitForTask } from "./harness.ts";
 
 /** A request whose body arrives in chunks of `size` bytes (1 = every boundary split across reads). */
 function chunked(body: Uint8Array, contentType: string, size: number): Request {
@@ -242,49 +242,13 @@ Deno.test("bytes after the closing boundary count against the body limit: 413, n
 
   await t.step("through the API: coins.png + 200 MiB after the boundary, chunked → 413 early", async () => {
     const svc = await startTestService({ MAX_FILE_SIZE: String(MIB), EMBEDDED_WORKER: "false" });
-    // Raw socket and chunked framing: the test sees how much the server took before it answered.
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: svc.service.port });
-    const enc = new TextEncoder();
-    const writeAll = async (data: Uint8Array) => {
-      for (let off = 0; off < data.length;) off += await conn.write(data.subarray(off));
-    };
-    const frame = async (data: Uint8Array) => {
-      await writeAll(enc.encode(`${data.length.toString(16)}\r\n`));
-      await writeAll(data);
-      await writeAll(enc.encode("\r\n"));
-    };
-    let sent = 0;
     try {
-      await writeAll(enc.encode(
-        "POST /api/v1/images/upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n" +
-          "Content-Type: multipart/form-data; boundary=x\r\n\r\n",
-      ));
-      const buf = new Uint8Array(4096);
-      const reply = conn.read(buf);
-      let answered = false;
-      // Writes block once the server stops reading, so they run beside the wait for the answer.
-      const writing = (async () => {
-        const reader = withEpilogue(coins, 200 * MIB).stream.getReader();
-        for (let r = await reader.read(); !r.done && !answered; r = await reader.read()) {
-          await frame(r.value);
-          sent += r.value.length;
-        }
-        if (!answered) await writeAll(enc.encode("0\r\n\r\n"));
-      })().catch(() => {/* the socket closed under a blocked write */});
-      const n = await reply;
-      answered = true;
-      conn.close();
-      await writing;
-      const text = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+      const stream = withEpilogue(coins, 200 * MIB).stream;
+      const { text, sent } = await uploadChunkedUntilAnswered(svc.service.port, stream);
       assert.match(text, /^HTTP\/1\.1 413/, text);
       assert.ok(sent < 32 * MIB, `the client got ${sent} bytes out before the server answered`);
       assert.deepEqual(await listDir(svc.config.UPLOAD_DIR), []);
     } finally {
-      try {
-        conn.close();
-      } catch {
-        // closed above
-      }
       await svc.close();
     }
   });
