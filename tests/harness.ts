@@ -111,16 +111,24 @@ export async function spawnWorker(
   extraEnv: Record<string, string> = {},
 ): Promise<{ child: Deno.ChildProcess; output: Promise<string> }> {
   const root = svc.config.UPLOAD_DIR.replace(/\/uploads$/, "");
+  return spawnDeno(["run", ...await taskFlags("worker"), `--allow-write=${root}`, "worker.ts"], {
+    QUEUE_PREFIX: svc.config.QUEUE_PREFIX,
+    UPLOAD_DIR: svc.config.UPLOAD_DIR,
+    RESULT_DIR: svc.config.RESULT_DIR,
+    REDIS_PORT: String(svc.config.REDIS_PORT),
+    ...extraEnv,
+  });
+}
+
+/** Runs `deno <args>` in the project with `env` added; `output` resolves to its stdout and stderr once it exits. */
+export function spawnDeno(
+  args: string[],
+  env: Record<string, string>,
+): { child: Deno.ChildProcess; output: Promise<string> } {
   const child = new Deno.Command("deno", {
-    args: ["run", ...await taskFlags("worker"), `--allow-write=${root}`, "worker.ts"],
+    args,
     cwd: new URL("..", import.meta.url),
-    env: {
-      QUEUE_PREFIX: svc.config.QUEUE_PREFIX,
-      UPLOAD_DIR: svc.config.UPLOAD_DIR,
-      RESULT_DIR: svc.config.RESULT_DIR,
-      REDIS_PORT: String(svc.config.REDIS_PORT),
-      ...extraEnv,
-    },
+    env,
     stdout: "piped",
     stderr: "piped",
   }).spawn();

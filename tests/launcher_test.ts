@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseConfig } from "../config.ts";
 import { childArgs, permissionFlags } from "../launcher.ts";
 import { fixture } from "./fixtures.ts";
-import { sparePort, waitForTask } from "./harness.ts";
+import { sparePort, spawnDeno, waitForTask } from "./harness.ts";
 
 const FIXED = ["--no-prompt", "--allow-env", "--allow-sys=setPriority"];
 const flag = (flags: string[], name: string) => flags.find((f) => f === name || f.startsWith(`${name}=`));
@@ -95,18 +95,7 @@ Deno.test("deno task start and deno task worker: folders under /tmp, Redis on 12
     EMBEDDED_WORKER: "false",
     WORKER_CONCURRENCY: "1",
   };
-  const task = (name: string) => {
-    const child = new Deno.Command("deno", {
-      args: ["task", name],
-      cwd: new URL("..", import.meta.url),
-      env,
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const output = Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text()])
-      .then(([out, err]) => out + err);
-    return { child, output };
-  };
+  const task = (name: string) => spawnDeno(["task", name], env);
   let api: ReturnType<typeof task> | undefined;
   let worker: ReturnType<typeof task> | undefined;
   const codes: number[] = [];
