@@ -17,6 +17,7 @@
 
 #include "jpeglib.h"
 #include "jerror.h"
+#include "glue.h"
 
 // jdmaster.c links colour quantisation in; nothing here asks for it (quantize_colors stays FALSE).
 void jinit_1pass_quantizer(j_decompress_ptr c) { ERREXIT(c, JERR_NOT_COMPILED); }
@@ -46,26 +47,6 @@ static void error_exit(j_common_ptr c) {
 // Counts warnings (level −1) as jpeg_std_error's emit_message does, without printing them.
 static void emit_message(j_common_ptr c, int level) {
   if (level < 0) c->err->num_warnings++;
-}
-
-static void output_message(j_common_ptr c) { (void)c; }
-
-static void format_message(j_common_ptr c, char *buffer) {
-  (void)c;
-  buffer[0] = 0;
-}
-
-static void reset_error_mgr(j_common_ptr c) {
-  c->err->num_warnings = 0;
-  c->err->msg_code = 0;
-}
-
-static int reserve(uint8_t **buffer, size_t *size, size_t wanted) {
-  if (*size >= wanted) return 1;
-  free(*buffer);
-  *buffer = malloc(wanted);
-  *size = *buffer ? wanted : 0;
-  return *buffer != NULL;
 }
 
 /** A buffer of at least `size` bytes for the next file (0 when out of memory). */

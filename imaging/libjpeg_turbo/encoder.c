@@ -10,6 +10,7 @@
 
 #include "jpeglib.h"
 #include "jerror.h"
+#include "glue.h"
 #include "jversion.h"
 
 // libjpeg's own message table (what jerror.c would build), so errors reach the caller as text without printf.
@@ -45,18 +46,6 @@ static void emit_message(j_common_ptr c, int level) {
   (void)level;
 }
 
-static void output_message(j_common_ptr c) { (void)c; }
-
-static void format_message(j_common_ptr c, char *buffer) {
-  (void)c;
-  buffer[0] = 0;
-}
-
-static void reset_error_mgr(j_common_ptr c) {
-  c->err->num_warnings = 0;
-  c->err->msg_code = 0;
-}
-
 static void init_destination(j_compress_ptr c) {
   c->dest->next_output_byte = output;
   c->dest->free_in_buffer = output_size;
@@ -74,14 +63,6 @@ static boolean empty_output_buffer(j_compress_ptr c) {
 }
 
 static void term_destination(j_compress_ptr c) { (void)c; }
-
-static int reserve(uint8_t **buffer, size_t *size, size_t wanted) {
-  if (*size >= wanted) return 1;
-  free(*buffer);
-  *buffer = malloc(wanted);
-  *size = *buffer ? wanted : 0;
-  return *buffer != NULL;
-}
 
 /** A buffer of at least `size` bytes for the next image's pixels (0 when out of memory). */
 __attribute__((export_name("input_buffer"))) uint8_t *input_buffer(size_t size) {
