@@ -17,19 +17,23 @@ import { registerImageRoutes } from "./routes/images.ts";
 import { registerStaticRoutes } from "./routes/static.ts";
 import { registerStatusRoutes } from "./routes/status.ts";
 import { registerUiRoutes } from "./routes/ui.ts";
+import { anyClientError, NO_SECURITY } from "./routes/schemas.ts";
 import { registerUploadRoutes } from "./routes/upload.ts";
 
 // Documented for scrapers; served as Prometheus text by the metrics module, not through a zod-validated handler.
 const METRICS_ROUTE = createRoute({
   method: "get",
   path: "/metrics",
+  operationId: "getMetrics",
   tags: ["service"],
   summary: "Prometheus metrics: HTTP requests, queue counts, workers, job stage durations, process memory",
+  security: NO_SECURITY,
   responses: {
     200: {
       description: "Prometheus text exposition format",
       content: { "text/plain; version=0.0.4": { schema: z.string() } },
     },
+    ...anyClientError(),
   },
 });
 
@@ -118,7 +122,12 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   // After the fixed paths (/results, /status/…), so they are not taken for a task id.
   registerImageRoutes(app, deps);
   registerHealthRoutes(app, deps);
-  registerStaticRoutes(app, deps.config.RESULT_DIR, deps.renderer);
+  registerStaticRoutes(
+    app,
+    deps.store ?? deps.config.RESULT_DIR,
+    deps.renderer,
+    deps.config.S3_PRESIGNED_RESULTS ? deps.config.S3_PRESIGNED_EXPIRY_SECONDS : undefined,
+  );
   registerDocsRoutes(app, deps);
   registerAdminRoutes(app, deps);
   registerUiRoutes(app);

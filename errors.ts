@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   callbacks_disabled: 400,
   // Found at upload from the header and structure; the same codes end a job whose image only the worker could judge.
   ...each(IMAGE_ERROR_CODES, 400),
+  // An image in a format or with a feature the decoders do not read (GIF, a TIFF compression, …), named in the message.
+  unsupported_image: 415,
   // A request the queue dashboard's own API (bull-board) refused, for a reason the service has no code of its own for.
   dashboard_error: 400,
   unauthorized: 401,
@@ -68,6 +70,8 @@ export const JOB_FAILURE_CODES = [
   "invalid_job",
   // The analysis ran past ANALYSIS_TIMEOUT_MS.
   "timeout",
+  // The object storage (STORAGE=s3) could not be reached or kept failing, on every attempt.
+  "storage_unavailable",
   // Anything else, after JOB_ATTEMPTS tries.
   "processing_error",
 ] as const;

@@ -9,7 +9,7 @@
  * deno run --allow-read=. --allow-env --allow-run=deno launcher.ts --no-prompt --allow-env main.ts
  * ```
  */
-import { type Config, ConfigError, loadConfig, redisOptions } from "./config.ts";
+import { type Config, ConfigError, loadConfig, redisSeeds } from "./config.ts";
 
 const SCRIPTS = ["main.ts", "worker.ts"];
 /** Where http_server.ts serves the requests it relays. */
@@ -42,7 +42,10 @@ export function permissionFlags(fixed: string[], script: string, config: Config)
     lists.read.push(folder);
     lists.write.push(folder);
   }
-  lists.net.push(netHost(redisOptions(config).host));
+  // The server, the sentinels or the cluster's seed nodes. The primary a sentinel names and the nodes a cluster
+  // announces must be among these hosts too (as they are when each runs on its own host and port).
+  lists.net.push(...redisSeeds(config).map((n) => netHost(n.host)));
+  if (config.STORAGE === "s3") lists.net.push(objectStoreHost(config));
   // The API also serves on a loopback port of its own, which its connection guard relays to (http_server.ts).
   if (api) lists.net.push(netHost(config.HOST), LOOPBACK_HOP);
   const deliversCallbacks = !api || config.EMBEDDED_WORKER;
@@ -54,6 +57,12 @@ export function permissionFlags(fixed: string[], script: string, config: Config)
     list("write", lists.write),
     anyHost ? "--allow-net" : list("net", lists.net),
   ];
+}
+
+/** The host the S3 store talks to (the bucket's own host with virtual-host addressing); presigned URLs name it too. */
+function objectStoreHost(config: Config): string {
+  const endpoint = new URL(config.S3_ENDPOINT ?? `https://s3.${config.S3_REGION}.amazonaws.com`);
+  return config.S3_FORCE_PATH_STYLE ? endpoint.host : `${config.S3_BUCKET}.${endpoint.host}`;
 }
 
 /** A host as --allow-net writes it: IPv6 addresses in brackets. */

@@ -1,4 +1,4 @@
-import { type Config, ConfigError, loadConfig, redisOptions } from "./config.ts";
+import { type Config, ConfigError, loadConfig, redisOptions, redisTopology } from "./config.ts";
 import { createApp } from "./app.ts";
 import type { Lifecycle } from "./routes/deps.ts";
 import { startDraining } from "./routes/lifecycle.ts";
@@ -11,7 +11,7 @@ import { QueueEvents } from "bullmq";
 import { createContourQueue } from "./queue/contour_queue.ts";
 import { watchRedisPersistence } from "./queue/redis_persistence.ts";
 import { type PrivateRedis, redisAnswers, startPrivateRedis } from "./queue/redis_server.ts";
-import { ensureStorageDirs } from "./storage/files.ts";
+import { createObjectStore } from "./storage/object_store.ts";
 import { createOnDemandRenderer } from "./storage/render_on_demand.ts";
 import { type AnalysisPool, createAnalysisPool } from "./imaging/pool.ts";
 import { type ContourWorker, startContourWorker } from "./worker.ts";
@@ -29,6 +29,8 @@ export interface Service {
 
 /** Makes sure Redis answers: starts a private redis-server when none does and one is installed, else throws. */
 export async function ensureRedis(config: Config): Promise<PrivateRedis | undefined> {
+  // Sentinel and Cluster are someone's deployment, never started here; the client finds the nodes that answer.
+  if (redisTopology(config).mode !== "standalone") return undefined;
   const { host, port } = redisOptions(config);
   if (await redisAnswers(host, port)) return undefined;
   const where = `${host}:${port}`;
@@ -55,7 +57,14 @@ export async function ensureRedis(config: Config): Promise<PrivateRedis | undefi
 /** Starts the whole service: Redis check, queue, HTTP server and (when EMBEDDED_WORKER) the worker pool. */
 export async function startService(config: Config): Promise<Service> {
   const privateRedis = await ensureRedis(config);
-  await ensureStorageDirs({ uploadDir: config.UPLOAD_DIR, resultDir: config.RESULT_DIR });
+  const store = await createObjectStore(config);
+  // A missing bucket or folder stops the start with its one line, before anything is accepted.
+  await store.prepare().catch(async (err) => {
+    await privateRedis?.stop();
+    throw err;
+  });
+  // Uploads arrive on this process's own disk before they go to the store (and stay there with STORAGE=local).
+  await Deno.mkdir(config.UPLOAD_DIR, { recursive: true });
   const redis = createRedis(config, "producer");
   await connectRedis(redis);
   const redisPersistence = watchRedisPersistence(redis);
@@ -80,7 +89,7 @@ export async function startService(config: Config): Promise<Service> {
   let workers: ContourWorker | undefined;
   const versions: Record<string, string> = {};
   if (config.EMBEDDED_WORKER) {
-    workers = await startContourWorker(config);
+    workers = await startContourWorker(config, store);
     versions.opencv = workers.opencvVersion;
   }
   // Lazily drawn images are rendered on the embedded workers' pool, or on a one-member pool started on first use.
@@ -88,14 +97,27 @@ export async function startService(config: Config): Promise<Service> {
   const renderer = createOnDemandRenderer(
     config,
     () =>
-      workers
-        ? Promise.resolve(workers.pool)
-        : (ownPool ??= createAnalysisPool(1, config.WORKER_NICE, { timeoutMs: config.ANALYSIS_TIMEOUT_MS })),
+      workers ? Promise.resolve(workers.pool) : (ownPool ??= createAnalysisPool(1, config.WORKER_NICE, {
+        timeoutMs: config.ANALYSIS_TIMEOUT_MS,
+        memberMaxBytes: config.ANALYSIS_MEMBER_MAX_MIB * 2 ** 20,
+      })),
     workers ? config.WORKER_CONCURRENCY : 1,
+    store,
   );
   const lifecycle: Lifecycle = { draining: false, inFlight: 0 };
   const connections = createConnectionStats();
-  const app = createApp({ config, redis, queue, events, versions, lifecycle, renderer, connections, redisPersistence });
+  const app = createApp({
+    config,
+    redis,
+    queue,
+    events,
+    versions,
+    lifecycle,
+    renderer,
+    connections,
+    redisPersistence,
+    store,
+  });
   const server = serveHttp({
     hostname: config.HOST,
     port: config.PORT,

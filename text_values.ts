@@ -1,6 +1,6 @@
 // Values that arrive as text (form fields, environment variables), parsed strictly: Number() would read "0x5" as 5,
 // " 5" as 5 and "" as 0, so a typo became a working value.
-import { z } from "zod";
+import { z } from "@hono/zod-openapi";
 
 const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const BOOLEAN_WORDS = ["true", "false", "1", "0", "yes", "no", "on", "off"] as const;
@@ -15,12 +15,10 @@ export function number() {
   return z.number({ error: (issue) => issue.code === "invalid_type" ? "must be a decimal number" : undefined });
 }
 
-/** A boolean, or true/false, 1/0, yes/no, on/off in any case. */
+/** A boolean, or true/false, 1/0, yes/no, on/off in any case (zod's stringbool, its words listed in the OpenAPI document). */
 export function booleanWord() {
-  return z
-    .preprocess(
-      (v) => (typeof v === "string" ? v.toLowerCase() : v),
-      z.union([z.boolean(), z.enum(BOOLEAN_WORDS)], { error: "must be true or false (or 1/0, yes/no, on/off)" }),
-    )
-    .transform((v) => v === true || v === "true" || v === "1" || v === "yes" || v === "on");
+  const word = z
+    .stringbool({ truthy: ["true", "1", "yes", "on"], falsy: ["false", "0", "no", "off"] })
+    .openapi({ type: "string", enum: [...BOOLEAN_WORDS] });
+  return z.union([z.boolean(), word], { error: "must be true or false (or 1/0, yes/no, on/off)" });
 }

@@ -1,6 +1,6 @@
 import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { type Config, loadConfig, redisOptions } from "./config.ts";
+import { type Config, loadConfig, redisSeeds } from "./config.ts";
 import { TIMED_OUT, withDeadline } from "./deadline.ts";
 import { ImageError } from "./imaging/image_error.ts";
 import { type AnalysisPool, AnalysisTimeoutError, createAnalysisPool, PoolClosedError } from "./imaging/pool.ts";
@@ -13,7 +13,8 @@ import { serviceKeys } from "./queue/keys.ts";
 import { redisAnswers } from "./queue/redis_server.ts";
 import { recordResult } from "./queue/results_index.ts";
 import { isDiskFull, withoutPaths } from "./storage/disk.ts";
-import { ensureStorageDirs, removeFile, resultFiles, writeAtomically } from "./storage/files.ts";
+import { resultNames } from "./storage/files.ts";
+import { createLocalStore, createObjectStore, type ObjectStore, StorageUnavailable } from "./storage/object_store.ts";
 import { sweepRetention } from "./storage/retention.ts";
 
 /** Jobs a worker process holds per pool member: one being analysed, one around it in I/O. */
@@ -33,12 +34,13 @@ export interface ContourWorker {
   close(graceMs?: number): Promise<void>;
 }
 
-/** Processes one contour job: decode → contours → annotated PNG + JSON under RESULT_DIR. */
+/** Processes one contour job: decode → contours → annotated PNG + JSON in the store (RESULT_DIR or the bucket). */
 export async function processContourJob(
   config: Config,
   redis: Redis,
   pool: AnalysisPool,
   job: Job<ContourJob, ContourSummary>,
+  store: ObjectStore = createLocalStore(config),
 ): Promise<ContourSummary> {
   const started = performance.now();
   const parsed = ContourJobSchema.safeParse(job.data);
@@ -51,17 +53,8 @@ export async function processContourJob(
     );
   }
   const data = parsed.data;
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(data.upload_path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw new UnrecoverableError(
-        formatFailure("upload_missing", "the uploaded file no longer exists"),
-      );
-    }
-    throw err;
-  }
+  const bytes = await store.readAt(data.upload_path);
+  if (!bytes) throw new UnrecoverableError(formatFailure("upload_missing", "the uploaded file no longer exists"));
   log("debug", "job started", { request_id: data.request_id, task_id: data.task_id, attempt: job.attemptsMade + 1 });
   await job.updateProgress(10);
   let analysed;
@@ -84,13 +77,15 @@ export async function processContourJob(
     }
     throw err;
   }
-  const { report, image, document } = analysed;
-  const files = resultFiles(config.RESULT_DIR, data.task_id, data.options.output_format);
+  const { report, image, document, polygons } = analysed;
+  const names = resultNames(data.task_id, data.options.output_format);
   const finishedAt = new Date().toISOString();
   // Named after the task id and overwritten, so a retried job writes the same files, never a second result.
-  // Lazily rendered images are drawn on their first request (routes/static.ts), from the upload and this document.
-  if (image) await writeAtomically(files.image, image);
-  await writeAtomically(files.data, document);
+  // Lazily rendered images are drawn on their first request (routes/static.ts), from the upload and the polygons;
+  // those are written before the document, whose presence tells the task's result is there.
+  if (image) await store.write("results", names.image, image);
+  if (polygons) await store.write("results", names.polygons, polygons);
+  await store.write("results", names.data, document);
   const summary: ContourSummary = {
     task_id: data.task_id,
     filename: data.filename,
@@ -105,9 +100,9 @@ export async function processContourJob(
     total_points: report.total_points,
     total_area: report.total_area,
     mean_area: report.mean_area,
-    result_url: `/static/results/${files.imageName}`,
-    data_url: `/static/results/${files.dataName}`,
-    contours_url: `/api/v1/images/${data.task_id}/contours`,
+    result_url: `/static/results/${names.image}`,
+    data_url: `/static/results/${names.data}`,
+    contours_url: `/api/v1/images/contours/${data.task_id}`,
     decode: report.decode,
     options: data.options,
     finished_at: finishedAt,
@@ -132,12 +127,14 @@ function renderEagerly(config: Config, job: ContourJob): boolean {
  * Starts a BullMQ worker with WORKER_CONCURRENCY slots, each backed by a Web Worker with its own OpenCV.js: the images
  * are processed in parallel on every core, and this thread stays free to renew job locks.
  */
-export async function startContourWorker(config: Config): Promise<ContourWorker> {
-  await ensureStorageDirs({ uploadDir: config.UPLOAD_DIR, resultDir: config.RESULT_DIR });
+export async function startContourWorker(config: Config, givenStore?: ObjectStore): Promise<ContourWorker> {
+  const store = givenStore ?? await createObjectStore(config);
+  await store.prepare();
   // Initialised before taking jobs, so the first job does not pay OpenCV's start-up.
   const pool = await createAnalysisPool(config.WORKER_CONCURRENCY, config.WORKER_NICE, {
     timeoutMs: config.ANALYSIS_TIMEOUT_MS,
     maxContours: config.MAX_CONTOURS_STORED,
+    memberMaxBytes: config.ANALYSIS_MEMBER_MAX_MIB * 2 ** 20,
   });
   const connection = createRedis(config, "worker");
   const indexRedis = createRedis(config, "worker");
@@ -166,12 +163,14 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
       try {
         // Fetched while the worker was being closed: another worker (or this one restarted) should have it.
         if (stopping) throw new PoolClosedError(false);
-        const summary = await processContourJob(config, indexRedis, pool, job);
+        const summary = await processContourJob(config, indexRedis, pool, job, store);
         await queueCallback(job);
         return summary;
       } catch (err) {
         if (err instanceof PoolClosedError) return await handBack(job, token, err);
         if (isDiskFull(err)) await waitForRoom(job, token, err as Error, config.DISK_FULL_RETRY_SECONDS);
+        // Retried like any transient error; the reason says which, should every attempt meet it.
+        if (err instanceof StorageUnavailable) err.message = formatFailure("storage_unavailable", err.message);
         // The reason is shown to clients (GET /status) and callbacks: no server paths in it.
         if (err instanceof Error) err.message = withoutPaths(err.message);
         if (isFinalFailure(job, err as Error)) await queueCallbackLogged(job);
@@ -205,7 +204,9 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
   worker.on("completed", async (job) => {
     // The upload is no longer needed once its annotated image exists (unless the operator keeps them); a lazily
     // rendered one needs it until then, and the retention sweep removes it afterwards.
-    if (!config.KEEP_UPLOADS && renderEagerly(config, job.data)) await removeFile(job.data.upload_path).catch(() => {});
+    if (!config.KEEP_UPLOADS && renderEagerly(config, job.data)) {
+      await store.removeAt(job.data.upload_path).catch(() => {});
+    }
   });
   // A job failed outside its processor (stalled too often) reaches only this handler; queueing again is a no-op.
   worker.on("failed", async (job, err) => {
@@ -213,7 +214,7 @@ export async function startContourWorker(config: Config): Promise<ContourWorker>
   });
   // Every worker process sweeps; overlapping sweeps are harmless (removing a removed file is a no-op).
   const sweep = setInterval(() => {
-    sweepRetention(config, statusQueue, indexRedis).then(
+    sweepRetention(config, statusQueue, indexRedis, Date.now(), store).then(
       (r) =>
         (r.expired_results || r.expired_failed || r.orphan_results || r.uploads) &&
         log("info", "retention sweep", { ...r }),
@@ -341,7 +342,7 @@ if (import.meta.main) {
   let contourWorker: ContourWorker;
   try {
     // A worker may start before Redis and keeps trying to reach it; a Redis --allow-net forbids would never answer.
-    const { host, port } = redisOptions(config);
+    const [{ host, port }] = redisSeeds(config);
     await redisAnswers(host, port);
     contourWorker = await startContourWorker(config);
   } catch (err) {

@@ -41,6 +41,8 @@ export interface EndToEndSettings {
   images: { name: string; bytes: Uint8Array }[];
   /** Folder for the run's uploads and results (removed afterwards). */
   scratch: string;
+  /** More of the service's environment (STORAGE=s3 and its bucket). */
+  env?: Record<string, string>;
 }
 
 /** One timed run of the client against a service. */
@@ -349,6 +351,7 @@ function serviceEnv(s: EndToEndSettings, port: number): Record<string, string> {
     ...(s.render ? { RENDER: s.render } : {}),
     RATE_LIMIT: "0",
     REDIS_AUTOSTART: "false",
+    ...s.env,
   };
 }
 

@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { parseConfig } from "../config.ts";
 import { benchDrain, benchOurs, type DrainReport, type OurRun, POLL_MS, type SideReport } from "./e2e.ts";
 import { benchSeed, seedAvailable } from "./seed.ts";
+import { startS3rver } from "../tests/s3rver.ts";
 import { generateLargeImages } from "./generate.ts";
 import {
   benchKernel,
@@ -135,9 +136,9 @@ if (!args["skip-e2e"]) {
     await Deno.mkdir(`${HERE}.tmp`, { recursive: true });
     return Deno.makeTempDir({ dir: `${HERE}.tmp`, prefix });
   };
-  const ours = async (label: string, run: OurRun, members = workers) => {
+  const ours = async (label: string, run: OurRun, members = workers, env: Record<string, string> = {}) => {
     console.log(`  ours, ${label}, WORKER_CONCURRENCY=${members}…`);
-    return benchOurs({ ...client, workers: members, scratch: await scratch("e2e-") }, run);
+    return benchOurs({ ...client, workers: members, scratch: await scratch("e2e-"), env }, run);
   };
   const theirs = async (format: "jpeg" | "png") => {
     if (!original) return null;
@@ -173,6 +174,27 @@ if (!args["skip-e2e"]) {
     targets,
   };
   console.log(endToEndTable(rows, single));
+  // Our defaults again with uploads and results in a bucket: s3rver (under Node, on this machine, so its CPU is taken
+  // from the same cores) rather than the disk.
+  const bucket = await startS3rver("bip-bench", { dir: await scratch("s3-") });
+  let s3Ours: SideReport;
+  try {
+    s3Ours = await ours("defaults (PNG), STORAGE=s3 on s3rver", { fields: {}, fetched: "png" }, workers, bucket.env);
+  } finally {
+    await bucket.close();
+  }
+  (results.e2e as Record<string, unknown>).storage = { local: pngOurs, s3: s3Ours };
+  console.log(
+    "\n" + markdownTable(["images/s, our defaults (PNG image in hand)", "STORAGE=local", "STORAGE=s3 (s3rver)"], [
+      ["images/s", pngOurs.images_per_s, s3Ours.images_per_s],
+      [
+        "in hand p50 / p99 ms",
+        `${pngOurs.in_hand_ms.p50} / ${pngOurs.in_hand_ms.p99}`,
+        `${s3Ours.in_hand_ms.p50} / ${s3Ours.in_hand_ms.p99}`,
+      ],
+      ["CPU ms per image (whole machine)", pngOurs.cpu_ms.total, s3Ours.cpu_ms.total],
+    ]),
+  );
   console.log(
     `\nCPU per image: the kernel (decode to encode) from ${pngOurs.cpu_ms.kernel_from} for ours` +
       (pngOriginal ? `, from ${pngOriginal.cpu_ms.kernel_from} for the original` : "") +

@@ -1,10 +1,32 @@
 import { type AnalysisOptions, DEFAULT_OPTIONS, parseColor } from "./options.ts";
+import { type BoxMeasurements, measureBox, measureShape, type ShapeMeasurements } from "./measure.ts";
+import { intensityStats } from "./measure_intensity.ts";
 import { type OpenCV, withMats } from "./opencv.ts";
-import { otsuBinary, prefilterHandles, smoothGray } from "./prefilter.ts";
+import { otsuBinary, prefilterHandles, smoothGray, unblurredGray } from "./prefilter.ts";
 import type { Raster } from "./raster.ts";
 
+/** A contour's lengths and areas in the upload's unit (`pixel_size` per pixel), present when it was calibrated. */
+export interface CalibratedMeasurements {
+  unit: string;
+  pixel_size: number;
+  area: number;
+  perimeter: number;
+  equivalent_diameter: number;
+  bbox_width: number;
+  bbox_height: number;
+  /** These, from the shape measurements, with `measurements=all`. */
+  feret_max?: number;
+  feret_min?: number;
+  min_rect_width?: number;
+  min_rect_height?: number;
+  enclosing_radius?: number;
+  /** The fitted ellipse's full axes; null without an ellipse. */
+  ellipse_major?: number | null;
+  ellipse_minor?: number | null;
+}
+
 /** One contour and its measurements (pixel units). */
-export interface MeasuredContour {
+export interface MeasuredContour extends BoxMeasurements, Partial<ShapeMeasurements> {
   id: number;
   /** Id of the enclosing kept contour, or -1 at the top level. */
   parent: number;
@@ -20,6 +42,15 @@ export interface MeasuredContour {
   convex: boolean;
   /** 4πA/P²: 1 for a circle, towards 0 for thin shapes (0 when the perimeter is 0). */
   circularity: number;
+  /**
+   * Mean gray level (0–255) inside the contour, nested contours' interiors left out; null with no pixel of its own.
+   * This, its deviation and the shape measurements are there with `measurements=all`.
+   */
+  mean_intensity?: number | null;
+  /** Standard deviation of those gray levels. */
+  std_intensity?: number | null;
+  /** The lengths and areas in the calibrated unit, when the upload gave pixel_size and unit. */
+  calibrated?: CalibratedMeasurements;
   point_count: number;
   /** Vertices as [x, y]. */
   points: [number, number][];
@@ -33,7 +64,7 @@ export interface ContourAnalysis<T = Raster> {
   threshold: number | null;
   contours: MeasuredContour[];
   /**
-   * Contours that met the options (min_area, max_contours): more than `contours.length` when `limit` dropped the
+   * Contours that met the options (the filters, max_contours): more than `contours.length` when `limit` dropped the
    * smallest of them.
    */
   found: number;
@@ -83,9 +114,12 @@ export function analyseContours<T = Raster>(
 
     let binary: Mat;
     let threshold: number | null = null;
+    // The unblurred gray image, for the intensity measurements.
+    let grayPixels: () => Uint8Array;
     if (prefilterHandles(options.blur)) {
       // Gray, blur and Otsu in WASM SIMD: the same pixels OpenCV.js makes, in less than half its time (prefilter.ts).
       const smoothed = smoothGray(raster, options.blur);
+      grayPixels = unblurredGray;
       if (options.threshold === "otsu") {
         const otsu = otsuBinary(smoothed, options.invert);
         threshold = otsu.threshold;
@@ -99,6 +133,8 @@ export function analyseContours<T = Raster>(
         gray = keep(new cv.Mat());
         cv.cvtColor(source(), gray, cv[GRAY_CODES[channels]]);
       }
+      const grayMat = gray;
+      grayPixels = () => grayMat.data;
       let smoothed = gray;
       if (options.blur > 0) {
         smoothed = keep(new cv.Mat());
@@ -124,7 +160,7 @@ export function analyseContours<T = Raster>(
       }
       shapes.push({ mat: c, area: cv.contourArea(c, false), parent: hierarchy.data32S[i * 4 + 3] });
     }
-    let kept = shapes.map((s, i) => (s.area >= options.min_area ? i : -1)).filter((i) => i >= 0);
+    let kept = shapes.map((_, i) => i).filter((i) => meetsFilters(cv, shapes[i], width, height, options));
     const asked = options.max_contours ?? Infinity;
     const met = Math.min(kept.length, asked);
     // The largest `limit` of the largest `asked` are the largest `limit`: one cut serves both (ties go to the first).
@@ -141,20 +177,38 @@ export function analyseContours<T = Raster>(
       return chain;
     };
 
+    const boxes = kept.map((raw) => boundingBox(shapes[raw].mat.data32S));
+    const lineage = kept.map(keptAncestors);
+    const all = options.measurements === "all";
+    const intensity = !all ? [] : intensityStats(
+      cv,
+      keep,
+      grayPixels(),
+      width,
+      height,
+      kept.map((raw, id) => ({
+        mat: shapes[raw].mat,
+        depth: lineage[id].length,
+        area: shapes[raw].area,
+        root: lineage[id].length ? lineage[id].at(-1)! : id,
+        bbox: boxes[id],
+      })),
+    );
     const contours: MeasuredContour[] = kept.map((raw, id) => {
       const { mat, area } = shapes[raw];
       const xy = mat.data32S;
       const points: [number, number][] = [];
       for (let p = 0; p < xy.length; p += 2) points.push([xy[p], xy[p + 1]]);
       const perimeter = cv.arcLength(mat, true);
-      const r = boundingBox(xy);
+      const r = boxes[id];
       const m = polygonMoments(xy);
       const centroid = m.m00 !== 0 ? { x: m.m10 / m.m00, y: m.m01 / m.m00 } : {
         x: points.reduce((s, p) => s + p[0], 0) / points.length,
         y: points.reduce((s, p) => s + p[1], 0) / points.length,
       };
-      const ancestors = keptAncestors(raw);
-      return {
+      const ancestors = lineage[id];
+      const shape = all ? measureShape(xy, area) : {};
+      const measured: MeasuredContour = {
         id,
         parent: ancestors.length ? ancestors[0] : -1,
         depth: ancestors.length,
@@ -163,10 +217,17 @@ export function analyseContours<T = Raster>(
         bbox: { x: r.x, y: r.y, width: r.width, height: r.height },
         centroid: { x: round(centroid.x), y: round(centroid.y) },
         convex: cv.isContourConvex(mat),
-        circularity: perimeter > 0 ? round((4 * Math.PI * area) / (perimeter * perimeter), 4) : 0,
+        circularity: circularity(area, perimeter),
+        ...measureBox(area, r),
+        ...shape,
+        ...(all ? { mean_intensity: intensity[id]?.mean ?? null, std_intensity: intensity[id]?.std ?? null } : {}),
         point_count: points.length,
         points,
       };
+      if (options.pixel_size !== undefined && options.unit !== undefined) {
+        measured.calibrated = calibrate(measured, options.pixel_size, options.unit);
+      }
+      return measured;
     });
     const t2 = performance.now();
 
@@ -192,6 +253,56 @@ export function analyseContours<T = Raster>(
       },
     };
   });
+}
+
+const circularity = (area: number, perimeter: number) =>
+  perimeter > 0 ? round((4 * Math.PI * area) / (perimeter * perimeter), 4) : 0;
+
+/** Whether a contour passes the area, border and circularity filters of the options. */
+function meetsFilters(
+  cv: OpenCV,
+  shape: { mat: InstanceType<OpenCV["Mat"]>; area: number },
+  width: number,
+  height: number,
+  options: AnalysisOptions,
+): boolean {
+  if (shape.area < options.min_area) return false;
+  if (options.max_area !== undefined && shape.area > options.max_area) return false;
+  if (options.exclude_on_edge) {
+    const b = boundingBox(shape.mat.data32S);
+    if (b.x === 0 || b.y === 0 || b.x + b.width === width || b.y + b.height === height) return false;
+  }
+  if (options.circularity_min !== undefined || options.circularity_max !== undefined) {
+    // The rounded value the result reports, so that a filter and the document never disagree.
+    const c = circularity(shape.area, cv.arcLength(shape.mat, true));
+    if (c < (options.circularity_min ?? 0) || c > (options.circularity_max ?? 1)) return false;
+  }
+  return true;
+}
+
+/** The lengths and areas of a measured contour in a calibrated unit (`pixelSize` of it per pixel). */
+function calibrate(c: Omit<MeasuredContour, "calibrated">, pixelSize: number, unit: string): CalibratedMeasurements {
+  const length = (px: number) => Number((px * pixelSize).toPrecision(7));
+  return {
+    unit,
+    pixel_size: pixelSize,
+    area: Number((c.area * pixelSize * pixelSize).toPrecision(7)),
+    perimeter: length(c.perimeter),
+    equivalent_diameter: length(c.equivalent_diameter),
+    bbox_width: length(c.bbox.width),
+    bbox_height: length(c.bbox.height),
+    ...(c.feret && c.min_area_rect && c.enclosing_circle && c.ellipse !== undefined
+      ? {
+        feret_max: length(c.feret.max),
+        feret_min: length(c.feret.min),
+        min_rect_width: length(c.min_area_rect.size.width),
+        min_rect_height: length(c.min_area_rect.size.height),
+        enclosing_radius: length(c.enclosing_circle.radius),
+        ellipse_major: c.ellipse ? length(c.ellipse.size.height) : null,
+        ellipse_minor: c.ellipse ? length(c.ellipse.size.width) : null,
+      }
+      : {}),
+  };
 }
 
 /**
@@ -312,21 +423,25 @@ function drawContours<T>(
 }
 
 /**
- * Draws already measured contours (their `points`, as the result document holds them) on the image: the annotated
- * image of a lazily rendered result, the same pixels the analysis would have drawn.
+ * Draws packed polygons (`counts[i]` vertices each, from `xy`) on the image: the annotated image of a lazily rendered
+ * result, the same pixels the analysis would have drawn.
  */
-export function drawMeasuredContours<T>(
+export function drawPolygons<T>(
   cv: OpenCV,
   raster: Raster,
-  contours: Pick<MeasuredContour, "points">[],
+  counts: Int32Array,
+  xy: Int32Array,
   options: AnalysisOptions,
   render: (annotated: Raster) => T,
 ): T {
   return withMats((keep) => {
     const src = rasterMat(cv, keep, raster);
     const polygons = keep(new cv.MatVector());
-    for (const c of contours) {
-      const polygon = keep(cv.matFromArray(c.points.length, 1, cv.CV_32SC2, c.points.flat()));
+    let at = 0;
+    for (const n of counts) {
+      const polygon = keep(new cv.Mat(n, 1, cv.CV_32SC2));
+      polygon.data32S.set(xy.subarray(at, at + n * 2));
+      at += n * 2;
       polygons.push_back(polygon);
     }
     return drawContours(cv, keep, src, raster.channels, polygons, options, render);

@@ -4,9 +4,11 @@ import { decodeJpegWasm } from "./jpeg_wasm.ts";
 import type { Decoded, DecodeInfo, Raster } from "./raster.ts";
 import { concatBytes } from "./bytes.ts";
 
-// Once loadJpegWasm() has run in the isolate (every pool member does it), complete gray and colour files are decoded by
-// libjpeg-turbo in WASM, exactly as native OpenCV decodes them; the rest of this module is the fallback for what that
-// path leaves out (CMYK/YCCK, truncated or damaged files, files lacking Huffman tables) and for isolates without it.
+// Once loadJpegWasm() has run in the isolate (every pool member does it), complete files are decoded by libjpeg-turbo in
+// WASM, exactly as native OpenCV decodes them (CMYK and YCCK with OpenCV's conversion to RGB); the rest of this module
+// is the fallback for what that path leaves out (truncated or damaged files, files lacking Huffman tables) and for
+// isolates without it. Arithmetic-coded files have no fallback: jpeg-js cannot read them, so they always go to
+// libjpeg-turbo, compiled on the spot if need be.
 
 // jpeg-js is the entropy decoder and IDCT. Everything it gets wrong or leaves out compared with libjpeg-turbo (what
 // OpenCV's imread uses) is handled here, so that results match native OpenCV as closely as jpeg-js allows:
@@ -84,6 +86,8 @@ function frameProblem(marker: number): string | null {
     case 0xc0:
     case 0xc1:
     case 0xc2:
+    case 0xc9:
+    case 0xca:
       return null;
     case 0xc3:
       return `lossless JPEG (${sof})`;
@@ -91,10 +95,6 @@ function frameProblem(marker: number): string | null {
     case 0xc6:
     case 0xc7:
       return `hierarchical JPEG (${sof})`;
-    case 0xc9:
-      return `JPEG arithmetic coding (${sof})`;
-    case 0xca:
-      return `progressive JPEG with arithmetic coding (${sof})`;
     case 0xcb:
       return `lossless JPEG with arithmetic coding (${sof})`;
     default:
@@ -103,6 +103,8 @@ function frameProblem(marker: number): string | null {
 }
 
 const isSof = (m: number) => m >= 0xc0 && m <= 0xcf && m !== DHT && m !== 0xc8 && m !== 0xcc;
+/** Sequential and progressive arithmetic coding (SOF9, SOF10), which only libjpeg-turbo decodes here. */
+const isArithmetic = (m: number) => m === 0xc9 || m === 0xca;
 
 function parseFrame(bytes: Uint8Array, marker: number, p: number, length: number): Frame {
   if (length < 8) corrupt(`JPEG frame header (SOF${marker - 0xc0}) is too short`);
@@ -302,9 +304,11 @@ function readLayout(bytes: Uint8Array, sizeOnly: boolean): Layout {
         if (!frame.components.some((c) => c.id === id)) corrupt(`JPEG scan uses unknown component ${id}`);
         const tables = bytes[body + 2 + 2 * i];
         const dc = tables >> 4, ac = 0x10 | (tables & 15);
-        // A progressive scan codes either DC (refinements need no table) or AC, and consults only that table.
+        // A progressive scan codes either DC (refinements need no table) or AC, and consults only that table; an
+        // arithmetic-coded one uses no Huffman table at all.
         let wanted = [dc, ac];
         if (frame.marker === 0xc2) wanted = ss !== 0 ? [ac] : ah === 0 ? [dc] : [];
+        if (isArithmetic(frame.marker)) wanted = [];
         for (const slot of wanted) if (!defined.has(slot)) layout.missingTables.add(slot);
       }
       if (count === 1 && restartInterval > 0) {
@@ -449,13 +453,13 @@ export function decodeJpeg(bytes: Uint8Array): Decoded {
     throw new ImageError("image_too_large", `JPEG ${frame.width}x${frame.height} is too large to decode`);
   }
   const space = colourSpace(layout, frame);
-  const wasm = !layout.truncated && layout.missingTables.size === 0 &&
-    (space === "gray" || space === "ycc" || space === "rgb");
-  const decoded = wasm ? decodeJpegWasm(bytes) : null;
+  const converted = space === "cmyk" || space === "ycck" ? ["CMYK converted to RGB"] : [];
+  if (isArithmetic(frame.marker)) return decodeArithmetic(bytes, layout, converted);
+  const decoded = !layout.truncated && layout.missingTables.size === 0 ? decodeJpegWasm(bytes) : null;
   if (decoded && decoded.width === frame.width && decoded.height === frame.height) {
     // RGBA is kept as it comes (alpha 255): OpenCV converts it to gray and RGB as fast as a copy could strip it.
     const raster: Raster = { width: decoded.width, height: decoded.height, channels: 4, data: decoded.rgba };
-    return withOrientation(raster, layout.orientation, []);
+    return withOrientation(raster, layout.orientation, converted);
   }
   const notes: string[] = [];
 
@@ -532,6 +536,43 @@ export function decodeJpeg(bytes: Uint8Array): Decoded {
   }
 
   return withOrientation(raster, layout.orientation, notes);
+}
+
+/**
+ * Arithmetic-coded files, through libjpeg-turbo only. A truncated one is cut back to where its scans are whole and
+ * given an EOI, as the jpeg-js path does: arithmetic decoding takes a marker inside a scan as the start of zero data
+ * (T.81 allows it), so a scan cut short would decode without a warning into a wrong picture; it is dropped instead, or
+ * the file refused when it is the only scan.
+ */
+function decodeArithmetic(bytes: Uint8Array, layout: Layout, notes: string[]): Decoded {
+  const frame = layout.frame!;
+  let input = bytes;
+  if (layout.truncated) {
+    const scans = layout.scans.length;
+    if (layout.lastScanComplete) {
+      input = withEoi(bytes, layout.end);
+      notes = [...notes, "JPEG file is truncated (end marker missing)"];
+    } else if (scans >= 2) {
+      input = withEoi(bytes, layout.scans[scans - 1]);
+      notes = [...notes, `JPEG file is truncated: decoded ${scans - 1} of ${scans} scans`];
+    } else {
+      corrupt(`JPEG data is truncated: the file ends inside its compressed image data (${bytes.length} bytes)`);
+    }
+  }
+  const decoded = decodeJpegWasm(input, { load: true });
+  if (!decoded || decoded.width !== frame.width || decoded.height !== frame.height) {
+    corrupt("JPEG arithmetic-coded data is damaged (libjpeg-turbo reports corrupt data)");
+  }
+  const raster: Raster = { width: decoded.width, height: decoded.height, channels: 4, data: decoded.rgba };
+  return withOrientation(raster, layout.orientation, notes);
+}
+
+/** The first `end` bytes of a JPEG followed by an EOI marker. */
+function withEoi(bytes: Uint8Array, end: number): Uint8Array {
+  const out = new Uint8Array(end + 2);
+  out.set(bytes.subarray(0, end));
+  out.set([0xff, EOI], end);
+  return out;
 }
 
 /** Applies the EXIF orientation (1 = as stored) and reports it with the notes, as imread does by default. */

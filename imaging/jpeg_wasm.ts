@@ -1,7 +1,7 @@
 // JPEG decoding with libjpeg-turbo 2.1.5 compiled to WASM with SIMD (libjpeg_turbo.ts; docs/jpeg-encoder.md): the
 // library and settings native OpenCV's imread uses (islow IDCT, fancy upsampling; on x86-64 its SIMD code), so its
 // pixels equal imread's bit for bit, in about the time imread takes.
-import { compileLibjpegTurbo } from "./libjpeg_turbo.ts";
+import { compileLibjpegTurbo, libjpegTurboModule } from "./libjpeg_turbo.ts";
 
 interface Decoder {
   memory: WebAssembly.Memory;
@@ -40,11 +40,16 @@ export function jpegDecoderMemoryBytes(): number {
 }
 
 /**
- * Decodes a JPEG to RGBA (alpha 255; gray as R = G = B) with libjpeg-turbo, as stored (EXIF orientation is the
- * caller's). Null when the decoder is not loaded, when libjpeg fails or has no RGBA for the file (CMYK, YCCK), or when
- * it warns about damaged data: the caller then uses its own decoder, which refuses or explains such files.
+ * Decodes a JPEG to RGBA (alpha 255; gray as R = G = B; CMYK and YCCK converted as OpenCV converts them) with
+ * libjpeg-turbo, as stored (EXIF orientation is the caller's). Null when the decoder is not loaded (and `load` is not
+ * set: then it is compiled here, synchronously), when libjpeg fails, or when it warns about damaged data: the caller
+ * then uses its own decoder, which refuses or explains such files.
  */
-export function decodeJpegWasm(bytes: Uint8Array): { width: number; height: number; rgba: Uint8Array } | null {
+export function decodeJpegWasm(
+  bytes: Uint8Array,
+  { load = false } = {},
+): { width: number; height: number; rgba: Uint8Array } | null {
+  if (!wasm && load) wasm = libjpegTurboModule();
   if (!wasm || bytes.length === 0 || bytes.length > MAX_INPUT_BYTES) return null;
   decoder ??= new WebAssembly.Instance(wasm, {}).exports as unknown as Decoder;
   const d = decoder;

@@ -1,5 +1,5 @@
 import { releaseBuffer } from "./bytes.ts";
-import { analyseContours, drawMeasuredContours, type MeasuredContour } from "./contours.ts";
+import { analyseContours, drawPolygons, type MeasuredContour } from "./contours.ts";
 import { decodeImage } from "./decode.ts";
 import { encodeImage } from "./encode.ts";
 import type { ImageFormat } from "./format.ts";
@@ -7,6 +7,7 @@ import { loadJpegEncoder } from "./jpeg_encode.ts";
 import { loadJpegWasm } from "./jpeg_wasm.ts";
 import { loadOpenCV, type OpenCV } from "./opencv.ts";
 import { type AnalysisOptions, DEFAULT_OPTIONS } from "./options.ts";
+import { packPolygons, unpackPolygons } from "./polygons.ts";
 import { loadPngEncoder } from "./png_encode.ts";
 import { loadPrefilter } from "./prefilter.ts";
 import type { DecodeInfo, Raster } from "./raster.ts";
@@ -90,16 +91,25 @@ export function analyseImage(
   return { report, image: analysis.annotated };
 }
 
-/** Renders the annotated image of an analysed upload from its result document's contours and options. */
-export function renderAnnotatedImage(
-  cv: OpenCV,
-  bytes: Uint8Array,
-  result: { contours: Pick<MeasuredContour, "points">[]; options: AnalysisOptions },
-): Uint8Array {
+/**
+ * Renders the annotated image of an analysed upload from its packed polygons (see `packResult`), or from its result
+ * document when it was analysed without them.
+ */
+export function renderAnnotatedImage(cv: OpenCV, bytes: Uint8Array, drawing: Uint8Array, packed: boolean): Uint8Array {
+  const { meta: { options }, counts, xy } = unpackPolygons(
+    packed ? drawing : packResult(
+      JSON.parse(new TextDecoder().decode(drawing)) as AnalysisReport,
+    ),
+  );
   const { raster } = decodeImage(bytes);
-  const image = drawMeasuredContours(cv, raster, result.contours, result.options, timedEncoder(result.options).encode);
+  const image = drawPolygons(cv, raster, counts, xy, options, timedEncoder(options).encode);
   releaseDecoded(raster, bytes);
   return image;
+}
+
+/** What drawing the result's image later needs, packed: its polygons, the upload's format and the options. */
+export function packResult(report: Pick<AnalysisReport, "contours" | "format" | "options">): Uint8Array {
+  return packPolygons(report.contours, { format: report.format, options: report.options });
 }
 
 /**

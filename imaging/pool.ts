@@ -12,6 +12,8 @@ export interface PooledAnalysis {
   image: Uint8Array | null;
   /** The result document: UTF-8 JSON of the header's fields followed by the full report, contours included. */
   document: Uint8Array;
+  /** When the image was not drawn: what drawing it later needs (imaging/polygons.ts), for `render`. */
+  polygons: Uint8Array | null;
 }
 import { log } from "../log.ts";
 import type { PoolInit, PoolRequest } from "./pool_worker.ts";
@@ -32,8 +34,11 @@ export interface AnalysisPool {
     header?: Record<string, unknown>,
     draw?: boolean,
   ): Promise<PooledAnalysis>;
-  /** Renders the annotated image of an analysed upload from the result document its analysis wrote. */
-  render(bytes: Uint8Array, document: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Renders the annotated image of an analysed upload from the polygons its analysis packed, or (`packed` false) from
+   * its result document.
+   */
+  render(bytes: Uint8Array, drawing: Uint8Array, packed: boolean): Promise<Uint8Array>;
   /** Starts no more requests: queued and later ones reject with PoolClosedError, running ones go on. */
   stopStarting(): void;
   /** Ends every member: running requests reject with PoolClosedError (`started`), as do queued ones. */
@@ -59,6 +64,11 @@ export interface PoolOptions {
    * JSON and more as objects in the member's heap, and a noisy image has tens of thousands.
    */
   maxContours?: number;
+  /**
+   * Bytes a member may keep between requests (JS heap plus WASM memories, neither of which shrinks): a member holding
+   * more after a request is replaced by a fresh one (default: no limit).
+   */
+  memberMaxBytes?: number;
 }
 
 /** A request the pool did not finish because it was stopping or closed: `started` tells whether a member had it. */
@@ -74,10 +84,12 @@ interface Member {
   busy: boolean;
 }
 
-type Reply = { id: number } & PooledAnalysis | { id: number; image: Uint8Array } | {
-  id: number;
-  error: { image: boolean; code?: ImageErrorCode; message: string };
-};
+/** A member's answer; `held` is the memory it keeps afterwards. */
+type Reply =
+  & { id: number; held: number }
+  & (PooledAnalysis | { image: Uint8Array } | {
+    error: { image: boolean; code?: ImageErrorCode; message: string };
+  });
 
 const WORKER_URL = new URL("./pool_worker.ts", import.meta.url);
 
@@ -86,7 +98,7 @@ const WORKER_URL = new URL("./pool_worker.ts", import.meta.url);
  * (0 = the process's own priority). A member that crashes or passes `options.timeoutMs` on a request is replaced.
  */
 export async function createAnalysisPool(size: number, nice = 0, options: PoolOptions = {}): Promise<AnalysisPool> {
-  const { timeoutMs = 0, memberUrl = WORKER_URL, maxContours = Infinity } = options;
+  const { timeoutMs = 0, memberUrl = WORKER_URL, maxContours = Infinity, memberMaxBytes = Infinity } = options;
   const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; member: Member }>();
   const waiting: { resolve: (m: Member) => void; reject: (e: Error) => void }[] = [];
   const members: Member[] = [];
@@ -130,7 +142,11 @@ export async function createAnalysisPool(size: number, nice = 0, options: PoolOp
   };
 
   /** Ends a member that crashed or ran past its deadline, fails its request with `why`, and starts a replacement. */
-  const retire = (member: Member, why: Error) => {
+  const retire = (member: Member, why: Error) =>
+    replace(member, why, "warn", "analysis worker ended; starting a replacement");
+
+  /** Ends a member, failing any request it still has with `why`, and starts a replacement (logged at `level`). */
+  const replace = (member: Member, why: Error, level: "warn" | "info", message: string) => {
     const i = members.indexOf(member);
     if (i < 0) return;
     // Unlisted before its request is failed: `call` then does not release it, so no later request is handed to a
@@ -143,7 +159,7 @@ export async function createAnalysisPool(size: number, nice = 0, options: PoolOp
       job.reject(why);
     }
     if (closed) return;
-    log("warn", "analysis worker ended; starting a replacement", { reason: why.message });
+    log(level, message, { reason: why.message });
     spawn().then((m) => {
       if (closed) return m.worker.terminate();
       members.push(m);
@@ -189,6 +205,12 @@ export async function createAnalysisPool(size: number, nice = 0, options: PoolOp
         // not interrupt it (https://github.com/denoland/deno/pull/35657), so the replacement shares its core meanwhile.
         if (timeoutMs > 0) deadline = setTimeout(() => retire(member, new AnalysisTimeoutError(timeoutMs)), timeoutMs);
       });
+      if (reply.held > memberMaxBytes) {
+        // Its memory goes back to the system only with its thread: what one noisy image grew would otherwise stay
+        // taken by every member that ever analysed one.
+        const mib = Math.round(reply.held / 2 ** 20);
+        replace(member, new Error(`it held ${mib} MiB after a request`), "info", "analysis worker replaced");
+      }
       if ("error" in reply) {
         const { error } = reply;
         throw error.image ? new ImageError(error.code!, error.message) : new Error(error.message);
@@ -209,10 +231,10 @@ export async function createAnalysisPool(size: number, nice = 0, options: PoolOp
     async analyse(bytes, options, maxPixels, header = {}, draw = true) {
       const reply = await call({ kind: "analyse", id: 0, bytes, options, maxPixels, header, draw, maxContours });
       if (!("report" in reply)) throw new Error("analysis worker sent no report");
-      return { report: reply.report, image: reply.image, document: reply.document };
+      return { report: reply.report, image: reply.image, document: reply.document, polygons: reply.polygons };
     },
-    async render(bytes, document) {
-      const reply = await call({ kind: "render", id: 0, bytes, document });
+    async render(bytes, drawing, packed) {
+      const reply = await call({ kind: "render", id: 0, bytes, drawing, packed });
       if (!reply.image) throw new Error("analysis worker sent no image");
       return reply.image;
     },

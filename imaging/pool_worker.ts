@@ -4,9 +4,13 @@
 import { setPriority } from "node:os";
 import { releaseBuffer } from "./bytes.ts";
 import { ImageError } from "./image_error.ts";
-import { openCVVersion } from "./opencv.ts";
+import { jpegEncoderMemoryBytes } from "./jpeg_encode.ts";
+import { jpegDecoderMemoryBytes } from "./jpeg_wasm.ts";
+import { type OpenCV, openCVVersion } from "./opencv.ts";
 import type { AnalysisOptions } from "./options.ts";
-import { analyseImage, loadPipeline, renderAnnotatedImage } from "./pipeline.ts";
+import { analyseImage, loadPipeline, packResult, renderAnnotatedImage } from "./pipeline.ts";
+import { pngEncoderMemoryBytes } from "./png_encode.ts";
+import { prefilterMemoryBytes } from "./prefilter.ts";
 
 /** A request to the pool member: analyse an upload, or render the annotated image of an analysed one. */
 export type PoolRequest = {
@@ -25,8 +29,9 @@ export type PoolRequest = {
   kind: "render";
   id: number;
   bytes: Uint8Array;
-  /** The result document (UTF-8 JSON) the analysis wrote. */
-  document: Uint8Array;
+  /** The packed polygons the analysis wrote, or (`packed` false) its result document. */
+  drawing: Uint8Array;
+  packed: boolean;
 };
 
 /** The first message a member gets: start OpenCV.js, and lower this thread's CPU priority to `nice`. */
@@ -43,11 +48,9 @@ self.onmessage = async (e: MessageEvent<PoolRequest | PoolInit>) => {
   try {
     const cv = await loadPipeline();
     if (request.kind === "render") {
-      const image = ownBuffer(
-        renderAnnotatedImage(cv, request.bytes, JSON.parse(new TextDecoder().decode(request.document))),
-      );
+      const image = ownBuffer(renderAnnotatedImage(cv, request.bytes, request.drawing, request.packed));
       releaseBuffer(request.bytes);
-      self.postMessage({ id, image }, [image.buffer as ArrayBuffer]);
+      self.postMessage({ id, image, held: heldBytes(cv) }, [image.buffer as ArrayBuffer]);
       return;
     }
     const { bytes, options, maxPixels, header, draw, maxContours } = request;
@@ -59,17 +62,29 @@ self.onmessage = async (e: MessageEvent<PoolRequest | PoolInit>) => {
     const document = new TextEncoder().encode(JSON.stringify({ ...header, ...report }));
     const { contours: _, ...summary } = report;
     const owned = image && ownBuffer(image);
-    self.postMessage({ id, report: summary, image: owned, document }, [
+    // Not drawn now: what drawing it on request needs goes along, so that request never parses the document.
+    const polygons = draw ? null : packResult(report);
+    self.postMessage({ id, report: summary, image: owned, document, polygons, held: heldBytes(cv) }, [
       ...(owned ? [owned.buffer as ArrayBuffer] : []),
+      ...(polygons ? [polygons.buffer as ArrayBuffer] : []),
       document.buffer as ArrayBuffer,
     ]);
   } catch (err) {
     const error = err instanceof ImageError
       ? { image: true, code: err.code, message: err.message }
       : { image: false, message: err instanceof Error ? err.message : String(err) };
-    self.postMessage({ id, error });
+    self.postMessage({ id, error, held: await loadPipeline().then(heldBytes, () => 0) });
   }
 };
+
+/**
+ * Bytes this member keeps between requests: its JS heap and the WASM memories, which never shrink (V8 also keeps the
+ * heap it grew for a large result long after collecting it). The pool replaces a member that holds too much.
+ */
+function heldBytes(cv: OpenCV): number {
+  return Deno.memoryUsage().heapTotal + (cv as unknown as { HEAP8: Int8Array }).HEAP8.length + prefilterMemoryBytes() +
+    pngEncoderMemoryBytes() + jpegEncoderMemoryBytes() + jpegDecoderMemoryBytes();
+}
 
 /**
  * Sets this thread's nice value (Linux applies setpriority(2) for "the calling process" to the calling thread only, so

@@ -90,12 +90,23 @@ export function smoothGray(raster: Raster, blur: number): Uint8Array {
   let gray = l.src;
   if (channels === 4) k.gray_from_rgba(l.src, gray = l.gray, n);
   else if (channels === 3) k.gray_from_rgb(l.src, gray = l.gray, n);
+  lastGray = { at: gray, n };
   let smoothed = gray;
   if (taps.length > 0) {
     new Uint16Array(memory.buffer, l.taps, taps.length).set(taps);
     k.blur(gray, smoothed = l.smoothed, w, h, l.taps, taps.length, shift, l.rows);
   }
   return new Uint8Array(memory.buffer, smoothed, n);
+}
+
+let lastGray = { at: 0, n: 0 };
+
+/**
+ * The unblurred gray image of the raster smoothGray last took in (what cv.cvtColor makes of it), for intensity
+ * measurements: a view into the kernel's memory, valid until the next call.
+ */
+export function unblurredGray(): Uint8Array {
+  return new Uint8Array(memory.buffer, lastGray.at, lastGray.n);
 }
 
 /**

@@ -20,15 +20,25 @@ import { type ImageFormat, sniffFormat } from "./format.ts";
 import { ImageError } from "./image_error.ts";
 import { readJpegSize } from "./jpeg.ts";
 import { readPngSize } from "./png.ts";
-import { BLACK_IS_ZERO, CMYK, COMPRESSION_JPEG, MAX_TILE_BYTES, PALETTE, RGB, tagName } from "./tiff.ts";
+import {
+  BLACK_IS_ZERO,
+  CMYK,
+  COMPRESSION_JPEG,
+  compressionProblem,
+  MAX_TILE_BYTES,
+  PALETTE,
+  RGB,
+  tagName,
+} from "./tiff.ts";
 
 // The upload path needs to refuse truncated or broken files before storing them, but decoding belongs to the
 // workers. Every check here only walks the container (chunks, markers, directories, offsets) and never inflates,
 // entropy-decodes or converts pixel data, so it costs a few milliseconds even for large files.
 //
 // Each rule mirrors a refusal of the matching decoder, so that a file passing here is not refused later as corrupt
-// for a reason visible in its structure. Unsupported features are reported only where the exported header readers
-// already do so; the rest are left for the worker to name. The one deliberate difference is in checkJpeg.
+// for a reason visible in its structure. Unsupported features are reported where the header names them (a JPEG
+// coding process, a TIFF compression), with the decoder's words; the rest are left for the worker to name. The one
+// deliberate difference is in checkJpeg.
 //
 // The walks read through a ByteSource, so that an upload spilled to disk is checked a few pages at a time rather
 // than read back whole; the header readers of the decoders get only the header bytes they look at.
@@ -362,6 +372,8 @@ function checkTiff(src: ByteSource, size: SizeCheck): void {
   size(width, height);
 
   const compression = int(259, TIFF_NONE);
+  const problem = compressionProblem(compression);
+  if (problem) throw new ImageError("unsupported_image", problem);
   const spp = int(277, 1);
   if (spp < 1) corrupt(`TIFF has ${spp} samples per pixel`);
   const bps = ints(258)?.get(0) ?? 1;
@@ -385,6 +397,7 @@ function checkTiff(src: ByteSource, size: SizeCheck): void {
   if (photometric === CMYK) ints(332);
   ints(317);
   ints(266);
+  if (compression === 3) ints(292);
   // Planar layouts other than 1 and 2 are unsupported; with no known layout there are no strips to check.
   if (planar !== 1 && planar !== 2) return;
 

@@ -1,7 +1,16 @@
 import { unzlibSync } from "fflate";
+import { decompress as unzstd } from "fzstd";
 import jpeg from "jpeg-js";
+import {
+  COMPRESSION_CCITT_G3,
+  COMPRESSION_CCITT_G4,
+  COMPRESSION_CCITT_RLE,
+  decodeFax,
+  type FaxCoding,
+} from "./ccitt.ts";
 import { ImageError } from "./image_error.ts";
 import type { Decoded, DecodeInfo, Raster } from "./raster.ts";
+import { decodeXz } from "./xz.ts";
 
 // A self-contained baseline TIFF reader rather than utif2, which is unsafe on untrusted input (a looping IFD chain
 // grows its page list until the process runs out of memory; out-of-range offsets, truncated data and unknown
@@ -16,6 +25,7 @@ const TAG = {
   compression: 259,
   photometric: 262,
   fillOrder: 266,
+  t4Options: 292,
   stripOffsets: 273,
   samplesPerPixel: 277,
   rowsPerStrip: 278,
@@ -58,18 +68,24 @@ export const COMPRESSION_JPEG = 7;
 const COMPRESSION_DEFLATE = 8;
 const COMPRESSION_DEFLATE_OLD = 32946;
 const COMPRESSION_PACKBITS = 32773;
-const SUPPORTED_COMPRESSIONS = new Set([
+const COMPRESSION_LZMA = 34925;
+const COMPRESSION_ZSTD = 50000;
+/** Compressions decodeTiff reads. */
+export const SUPPORTED_COMPRESSIONS: ReadonlySet<number> = new Set([
   COMPRESSION_NONE,
+  COMPRESSION_CCITT_RLE,
+  COMPRESSION_CCITT_G3,
+  COMPRESSION_CCITT_G4,
   COMPRESSION_LZW,
   COMPRESSION_JPEG,
   COMPRESSION_DEFLATE,
   COMPRESSION_DEFLATE_OLD,
   COMPRESSION_PACKBITS,
+  COMPRESSION_LZMA,
+  COMPRESSION_ZSTD,
 ]);
+const FAX_COMPRESSIONS = new Set([COMPRESSION_CCITT_RLE, COMPRESSION_CCITT_G3, COMPRESSION_CCITT_G4]);
 const COMPRESSION_NAMES: Record<number, string> = {
-  2: "CCITT modified Huffman",
-  3: "CCITT Group 3 fax",
-  4: "CCITT Group 4 fax",
   6: "old-style JPEG",
   9: "JBIG",
   10: "JBIG2",
@@ -80,8 +96,6 @@ const COMPRESSION_NAMES: Record<number, string> = {
   34712: "JPEG 2000",
   34887: "LERC",
   34892: "lossy JPEG (DNG)",
-  34925: "LZMA",
-  50000: "Zstandard",
   50001: "WebP",
   50002: "JPEG XL",
 };
@@ -142,6 +156,7 @@ interface Page {
   /** After JPEG decoding YCbCr has become RGB, so this is the photometric of the decoded samples. */
   photometric: number;
   jpegColorTransform: boolean | undefined;
+  fax: FaxCoding | undefined;
   planar: 1 | 2;
   predictor: boolean;
   reverseBits: boolean;
@@ -163,6 +178,13 @@ function corrupt(message: string): never {
 
 function unsupported(message: string): never {
   throw new ImageError("unsupported_image", message);
+}
+
+/** What is unsupported about a compression ("TIFF compression 34712 (JPEG 2000)"), or undefined when it decodes. */
+export function compressionProblem(compression: number): string | undefined {
+  if (SUPPORTED_COMPRESSIONS.has(compression)) return undefined;
+  const name = COMPRESSION_NAMES[compression];
+  return `TIFF compression ${compression}${name ? ` (${name})` : ""}`;
 }
 
 /** A TIFF tag's name for error messages ("StripOffsets"), or "tag N" for one this decoder does not read. */
@@ -311,10 +333,8 @@ function describePage(file: TiffFile, ifd: Ifd): Page {
   const { width, height } = readDimensions(file, ifd);
 
   const compression = int(file, ifd, TAG.compression, COMPRESSION_NONE);
-  if (!SUPPORTED_COMPRESSIONS.has(compression)) {
-    const name = COMPRESSION_NAMES[compression];
-    unsupported(`TIFF compression ${compression}${name ? ` (${name})` : ""}`);
-  }
+  const problem = compressionProblem(compression);
+  if (problem) unsupported(problem);
 
   const spp = int(file, ifd, TAG.samplesPerPixel, 1);
   if (spp < 1) corrupt(`TIFF has ${spp} samples per pixel`);
@@ -354,6 +374,14 @@ function describePage(file: TiffFile, ifd: Ifd): Page {
   } else if (photometric === YCBCR) {
     unsupported("TIFF YCbCr without JPEG compression");
   }
+  let fax: FaxCoding | undefined;
+  if (FAX_COMPRESSIONS.has(compression)) {
+    // libtiff's fax codec, too, only reads one bilevel sample per pixel.
+    if (bps !== 1) unsupported(`TIFF CCITT fax with ${bps}-bit samples`);
+    if (spp !== 1) unsupported(`TIFF CCITT fax with ${spp} samples per pixel`);
+    const t4Options = compression === COMPRESSION_CCITT_G3 ? int(file, ifd, TAG.t4Options, 0) : 0;
+    fax = { compression: compression as FaxCoding["compression"], twoDimensional: (t4Options & 1) === 1 };
+  }
 
   switch (photometric) {
     case WHITE_IS_ZERO:
@@ -387,7 +415,7 @@ function describePage(file: TiffFile, ifd: Ifd): Page {
   const predictorValue = int(file, ifd, TAG.predictor, 1);
   // Only the codecs that libtiff pairs with a predictor honour the tag; elsewhere writers leave stray values.
   const predicted = compression === COMPRESSION_LZW || compression === COMPRESSION_DEFLATE ||
-    compression === COMPRESSION_DEFLATE_OLD;
+    compression === COMPRESSION_DEFLATE_OLD || compression === COMPRESSION_ZSTD || compression === COMPRESSION_LZMA;
   let predictor = false;
   if (predicted && predictorValue !== 1) {
     if (predictorValue === 3) unsupported("TIFF floating-point predictor (Predictor 3)");
@@ -443,6 +471,7 @@ function describePage(file: TiffFile, ifd: Ifd): Page {
     compression,
     photometric,
     jpegColorTransform,
+    fax,
     planar,
     predictor,
     reverseBits,
@@ -547,6 +576,18 @@ function decodeChunk(file: TiffFile, page: Page, chunk: Chunk, target: Uint8Arra
     case COMPRESSION_PACKBITS:
       produced = unpackBits(raw, target);
       break;
+    case COMPRESSION_CCITT_RLE:
+    case COMPRESSION_CCITT_G3:
+    case COMPRESSION_CCITT_G4:
+      decodeFax(raw, page.fax!, page.chunkWidth, chunk.rows, target, chunk.rowBytes);
+      produced = expected;
+      break;
+    case COMPRESSION_ZSTD:
+      produced = zstdDecode(raw, target, page.chunkHeight * chunk.rowBytes, chunk.label);
+      break;
+    case COMPRESSION_LZMA:
+      produced = decodeXz(raw, target);
+      break;
     case COMPRESSION_JPEG:
       decodeJpegChunk(page, chunk, raw, target);
       return;
@@ -556,6 +597,31 @@ function decodeChunk(file: TiffFile, page: Page, chunk: Chunk, target: Uint8Arra
   if (produced < expected) {
     corrupt(`TIFF ${chunk.label} is truncated: its data decodes to ${produced} of ${expected} bytes`);
   }
+}
+
+/**
+ * One Zstandard frame into `target`; returns `target.length` when the frame fills it, otherwise 0. `fullSize` is a whole
+ * strip's or tile's size: a last strip's frame may hold that many bytes, of which libtiff keeps what the image needs.
+ */
+function zstdDecode(raw: Uint8Array, target: Uint8Array, fullSize: number, label: string): number {
+  // fzstd writes into a given buffer without saying how much it wrote (it stops quietly where the frame ends), and
+  // fails on a frame larger than the buffer; without a buffer it allocates the frame's whole window (4 MiB for each
+  // of libtiff's strips). So the last byte wanted says whether the frame reached it: it is preset, and when the frame
+  // happens to write that same value, preset to another and decoded again.
+  const out = target.length < fullSize ? new Uint8Array(fullSize) : target;
+  const last = target.length - 1;
+  const reaches = (sentinel: number) => {
+    out[last] = sentinel;
+    unzstd(raw, out);
+    return out[last] !== sentinel;
+  };
+  try {
+    if (!reaches(0x5a) && !reaches(0xa5)) return 0;
+  } catch (err) {
+    corrupt(`TIFF ${label}: invalid Zstandard data (${err instanceof Error ? err.message : String(err)})`);
+  }
+  if (out !== target) target.set(out.subarray(0, target.length));
+  return target.length;
 }
 
 function decodeJpegChunk(page: Page, chunk: Chunk, raw: Uint8Array, target: Uint8Array): void {
@@ -846,13 +912,14 @@ function toRaster(page: Page, samples: Uint8Array, notes: string[]): Raster {
     return { width, height, channels, data: out };
   }
 
-  // CMYK without a colour profile: the plain complement-and-multiply conversion, as libtiff's RGBA interface does.
+  // CMYK without a colour profile as libtiff's RGBA interface (TIFFReadRGBAStrip, which OpenCV reads 8-bit TIFF
+  // through) converts it: complement and multiply, the division truncated (putRGBcontig8bitCMYKtile).
   notes.push("CMYK converted to RGB");
   for (let i = 0, s = 0, o = 0; i < area; i++, s += spp, o += channels) {
     const k = 255 - samples[s + 3];
-    out[o] = Math.round(((255 - samples[s]) * k) / 255);
-    out[o + 1] = Math.round(((255 - samples[s + 1]) * k) / 255);
-    out[o + 2] = Math.round(((255 - samples[s + 2]) * k) / 255);
+    out[o] = ((255 - samples[s]) * k / 255) | 0;
+    out[o + 1] = ((255 - samples[s + 1]) * k / 255) | 0;
+    out[o + 2] = ((255 - samples[s + 2]) * k / 255) | 0;
     if (hasAlpha) out[o + 3] = samples[s + 4];
   }
   return { width, height, channels, data: out };

@@ -1,6 +1,10 @@
 import type { Config } from "../config.ts";
 
-/** Redis keys the service owns beside BullMQ's, under the same prefix so one prefix cleans up everything. */
+/**
+ * Redis keys the service owns beside BullMQ's, under the same prefix so one prefix cleans up everything. In Cluster mode
+ * the prefix holds a hash tag (config.ts), so these keys share the one slot of the queue's own keys: the transactions
+ * that touch several of them (results index and summaries, a job's hash with its state sets) stay legal.
+ */
 export function serviceKeys(
   config: Pick<Config, "QUEUE_PREFIX" | "QUEUE_NAME">,
 ): { results: string; summaries: string; idempotency: string } {

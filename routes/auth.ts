@@ -1,4 +1,5 @@
 import type { MiddlewareHandler } from "hono";
+import { createHash, timingSafeEqual } from "node:crypto";
 import { AppError } from "../errors.ts";
 
 const encoder = new TextEncoder();
@@ -10,12 +11,12 @@ export async function sha256Hex(data: string | Uint8Array): Promise<string> {
   return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Compares two strings in time independent of where they differ (length leaks, content does not). */
+/**
+ * Compares two strings in time independent of their contents and lengths: their SHA-256 digests have one length, which
+ * `timingSafeEqual` needs, and compare equal only when the strings do.
+ */
 export function constantTimeEqual(a: string, b: string): boolean {
-  const x = encoder.encode(a), y = encoder.encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i % x.length] ?? 0) ^ (y[i % y.length] ?? 0);
-  return diff === 0 && x.length === y.length;
+  return timingSafeEqual(createHash("sha256").update(a).digest(), createHash("sha256").update(b).digest());
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import { addressGroups, inNetwork, type Network, parseNetwork } from "../callbacks/address.ts";
+import { canonicalAddress as canonical, inNetwork, type Network, parseNetwork } from "../callbacks/address.ts";
 
 declare module "hono" {
   interface ContextVariableMap {
@@ -88,14 +88,4 @@ function unwrap(entry: string): string {
   const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(text);
   if (bracketed) return bracketed[1];
   return /^[\d.]+:\d+$/.test(text) ? text.slice(0, text.lastIndexOf(":")) : text;
-}
-
-/** One spelling per address (IPv4-mapped IPv6 as IPv4, IPv6 compressed), so a client has one bucket; null if none. */
-function canonical(ip: string): string | null {
-  const groups = addressGroups(ip);
-  if (!groups) return null;
-  if (groups.slice(0, 6).join() === "0,0,0,0,0,65535") {
-    return [groups[6] >> 8, groups[6] & 0xff, groups[7] >> 8, groups[7] & 0xff].join(".");
-  }
-  return new URL(`http://[${groups.map((g) => g.toString(16)).join(":")}]/`).hostname.slice(1, -1);
 }

@@ -5,6 +5,7 @@ import type { Config } from "../config.ts";
 import type { ConnectionStats } from "../http_server.ts";
 import type { ContourQueue } from "../queue/contour_queue.ts";
 import type { PersistenceWatch } from "../queue/redis_persistence.ts";
+import type { ObjectStore } from "../storage/object_store.ts";
 import type { OnDemandRenderer } from "../storage/render_on_demand.ts";
 
 /** What the HTTP layer needs, passed in explicitly (tests build it with a real Redis and temp folders). */
@@ -17,6 +18,8 @@ export interface AppDeps {
   events?: QueueEvents;
   /** Shared with main.ts: while draining, new requests are refused and in-flight ones are counted down. */
   lifecycle?: Lifecycle;
+  /** Where uploads and results are kept (STORAGE); by default the folders UPLOAD_DIR and RESULT_DIR. */
+  store?: ObjectStore;
   /** Draws lazily rendered annotated images on their first request (RENDER=lazy). */
   renderer?: OnDemandRenderer;
   /** Versions shown by /info (the OpenCV one is known only once a worker has loaded it). */

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { publicConfig } from "../config.ts";
 import { NotFound, Unavailable } from "../errors.ts";
 import type { AppDeps } from "./deps.ts";
+import { anyClientError, NO_SECURITY, SECURITY_SCHEMES } from "./schemas.ts";
 
 // Browser bundles shipped inside npm packages, served by the app itself so the docs render with no internet.
 const VENDOR: Record<string, string> = {
@@ -65,6 +66,10 @@ const REDOC_PAGE = page(
 <script src="/static/vendor/redoc.js"></script>`,
 );
 
+// The project publishes no open-source licence; the document says so rather than implying one (an SPDX LicenseRef,
+// which names a licence outside the SPDX list).
+const LICENSE = { name: "Proprietary, all rights reserved", identifier: "LicenseRef-Proprietary" };
+
 const InfoSchema = z
   .object({
     name: z.string(),
@@ -91,26 +96,40 @@ const InfoSchema = z
 const infoRoute = createRoute({
   method: "get",
   path: "/info",
+  operationId: "getInfo",
   tags: ["service"],
   summary: "Name, version, runtime versions and configuration (no secrets)",
-  responses: { 200: { description: "Service information", content: { "application/json": { schema: InfoSchema } } } },
+  security: NO_SECURITY,
+  responses: {
+    200: { description: "Service information", content: { "application/json": { schema: InfoSchema } } },
+    ...anyClientError(),
+  },
 });
 
 /** Registers `/`, `/docs`, `/redoc`, `/openapi.json`, `/info` and the bundled browser scripts. */
 export function registerDocsRoutes(app: OpenAPIHono, deps: AppDeps): void {
   const { config } = deps;
+  for (const [name, scheme] of Object.entries(SECURITY_SCHEMES)) {
+    app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
+  }
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: {
       title: config.APP_NAME,
       version: config.VERSION,
       description: "Upload images; contours are detected in the background on a BullMQ job queue. " +
-        "Try it in a browser at [/ui](/ui); recent results at [/ui/results](/ui/results).",
+        "Try it in a browser at [/ui](/ui); recent results at [/ui/results](/ui/results).\n\n" +
+        "When the service runs with API_KEYS, the image routes and the full health report need a key, sent as " +
+        "`X-API-Key: <key>` or `Authorization: Bearer <key>`; without API_KEYS no key is needed (the empty " +
+        "security requirement of those operations).",
+      license: LICENSE,
     },
+    // Relative: the document is served by the service it describes, so clients resolve paths against its origin.
+    servers: [{ url: "/", description: "The service that serves this document" }],
     tags: [
-      { name: "images", description: "Upload, status and results" },
-      { name: "health", description: "Liveness and dependencies" },
-      { name: "service", description: "About this service" },
+      { name: "images", description: "Upload an image, follow its task, fetch its contours and annotated image" },
+      { name: "health", description: "Liveness of the API and its dependencies (Redis, workers, disk), for probes" },
+      { name: "service", description: "About this service: versions, configuration, Prometheus metrics" },
     ],
   });
   app.get("/", (c) => c.redirect("/docs"));

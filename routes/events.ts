@@ -5,7 +5,7 @@ import { getTaskStatus, type TaskStatus } from "../queue/contour_queue.ts";
 import type { AppDeps } from "./deps.ts";
 import { onDrain } from "./lifecycle.ts";
 import { fromRedis } from "./redis_errors.ts";
-import { errorResponses, TaskIdSchema } from "./schemas.ts";
+import { API_KEY_SECURITY, errorResponses, TaskIdSchema } from "./schemas.ts";
 
 const KEEPALIVE_MS = 15_000;
 // Reconnection delay suggested to clients when a shutdown ends their stream: a reconnect to this draining instance would
@@ -15,6 +15,7 @@ const DRAIN_RETRY_MS = 5_000;
 const eventsRoute = createRoute({
   method: "get",
   path: "/api/v1/images/status/{task_id}/events",
+  operationId: "streamTaskStatus",
   tags: ["images"],
   summary: "Live status as Server-Sent Events, ending at completed, failed or gone",
   description:
@@ -22,6 +23,7 @@ const eventsRoute = createRoute({
     "event per change (queued → active → progress … → completed | failed), after which the stream closes. " +
     "If the task disappears instead (deleted, or expired by retention), one `gone` event carries the 404 body " +
     'GET /status/{task_id} now answers, `{"error": {"code": "not_found", "message": …}}`, and the stream closes.',
+  security: API_KEY_SECURITY,
   request: { params: z.object({ task_id: TaskIdSchema }) },
   responses: {
     200: { description: "An event stream", content: { "text/event-stream": { schema: z.string() } } },

@@ -3,7 +3,15 @@ import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import { freeBytes } from "../storage/disk.ts";
 import type { AppDeps } from "./deps.ts";
 import { refuseOtherMethods } from "./method_not_allowed.ts";
-import { ComponentHealthSchema, errorResponses, FullHealthSchema } from "./schemas.ts";
+import {
+  anyClientError,
+  API_KEY_SECURITY,
+  ComponentHealthSchema,
+  errorResponses,
+  ErrorSchema,
+  FullHealthSchema,
+  NO_SECURITY,
+} from "./schemas.ts";
 
 type Health = z.infer<typeof ComponentHealthSchema>;
 
@@ -82,26 +90,42 @@ const HEALTH_PATHS = [
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
-const component = (path: string, summary: string) =>
+// A process that has begun shutting down answers every request, probes included, with the one error shape (app.ts).
+const DOWN_OR_DRAINING = "Unhealthy, or the process is shutting down (then the error shape, service_unavailable)";
+
+const component = (path: string, operationId: string, summary: string, description?: string) =>
   createRoute({
     method: "get",
     path,
+    operationId,
     tags: ["health"],
     summary,
+    description,
+    // Open to probes, with or without API_KEYS.
+    security: NO_SECURITY,
     responses: {
       200: { description: "Healthy", content: { "application/json": { schema: ComponentHealthSchema } } },
-      503: { description: "Unhealthy", content: { "application/json": { schema: ComponentHealthSchema } } },
+      ...anyClientError(),
+      503: {
+        description: DOWN_OR_DRAINING,
+        content: { "application/json": { schema: z.union([ComponentHealthSchema, ErrorSchema]) } },
+      },
     },
   });
 
 const fullRoute = createRoute({
   method: "get",
   path: "/api/v1/health/full",
+  operationId: "getFullHealth",
   tags: ["health"],
   summary: "Every component; 503 naming the failing ones",
+  security: API_KEY_SECURITY,
   responses: {
     200: { description: "All healthy", content: { "application/json": { schema: FullHealthSchema } } },
-    503: { description: "Something is down", content: { "application/json": { schema: FullHealthSchema } } },
+    503: {
+      description: DOWN_OR_DRAINING,
+      content: { "application/json": { schema: z.union([FullHealthSchema, ErrorSchema]) } },
+    },
     ...errorResponses(401),
   },
 });
@@ -112,18 +136,34 @@ export function registerHealthRoutes(app: OpenAPIHono, deps: AppDeps): void {
   const api = (): Health => ({ status: "healthy", service: deps.config.APP_NAME, version: deps.config.VERSION });
 
   for (const path of HEALTH_PATHS) refuseOtherMethods(app, path, "GET", "read health");
-  app.openapi(component("/api/v1/health/", "The API process is up"), (c) => c.json(api(), 200));
-  app.get("/api/v1/health", (c) => c.json(api(), 200));
-  app.openapi(component("/api/v1/health/redis", "Redis answers PING (with latency)"), async (c) => {
+  app.openapi(
+    component(
+      "/api/v1/health",
+      "getHealth",
+      "The API process is up",
+      // A path with a trailing slash is refused by OpenAPI linters, so the original service's spelling is not listed.
+      "Also served at `/api/v1/health/`, the original service's path.",
+    ),
+    (c) => c.json(api(), 200),
+  );
+  app.get("/api/v1/health/", (c) => c.json(api(), 200));
+  app.openapi(component("/api/v1/health/redis", "getRedisHealth", "Redis answers PING (with latency)"), async (c) => {
     const h = await checkRedis(deps);
     return c.json(h, respond(h));
   });
-  app.openapi(component("/api/v1/health/worker", "Live workers seen by the queue, and queue counts"), async (c) => {
-    const h = await checkWorkers(deps);
-    return c.json(h, respond(h));
-  });
   app.openapi(
-    component("/api/v1/health/celery", "Worker health under the original service's path (no Celery here: BullMQ)"),
+    component("/api/v1/health/worker", "getWorkerHealth", "Live workers seen by the queue, and queue counts"),
+    async (c) => {
+      const h = await checkWorkers(deps);
+      return c.json(h, respond(h));
+    },
+  );
+  app.openapi(
+    component(
+      "/api/v1/health/celery",
+      "getCeleryHealth",
+      "Worker health under the original service's path (no Celery here: BullMQ)",
+    ),
     async (c) => {
       const h = await checkWorkers(deps);
       return c.json({ ...h, broker: "redis", backend: "bullmq" }, respond(h));

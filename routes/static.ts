@@ -1,8 +1,10 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { join } from "node:path";
 import { NotFound } from "../errors.ts";
+import { createLocalStore, type ObjectStore } from "../storage/object_store.ts";
 import type { OnDemandRenderer } from "../storage/render_on_demand.ts";
-import { documentedError } from "./schemas.ts";
+import { ContoursSchema } from "./images.ts";
+import { documentedError, NO_SECURITY } from "./schemas.ts";
+import { fromStorage } from "./storage_errors.ts";
 
 // Only names the worker writes are served, so no path can reach outside RESULT_DIR.
 const RESULT_NAME = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(png|jpg|json)$/;
@@ -11,11 +13,14 @@ const TYPES: Record<string, string> = { png: "image/png", jpg: "image/jpeg", jso
 const resultRoute = createRoute({
   method: "get",
   path: "/static/results/{name}",
+  operationId: "getResultFile",
   tags: ["images"],
   summary: "A result file: the annotated image or the contour data",
   description: "`{task_id}.png` (or `.jpg` with output_format=jpeg) is the annotated image, drawn on its first " +
     "request when RENDER=lazy; `{task_id}.json` is the result document. Served with an ETag and Last-Modified: " +
-    "send them back (If-None-Match, If-Modified-Since) for a 304.",
+    "send them back (If-None-Match, If-Modified-Since) for a 304. No API key is asked for, with or without " +
+    "API_KEYS: the name holds the task's id, a random UUID.",
+  security: NO_SECURITY,
   request: {
     params: z.object({
       name: z.string().regex(RESULT_NAME).openapi({
@@ -30,13 +35,21 @@ const resultRoute = createRoute({
       content: {
         "image/png": { schema: z.string().openapi({ format: "binary" }) },
         "image/jpeg": { schema: z.string().openapi({ format: "binary" }) },
-        "application/json": { schema: z.object({}).passthrough() },
+        "application/json": { schema: ContoursSchema },
       },
     },
     304: { description: "Not modified since the ETag or date the client sent" },
+    307: {
+      description: "With STORAGE=s3 and S3_PRESIGNED_RESULTS=true: the file is at a presigned URL of the bucket, " +
+        "valid for S3_PRESIGNED_EXPIRY_SECONDS",
+      headers: { Location: { description: "The presigned URL", schema: { type: "string" } } },
+    },
     ...documentedError(404, "No such result", [["not_found", "no such result file"]]),
     ...documentedError(410, "Never drawn, and the upload it would be drawn from is gone", [
       ["image_gone", "the annotated image was never drawn and the upload it is drawn from has been removed"],
+    ]),
+    ...documentedError(503, "The object storage (STORAGE=s3) is not reachable (Retry-After says when to try again)", [
+      ["service_unavailable", "object storage is not reachable; try again shortly"],
     ]),
     ...documentedError(507, "The disk is full: the image could not be drawn (Retry-After says when to try again)", [
       ["insufficient_storage", "the server has no storage space left for this request; retry later"],
@@ -45,10 +58,17 @@ const resultRoute = createRoute({
 });
 
 /**
- * Registers `/static/results/{name}`: the annotated images and contour data. An annotated image not drawn yet
- * (RENDER=lazy) is drawn by `renderer` on its first request, so `result_url` always serves it.
+ * Registers `/static/results/{name}`: the annotated images and contour data, from RESULT_DIR or the store given. An
+ * annotated image not drawn yet (RENDER=lazy) is drawn by `renderer` on its first request, so `result_url` always
+ * serves it. With `presignSeconds` (S3_PRESIGNED_RESULTS) the answer is a redirect to a presigned URL of the object.
  */
-export function registerStaticRoutes(app: OpenAPIHono, resultDir: string, renderer?: OnDemandRenderer): void {
+export function registerStaticRoutes(
+  app: OpenAPIHono,
+  where: string | ObjectStore,
+  renderer?: OnDemandRenderer,
+  presignSeconds?: number,
+): void {
+  const store = typeof where === "string" ? createLocalStore({ UPLOAD_DIR: where, RESULT_DIR: where }) : where;
   // Documented only: the handler below reads the name itself, so a bad one is a 404 like any missing file.
   app.openAPIRegistry.registerPath(resultRoute);
   app.get("/static/results/:name", async (c) => {
@@ -56,16 +76,25 @@ export function registerStaticRoutes(app: OpenAPIHono, resultDir: string, render
     const m = RESULT_NAME.exec(name);
     if (!m) throw new NotFound("no such result file");
     const [, taskId, extension] = m;
-    const open = () =>
-      Deno.open(join(resultDir, name)).catch((err) => {
-        if (err instanceof Deno.errors.NotFound) return null;
-        throw err;
+    if (presignSeconds && store.presignedUrl) {
+      const url = await fromStorage(async () => {
+        let there = await store.exists("results", name);
+        if (!there && extension !== "json" && renderer) there = await renderer.ensure(taskId, extension);
+        return there ? await store.presignedUrl!("results", name, presignSeconds) : null;
       });
+      if (!url) throw new NotFound("no such result file");
+      // Never cached: the URL expires, and a deleted result must stop being offered at once.
+      c.header("cache-control", "no-store");
+      return c.redirect(url, 307);
+    }
+    const open = () => fromStorage(() => store.open("results", name));
     let file = await open();
-    if (!file && extension !== "json" && renderer && await renderer.ensure(taskId, extension)) file = await open();
+    if (!file && extension !== "json" && renderer && await fromStorage(() => renderer.ensure(taskId, extension))) {
+      file = await open();
+    }
     if (!file) throw new NotFound("no such result file");
-    const { size, mtime } = await file.stat();
-    const modified = mtime ?? new Date(0);
+    const { size } = file;
+    const modified = file.modified;
     const etag = `W/"${size.toString(16)}-${modified.getTime().toString(16)}"`;
     const headers = {
       etag,
@@ -76,10 +105,10 @@ export function registerStaticRoutes(app: OpenAPIHono, resultDir: string, render
       "content-security-policy": "default-src 'none'; sandbox",
     };
     if (notModified(c.req.header("if-none-match"), c.req.header("if-modified-since"), etag, modified)) {
-      file.close();
+      await file.body.cancel();
       return c.body(null, 304, headers);
     }
-    return c.body(file.readable, 200, { ...headers, "content-type": TYPES[extension], "content-length": String(size) });
+    return c.body(file.body, 200, { ...headers, "content-type": TYPES[extension], "content-length": String(size) });
   });
 }
 

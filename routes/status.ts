@@ -5,13 +5,22 @@ import { getTaskStatus } from "../queue/contour_queue.ts";
 import { decodeCursor, listResults } from "../queue/results_index.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import type { AppDeps } from "./deps.ts";
-import { errorResponses, ResultsPageSchema, ResultsQuerySchema, TaskIdSchema, TaskStatusSchema } from "./schemas.ts";
+import {
+  API_KEY_SECURITY,
+  errorResponses,
+  ResultsPageSchema,
+  ResultsQuerySchema,
+  TaskIdSchema,
+  TaskStatusSchema,
+} from "./schemas.ts";
 
 const statusRoute = createRoute({
   method: "get",
   path: "/api/v1/images/status/{task_id}",
+  operationId: "getTaskStatus",
   tags: ["images"],
   summary: "State, progress and result of a task",
+  security: API_KEY_SECURITY,
   request: { params: z.object({ task_id: TaskIdSchema }) },
   responses: {
     200: { description: "The task", content: { "application/json": { schema: TaskStatusSchema } } },
@@ -22,8 +31,10 @@ const statusRoute = createRoute({
 const resultsRoute = createRoute({
   method: "get",
   path: "/api/v1/images/results",
+  operationId: "listResults",
   tags: ["images"],
   summary: "Processed images, newest first",
+  security: API_KEY_SECURITY,
   request: { query: ResultsQuerySchema },
   responses: {
     200: { description: "One page of results", content: { "application/json": { schema: ResultsPageSchema } } },

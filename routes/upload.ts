@@ -9,13 +9,16 @@ import { validateCallbackUrl } from "../callbacks/callback.ts";
 import { enqueueContourJob } from "../queue/contour_queue.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import { removeFile } from "../storage/files.ts";
+import { createLocalStore } from "../storage/object_store.ts";
 import type { AppDeps } from "./deps.ts";
 import { sha256Hex } from "./auth.ts";
 import { claimIdempotencyKey, type IdempotencyClaim, idempotencyKey } from "./idempotency.ts";
 import { receiveMultipart } from "./multipart.ts";
 import { refuseOtherMethods } from "./method_not_allowed.ts";
 import { isConnectionError, redisUnavailable } from "./redis_errors.ts";
+import { fromStorage } from "./storage_errors.ts";
 import {
+  API_KEY_SECURITY,
   errorResponses,
   UPLOAD_FIELD_NAMES,
   UploadAcceptedSchema,
@@ -41,9 +44,11 @@ export function sanitizeFilename(name: string): string {
 const uploadRoute = createRoute({
   method: "post",
   path: "/api/v1/images/upload",
+  operationId: "uploadImage",
   tags: ["images"],
   summary: "Upload an image for contour detection",
   description: "Stores the file under a server-generated name and queues a contour-detection job.",
+  security: API_KEY_SECURITY,
   request: {
     headers: z.object({
       "idempotency-key": z.string().max(255).optional().openapi({
@@ -68,6 +73,7 @@ const uploadRoute = createRoute({
 /** Registers `POST /api/v1/images/upload`. */
 export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
   const { config, queue } = deps;
+  const store = deps.store ?? createLocalStore(config);
   // Documented from the schemas, but parsed by receiveMultipart (streamed to disk) rather than by the validator
   // middleware, which would buffer the whole form; the fields are then validated with the same schema.
   app.openAPIRegistry.registerPath(uploadRoute);
@@ -133,9 +139,12 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
         }
         claim = claimed;
       }
-      stored = join(config.UPLOAD_DIR, `${taskId}.${EXTENSIONS[format]}`);
-      if (bytes) await Deno.writeFile(stored, bytes, { createNew: true });
-      else await Deno.rename(incoming, stored);
+      const name = `${taskId}.${EXTENSIONS[format]}`;
+      // Stored whole before the job exists: a store that fails here answers 503 and nothing is queued.
+      stored = store.locate("uploads", name);
+      await fromStorage(() =>
+        bytes ? store.write("uploads", name, bytes) : store.writeFile("uploads", name, incoming, form.file!.size)
+      );
       try {
         await enqueueContourJob(queue, config, {
           task_id: taskId,
@@ -175,7 +184,8 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
     } catch (err) {
       // Nothing will ever process these bytes: no partial or orphan file is left behind.
       await removeFile(incoming);
-      if (stored) await removeFile(stored);
+      // The store may be the very thing that failed; then there is nothing of this upload in it to remove.
+      if (stored) await store.removeAt(stored).catch(() => {});
       await claim?.release();
       throw err;
     }

@@ -52,16 +52,32 @@ export function resultFiles(
   resultDir: string,
   taskId: string,
   format: keyof typeof RESULT_EXTENSIONS = "png",
-): { image: string; data: string; imageName: string; dataName: string } {
+): { image: string; data: string; polygons: string; imageName: string; dataName: string } {
   const imageName = `${taskId}.${RESULT_EXTENSIONS[format]}`;
   const dataName = `${taskId}.json`;
-  return { image: join(resultDir, imageName), data: join(resultDir, dataName), imageName, dataName };
+  return {
+    image: join(resultDir, imageName),
+    data: join(resultDir, dataName),
+    // What drawing a lazily rendered image needs (imaging/polygons.ts), until it is drawn.
+    polygons: join(resultDir, `${taskId}.polygons`),
+    imageName,
+    dataName,
+  };
 }
 
-/** Removes a task's result document and its annotated image in every output format (whichever exist). */
+/** Removes a task's result document, its packed polygons and its annotated image in every output format. */
 export async function removeResultFiles(resultDir: string, taskId: string): Promise<void> {
+  await removeFile(resultFiles(resultDir, taskId).polygons);
   await removeFile(resultFiles(resultDir, taskId).data);
   for (const format of Object.keys(RESULT_EXTENSIONS) as (keyof typeof RESULT_EXTENSIONS)[]) {
     await removeFile(resultFiles(resultDir, taskId, format).image);
   }
+}
+
+/** The object names of one task's result (in the results area of an ObjectStore). */
+export function resultNames(
+  taskId: string,
+  format: keyof typeof RESULT_EXTENSIONS = "png",
+): { image: string; data: string; polygons: string } {
+  return { image: `${taskId}.${RESULT_EXTENSIONS[format]}`, data: `${taskId}.json`, polygons: `${taskId}.polygons` };
 }

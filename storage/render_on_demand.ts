@@ -1,14 +1,15 @@
-import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
-import { EXTENSIONS, type ImageFormat } from "../imaging/format.ts";
+import { EXTENSIONS } from "../imaging/format.ts";
 import type { AnalysisPool } from "../imaging/pool.ts";
-import { fileExists, removeFile, RESULT_EXTENSIONS, resultFiles, writeAtomically } from "./files.ts";
+import { type PolygonsMeta, readPolygonsMeta } from "../imaging/polygons.ts";
+import { RESULT_EXTENSIONS, resultNames } from "./files.ts";
+import { createLocalStore, type ObjectStore } from "./object_store.ts";
 
 /** Draws lazily rendered annotated images (RENDER=lazy) when they are first requested. */
 export interface OnDemandRenderer {
   /**
-   * Makes sure the task's annotated image with this extension exists in RESULT_DIR, drawing it from the upload and the
+   * Makes sure the task's annotated image with this extension exists in the store, drawing it from the upload and the
    * result document when missing. False when the task has no such result (not analysed, or another format).
    */
   ensure(taskId: string, extension: string): Promise<boolean>;
@@ -33,6 +34,7 @@ export function createOnDemandRenderer(
   config: Config,
   pool: () => Promise<AnalysisPool>,
   slots = config.WORKER_CONCURRENCY,
+  store: ObjectStore = createLocalStore(config),
 ): OnDemandRenderer {
   const drawing = new Map<string, Promise<boolean>>();
   // The pool queues requests itself, but each would hold its upload and result document (tens of MB for a noisy
@@ -40,28 +42,32 @@ export function createOnDemandRenderer(
   const limit = createLimit(slots);
   const draw = (taskId: string, extension: string) => limit(() => drawNow(taskId, extension));
   const drawNow = async (taskId: string, extension: string): Promise<boolean> => {
-    const document = await readIfExists(resultFiles(config.RESULT_DIR, taskId).data);
-    if (!document) return false;
-    const { format, options } = JSON.parse(new TextDecoder().decode(document)) as {
-      format: ImageFormat;
-      options: { output_format: keyof typeof RESULT_EXTENSIONS };
-    };
+    const stored = resultNames(taskId);
+    // The packed polygons when the analysis left them, else the document (a result written without them).
+    let drawing = await store.read("results", stored.polygons);
+    const packed = drawing !== null;
+    drawing ??= await store.read("results", stored.data);
+    if (!drawing) return false;
+    const { format, options } = packed
+      ? readPolygonsMeta(drawing)
+      : JSON.parse(new TextDecoder().decode(drawing)) as PolygonsMeta;
     if (RESULT_EXTENSIONS[options.output_format] !== extension) return false;
-    const files = resultFiles(config.RESULT_DIR, taskId, options.output_format);
+    const names = resultNames(taskId, options.output_format);
     // Another process may have drawn it since the caller looked.
-    if (await fileExists(files.image)) return true;
-    const uploadPath = join(config.UPLOAD_DIR, `${taskId}.${EXTENSIONS[format]}`);
-    const upload = await readIfExists(uploadPath);
+    if (await store.exists("results", names.image)) return true;
+    const uploadName = `${taskId}.${EXTENSIONS[format]}`;
+    const upload = await store.read("uploads", uploadName);
     if (!upload) {
       // Another process may have drawn it and removed the upload in between.
-      if (await fileExists(files.image)) return true;
+      if (await store.exists("results", names.image)) return true;
       throw new ImageGone(taskId);
     }
-    const image = await (await pool()).render(upload, document);
+    const image = await (await pool()).render(upload, drawing, packed);
     // Same bytes whichever process draws it, so concurrent writers are harmless.
-    await writeAtomically(files.image, image);
+    await store.write("results", names.image, image);
     // Needed no more, as with RENDER=eager once the worker wrote the image.
-    if (!config.KEEP_UPLOADS) await removeFile(uploadPath);
+    await store.remove("results", names.polygons);
+    if (!config.KEEP_UPLOADS) await store.remove("uploads", uploadName);
     return true;
   };
   return {
@@ -93,14 +99,4 @@ function createLimit(slots: number): <T>(fn: () => Promise<T>) => Promise<T> {
       else running--;
     }
   };
-}
-
-/** The file's bytes; null when it does not exist. */
-async function readIfExists(path: string): Promise<Uint8Array | null> {
-  try {
-    return await Deno.readFile(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw err;
-  }
 }

@@ -1,11 +1,11 @@
-import { join } from "node:path";
 import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import { EXTENSIONS } from "../imaging/format.ts";
 import type { ContourQueue } from "../queue/contour_queue.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import { forgetResult } from "../queue/results_index.ts";
-import { fileExists, removeFile, removeResultFiles, RESULT_EXTENSIONS, resultFiles } from "./files.ts";
+import { type Area, createLocalStore, type ObjectStore } from "./object_store.ts";
+import { imageStored, removeResults } from "./results.ts";
 
 /** What one sweep removed. */
 export interface SweepReport {
@@ -30,22 +30,13 @@ const LIVE = new Set(["waiting", "active", "delayed", "prioritized", "waiting-ch
 const UPLOAD_EXTENSIONS = [...new Set(Object.values(EXTENSIONS))];
 
 async function* taskFiles(
-  dir: string,
+  store: ObjectStore,
+  area: Area,
   pattern = FILE_NAME,
-): AsyncGenerator<{ path: string; taskId: string; mtime: number }> {
-  let entries: Deno.DirEntry[] = [];
-  try {
-    entries = await Array.fromAsync(Deno.readDir(dir));
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    throw err;
-  }
-  for (const e of entries) {
-    const m = e.isFile ? pattern.exec(e.name) : null;
-    if (!m) continue;
-    const path = join(dir, e.name);
-    const stat = await Deno.stat(path).catch(() => undefined);
-    if (stat) yield { path, taskId: m[1], mtime: stat.mtime?.getTime() ?? 0 };
+): AsyncGenerator<{ name: string; taskId: string; mtime: number }> {
+  for await (const o of store.list(area)) {
+    const m = pattern.exec(o.name);
+    if (m) yield { name: o.name, taskId: m[1], mtime: o.modified };
   }
 }
 
@@ -60,6 +51,7 @@ export async function sweepRetention(
   queue: ContourQueue,
   redis: Redis,
   now = Date.now(),
+  store: ObjectStore = createLocalStore(config),
 ): Promise<SweepReport> {
   const report: SweepReport = { expired_results: 0, expired_failed: 0, orphan_results: 0, uploads: 0 };
   const keys = serviceKeys(config);
@@ -67,7 +59,7 @@ export async function sweepRetention(
   const expire = async (taskId: string) => {
     // Index entry first, so the results list stops showing the task before its files go.
     await forgetResult(redis, keys, taskId);
-    report.uploads += await removeTaskFiles(config, taskId);
+    report.uploads += await removeTaskFiles(store, taskId);
   };
 
   // The results list, not the job records: an entry can outlive its job (removeOnComplete, a manual removal), and
@@ -100,30 +92,32 @@ export async function sweepRetention(
     if (!states.has(taskId)) states.set(taskId, await queue.getJobState(taskId));
     return states.get(taskId)!;
   };
-  for await (const f of taskFiles(config.RESULT_DIR)) {
+  for await (const f of taskFiles(store, "results")) {
     if (now - f.mtime < ORPHAN_MIN_AGE_MS) continue;
     const state = await stateOf(f.taskId);
     const listed = (await redis.zscore(keys.results, f.taskId)) !== null;
     // Kept while the job exists or the result is still listed; gone with both.
     if (state !== "unknown" || listed) continue;
-    await removeFile(f.path);
+    await store.remove("results", f.name);
     report.orphan_results++;
   }
-  // Uploads still arriving are written as .incoming-<task id>; one left behind by an API that died mid-upload goes.
-  for await (const f of taskFiles(config.UPLOAD_DIR, INCOMING)) {
+  // Uploads still arriving are written as .incoming-<task id>, on the API's own disk whatever the store; one left
+  // behind by an API that died mid-upload goes.
+  const disk = createLocalStore(config);
+  for await (const f of taskFiles(disk, "uploads", INCOMING)) {
     if (now - f.mtime < ORPHAN_MIN_AGE_MS) continue;
-    await removeFile(f.path);
+    await disk.remove("uploads", f.name);
     report.uploads++;
   }
   const uploadCutoff = now - config.UPLOAD_TTL_HOURS * 3_600_000;
-  for await (const f of taskFiles(config.UPLOAD_DIR)) {
+  for await (const f of taskFiles(store, "uploads")) {
     if (now - f.mtime < ORPHAN_MIN_AGE_MS) continue;
     const state = await stateOf(f.taskId);
     if (LIVE.has(state)) continue; // a worker still needs it
     // Its annotated image is drawn from it on first request (RENDER=lazy): kept as long as the result is.
-    if (state === "completed" && !(await imageDrawn(config.RESULT_DIR, f.taskId))) continue;
+    if (state === "completed" && !(await imageStored(store, f.taskId))) continue;
     if (state !== "unknown" && f.mtime > uploadCutoff) continue; // a finished job's upload, kept for UPLOAD_TTL_HOURS
-    await removeFile(f.path);
+    await store.remove("uploads", f.name);
     report.uploads++;
   }
   return report;
@@ -133,19 +127,11 @@ export async function sweepRetention(
  * Removes a finished task's result files and upload, by the names the worker and the API give them; returns how many
  * uploads it removed.
  */
-async function removeTaskFiles(config: Config, taskId: string): Promise<number> {
-  await removeResultFiles(config.RESULT_DIR, taskId);
+async function removeTaskFiles(store: ObjectStore, taskId: string): Promise<number> {
+  await removeResults(store, taskId);
   let uploads = 0;
   for (const ext of UPLOAD_EXTENSIONS) {
-    if (await removeFile(join(config.UPLOAD_DIR, `${taskId}.${ext}`))) uploads++;
+    if (await store.remove("uploads", `${taskId}.${ext}`)) uploads++;
   }
   return uploads;
-}
-
-/** Whether the task's annotated image exists, in either output format. */
-async function imageDrawn(resultDir: string, taskId: string): Promise<boolean> {
-  for (const format of Object.keys(RESULT_EXTENSIONS) as (keyof typeof RESULT_EXTENSIONS)[]) {
-    if (await fileExists(resultFiles(resultDir, taskId, format).image)) return true;
-  }
-  return false;
 }

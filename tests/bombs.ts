@@ -64,3 +64,20 @@ export function pngWithBrokenData(png: Uint8Array): Uint8Array {
   }
   throw new Error("no IDAT");
 }
+
+/** A little-endian TIFF with its first directory's ImageWidth and ImageLength set to `width`×`height`. */
+export function tiffDeclaring(tiff: Uint8Array, width = 65_500, height = 65_500): Uint8Array {
+  const out = tiff.slice();
+  const dv = new DataView(out.buffer);
+  if (dv.getUint16(0) !== 0x4949) throw new Error("not a little-endian TIFF");
+  const ifd = dv.getUint32(4, true);
+  for (let i = 0, n = dv.getUint16(ifd, true); i < n; i++) {
+    const p = ifd + 2 + 12 * i;
+    const tag = dv.getUint16(p, true);
+    if (tag !== 256 && tag !== 257) continue;
+    const value = tag === 256 ? width : height;
+    if (dv.getUint16(p + 2, true) === 3) dv.setUint16(p + 8, value, true);
+    else dv.setUint32(p + 8, value, true);
+  }
+  return out;
+}

@@ -247,6 +247,11 @@ Deno.test("internal addresses", () => {
       "0.0.0.0",
       "192.0.0.8",
       "192.0.2.1",
+      "198.51.100.7", // documentation
+      "203.0.113.9", // documentation
+      "198.18.0.1", // benchmarking
+      "255.255.255.255",
+      "127.1", // a lenient IPv4 form no resolver returns
       "::1",
       "fd00::1",
       "fe80::1",

@@ -30,7 +30,7 @@ Deno.test("OpenAPI document, /info and the docs pages' own scripts", async (t) =
           "/api/v1/images/upload",
           "/api/v1/images/status/{task_id}",
           "/api/v1/images/results",
-          "/api/v1/health/",
+          "/api/v1/health",
           "/api/v1/health/redis",
           "/api/v1/health/celery",
           "/api/v1/health/worker",
@@ -55,9 +55,11 @@ Deno.test("OpenAPI document, /info and the docs pages' own scripts", async (t) =
         "the upload documents Idempotency-Key",
       );
       const examples = upload.responses["400"].content["application/json"].examples;
-      for (const code of ["missing_file", "empty_file", "not_an_image", "unsupported_image", "image_too_large"]) {
+      for (const code of ["missing_file", "empty_file", "not_an_image", "image_too_large"]) {
         assert.equal(examples[code]?.value.error.code, code, `upload 400 example ${code}`);
       }
+      const refused = upload.responses["415"].content["application/json"].examples;
+      assert.equal(refused.unsupported_image?.value.error.code, "unsupported_image", "upload 415 example");
       // Every documented error response shows at least one example of its body.
       for (
         const [path, item] of Object.entries(
@@ -88,7 +90,8 @@ Deno.test("OpenAPI document, /info and the docs pages' own scripts", async (t) =
         assert.deepEqual(schemas.Error.properties.error.properties.code.enum, Object.keys(ERROR_CODES));
         assert.deepEqual(schemas.TaskStatus.properties.error.properties.code.enum, [...JOB_FAILURE_CODES]);
         for (const code of IMAGE_ERROR_CODES) {
-          assert.equal(ERROR_CODES[code], 400, `${code} answers an upload with 400`);
+          const status = code === "unsupported_image" ? 415 : 400;
+          assert.equal(ERROR_CODES[code], status, `${code} answers an upload with ${status}`);
           assert.ok(JOB_FAILURE_CODES.includes(code), `${code} can end a task too`);
         }
         // Every example of an error response shows a code under the status the registry gives it.

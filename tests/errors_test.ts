@@ -36,9 +36,9 @@ Deno.test("bad uploads get a clear JSON error and leave nothing on disk", async 
         "not_an_image",
       );
     });
-    await t.step("GIF → 400 unsupported_image", async () => {
+    await t.step("GIF → 415 unsupported_image", async () => {
       const gif = new TextEncoder().encode("GIF89a\u0001\u0000\u0001\u0000\u0000\u0000\u0000;");
-      await expectError(await upload(svc.base, gif, "x.gif"), 400, "unsupported_image");
+      await expectError(await upload(svc.base, gif, "x.gif"), 415, "unsupported_image");
     });
     await t.step("over MAX_FILE_SIZE → 413 file_too_large", async () => {
       await expectError(
@@ -140,7 +140,7 @@ Deno.test("bad uploads get a clear JSON error and leave nothing on disk", async 
       );
       await expectError(
         await upload(svc.base, enc.encode("GIF89a/*\x00\x00*/=alert(1)//;"), "x.png"),
-        400,
+        415,
         "unsupported_image",
       );
     });

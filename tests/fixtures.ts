@@ -43,6 +43,43 @@ export function nativeReference(name: string): NativeReference {
   return ref;
 }
 
+/** Files written by Debian's imagemagick, libtiff-tools and libjpeg-turbo-progs (fixtures/codecs/, see README.md). */
+export const CODEC_SAMPLES = [...Deno.readDirSync(new URL("codecs/", DIR))]
+  .map((entry) => entry.name)
+  .filter((name) => /\.(tif|jpg)$/.test(name))
+  .sort();
+
+/** What native OpenCV 4.6's imread makes of a codec sample: its size and the SHA-256 of its RGB pixels. */
+export interface NativePixels {
+  width: number;
+  height: number;
+  rgb_sha256: string;
+}
+
+const codecReference = JSON.parse(Deno.readTextFileSync(new URL("codecs/native.json", DIR))) as {
+  images: Record<string, NativePixels>;
+};
+
+/** The bytes of a codec sample and native OpenCV's pixels for it. */
+export function codecSample(name: string): { bytes: Uint8Array; native: NativePixels } {
+  const native = codecReference.images[name];
+  if (!native) throw new Error(`no native pixels for codecs/${name}`);
+  return { bytes: Deno.readFileSync(new URL(`codecs/${name}`, DIR)), native };
+}
+
+/** SHA-256 (hex) of a raster as RGB, the way native.json hashes imread's pixels: gray repeated, alpha dropped. */
+export async function rgbSha256(raster: Raster): Promise<string> {
+  const { width, height, channels, data } = raster;
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0, s = 0, o = 0; i < width * height; i++, s += channels, o += 3) {
+    rgb[o] = data[s];
+    rgb[o + 1] = data[channels === 1 ? s : s + 1];
+    rgb[o + 2] = data[channels === 1 ? s : s + 2];
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", rgb));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** A seeded pseudo-random generator (mulberry32) in [0, 1): generated test data is the same on every run. */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;

@@ -307,8 +307,8 @@ Deno.test("unsupported coding processes are named", async (t) => {
     Uint8Array.from(base, (b, i) => (i === sof + 1 ? marker : i === sof + 4 ? precision : b));
 
   const cases: [string, Uint8Array, RegExp][] = [
-    ["arithmetic SOF9", patched(0xc9), /arithmetic coding \(SOF9\)/],
-    ["progressive arithmetic SOF10", patched(0xca), /arithmetic coding \(SOF10\)/],
+    ["lossless arithmetic SOF11", patched(0xcb), /lossless JPEG with arithmetic coding \(SOF11\)/],
+    ["hierarchical arithmetic SOF13", patched(0xcd), /hierarchical JPEG with arithmetic coding \(SOF13\)/],
     ["lossless SOF3", patched(0xc3), /lossless JPEG \(SOF3\)/],
     ["12-bit SOF1", patched(0xc1, 12), /12-bit JPEG \(SOF1/],
     ["12-bit SOF2", patched(0xc2, 12), /12-bit JPEG \(SOF2/],

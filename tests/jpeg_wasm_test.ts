@@ -6,7 +6,8 @@ import { encodeJpegWasm } from "../imaging/jpeg_encode.ts";
 import { decodeJpeg } from "../imaging/jpeg.ts";
 import { decodeJpegWasm, jpegDecoderMemoryBytes, loadJpegWasm } from "../imaging/jpeg_wasm.ts";
 import type { Raster } from "../imaging/raster.ts";
-import { assertSameBytes, fixture } from "./fixtures.ts";
+import { assertSameBytes, CODEC_SAMPLES, codecSample, fixture, rgbSha256 } from "./fixtures.ts";
+import { ImageError } from "../imaging/image_error.ts";
 import { testTempDir } from "./harness.ts";
 import {
   cells,
@@ -182,13 +183,18 @@ Deno.test("JPEG through libjpeg-turbo (WASM)", async (t) => {
     }
   });
 
-  await t.step("what it leaves out falls back to our decoder", () => {
-    // CMYK: libjpeg cannot give RGBA for it.
-    const cmyk = encodeJpeg({ ...cells(2, 1, 8, () => [200, 100, 50, 180]), adobeTransform: 0 });
-    assert.equal(decodeJpegWasm(cmyk), null);
+  await t.step("CMYK is converted to RGB as OpenCV converts libjpeg's CMYK", () => {
+    const stored = [200, 100, 50, 180];
+    const cmyk = encodeJpeg({ ...cells(2, 1, 8, () => stored), adobeTransform: 0 });
+    const k = stored[3];
+    const expected = stored.slice(0, 3).map((c) => k - (((255 - c) * k) >> 8));
     const fromCmyk = decodeJpeg(cmyk);
-    assert.equal(fromCmyk.raster.channels, 3);
+    assert.equal(fromCmyk.raster.channels, 4);
+    assert.deepEqual([...fromCmyk.raster.data.subarray(0, 4)], [...expected, 255]);
     assert.deepEqual(fromCmyk.info.notes, ["CMYK converted to RGB"]);
+  });
+
+  await t.step("what it leaves out falls back to our decoder", () => {
     // Truncated (end marker missing): libjpeg would warn and fill with grey; ours decodes the complete scan, noted.
     const cut = decodeJpeg(rocket.subarray(0, rocket.length - 2));
     assert.deepEqual(cut.info.notes, ["JPEG file is truncated (end marker missing)"]);
@@ -299,4 +305,63 @@ for job in jobs["decode"] + jobs["encode"]:
     },
   });
   if (!cv2) console.log(`(native OpenCV not compared: ${PYTHON} has no cv2; apt-get install python3-opencv)`);
+});
+
+Deno.test("arithmetic coding, CMYK and YCCK files decode to native OpenCV's pixels", async (t) => {
+  await loadJpegWasm();
+  for (const name of CODEC_SAMPLES.filter((n) => n.endsWith(".jpg"))) {
+    await t.step(name, async () => {
+      const { bytes, native } = codecSample(name);
+      const { raster } = decodeImage(bytes);
+      assert.deepEqual([raster.width, raster.height], [native.width, native.height]);
+      assert.equal(await rgbSha256(raster), native.rgb_sha256, `${name}: pixels differ from cv2.imread's`);
+    });
+  }
+});
+
+Deno.test("arithmetic coding: truncated and damaged files", async (t) => {
+  await loadJpegWasm();
+  const sequential = codecSample("rocket_arith.jpg").bytes;
+  const progressive = codecSample("rocket_arith_progressive.jpg").bytes;
+  /** Decodes; anything but a raster of the right size or an ImageError is a bug. */
+  const outcome = (bytes: Uint8Array, label: string) => {
+    try {
+      const { raster, info } = decodeJpeg(bytes);
+      assert.deepEqual([raster.width, raster.height], [240, 128], label);
+      return info.notes ?? [];
+    } catch (err) {
+      if (!(err instanceof ImageError)) assert.fail(`${label}: threw ${err instanceof Error ? err.stack : err}`);
+      return err;
+    }
+  };
+
+  await t.step("a sequential file cut inside its scan is corrupt, not zero-filled", () => {
+    for (let len = 400; len < sequential.length - 2; len += 97) {
+      const result = outcome(sequential.subarray(0, len), `cut at ${len}`);
+      assert.ok(result instanceof ImageError && result.code === "corrupt_image", `cut at ${len}: ${result}`);
+    }
+  });
+
+  await t.step("a progressive file cut inside a later scan decodes its whole scans, with a note", () => {
+    const scans: number[] = [];
+    for (let i = 0; i + 1 < progressive.length; i++) {
+      if (progressive[i] === 0xff && progressive[i + 1] === 0xda) scans.push(i);
+    }
+    assert.ok(scans.length > 2);
+    const notes = outcome(progressive.subarray(0, scans[2] + 30), "cut in the third scan");
+    assert.deepEqual(notes, ["JPEG file is truncated: decoded 2 of 3 scans"]);
+  });
+
+  await t.step("every cut and random damage ends in a picture or an ImageError", () => {
+    let state = 99;
+    const rand = () => ((state = (state * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    for (const [name, file] of [["sequential", sequential], ["progressive", progressive]] as const) {
+      for (let len = 0; len < file.length; len += 13) outcome(file.subarray(0, len), `${name} cut at ${len}`);
+      for (let round = 0; round < 100; round++) {
+        const damaged = file.slice();
+        for (let f = 0; f < 1 + (round % 5); f++) damaged[2 + Math.floor(rand() * (file.length - 2))] = rand() * 256;
+        outcome(damaged, `${name} damaged, round ${round}`);
+      }
+    }
+  });
 });

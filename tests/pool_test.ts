@@ -5,6 +5,7 @@ import { DEFAULT_OPTIONS } from "../imaging/options.ts";
 import { analyseImage, loadPipeline } from "../imaging/pipeline.ts";
 import { AnalysisTimeoutError, createAnalysisPool, PoolClosedError, type PooledAnalysis } from "../imaging/pool.ts";
 import { TIMED_OUT, withDeadline } from "../deadline.ts";
+import { noisePng } from "../bench/heavy.ts";
 import { assertSameBytes, fixture, SAMPLES } from "./fixtures.ts";
 
 Deno.test("analysis pool: Web Workers, each with its own OpenCV.js", async (t) => {
@@ -144,6 +145,34 @@ Deno.test("analysis pool: a request past timeoutMs ends its stuck member, fails 
     }
     assert.deepEqual(members.length, 1, `member threads: ${members} (the stuck one was ${stuck})`);
     assert.notEqual(members[0], stuck);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("analysis pool: a member that keeps more than memberMaxBytes after a request is replaced by a fresh one", async () => {
+  // Members at nice 7, so their threads can be told from the rest of the process's. An idle member holds ~210 MiB
+  // (OpenCV.js's heap and the JS heap); a 3000×3000 noise image leaves it ~400 MiB.
+  const pool = await createAnalysisPool(1, 7, { memberMaxBytes: 300 * 2 ** 20, maxContours: 20_000 });
+  const members = async () => [...await threadNice()].filter(([, nice]) => nice === 7).map(([tid]) => tid);
+  try {
+    const [first] = await members();
+    const coins = await fixture("coins.png");
+    assert.equal((await pool.analyse(coins.slice(), DEFAULT_OPTIONS, Infinity)).report.contour_count, 61);
+    assert.deepEqual(await members(), [first], "a small image keeps its member");
+
+    const noisy = await pool.analyse(await noisePng(3000), DEFAULT_OPTIONS, Infinity);
+    assert.equal(noisy.report.contour_count, 20_000, "the request that grew the member is answered");
+    const until = Date.now() + 20_000;
+    let now: string[] = [];
+    while (Date.now() < until) {
+      now = await members();
+      if (now.length === 1 && now[0] !== first) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(now.length, 1, `member threads: ${now}`);
+    assert.notEqual(now[0], first, "a new member thread");
+    assert.equal((await pool.analyse(coins.slice(), DEFAULT_OPTIONS, Infinity)).report.contour_count, 61);
   } finally {
     pool.close();
   }

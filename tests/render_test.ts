@@ -31,46 +31,55 @@ Deno.test("RENDER=lazy: the annotated image is drawn on its first request, ident
   const svc = await startTestService({ RENDER: "lazy", WORKER_CONCURRENCY: "1" });
   const { UPLOAD_DIR, RESULT_DIR } = svc.config;
   try {
-    await t.step("a completed task has its document but no image yet, and keeps its upload", async () => {
-      const { id, result } = await submit(svc.base, "rocket.jpg");
-      assert.equal(result.timings_ms.draw, 0);
-      assert.deepEqual((await listDir(RESULT_DIR)).filter((f) => f.startsWith(id)), [`${id}.json`]);
-      assert.equal((await listDir(UPLOAD_DIR)).filter((f) => f.startsWith(id)).length, 1);
+    await t.step(
+      "a completed task has its document and packed polygons but no image yet, and keeps its upload",
+      async () => {
+        const { id, result } = await submit(svc.base, "rocket.jpg");
+        assert.equal(result.timings_ms.draw, 0);
+        assert.deepEqual((await listDir(RESULT_DIR)).filter((f) => f.startsWith(id)).sort(), [
+          `${id}.json`,
+          `${id}.polygons`,
+        ]);
+        assert.equal((await listDir(UPLOAD_DIR)).filter((f) => f.startsWith(id)).length, 1);
 
-      const res = await fetch(svc.base + result.result_url);
-      assert.equal(res.status, 200);
-      assert.equal(res.headers.get("content-type"), "image/png");
-      const first = new Uint8Array(await res.arrayBuffer());
-      assertSameBytes(first, await eagerImage("rocket.jpg"), "same bytes as drawing at analysis time");
-      assert.ok((await listDir(RESULT_DIR)).includes(`${id}.png`), "written once drawn");
-      assert.deepEqual((await listDir(UPLOAD_DIR)).filter((f) => f.startsWith(id)), [], "upload removed once drawn");
-      const again = new Uint8Array(await (await fetch(svc.base + result.result_url)).arrayBuffer());
-      assertSameBytes(again, first, "the second request");
+        const res = await fetch(svc.base + result.result_url);
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("content-type"), "image/png");
+        const first = new Uint8Array(await res.arrayBuffer());
+        assertSameBytes(first, await eagerImage("rocket.jpg"), "same bytes as drawing at analysis time");
+        assert.deepEqual((await listDir(RESULT_DIR)).filter((f) => f.startsWith(id)).sort(), [
+          `${id}.json`,
+          `${id}.png`,
+        ]);
+        assert.deepEqual((await listDir(UPLOAD_DIR)).filter((f) => f.startsWith(id)), [], "upload removed once drawn");
+        const again = new Uint8Array(await (await fetch(svc.base + result.result_url)).arrayBuffer());
+        assertSameBytes(again, first, "the second request");
 
-      // Revalidated on each use (so a deleted result is not served from a cache), and a revalidation is a 304.
-      const head = await fetch(svc.base + result.result_url);
-      await head.body?.cancel();
-      assert.equal(head.headers.get("cache-control"), "no-cache");
-      const etag = head.headers.get("etag")!;
-      const modified = head.headers.get("last-modified")!;
-      assert.match(etag, /^W\/"[0-9a-f]+-[0-9a-f]+"$/);
-      for (
-        const [headers, status] of [
-          [{ "if-none-match": etag }, 304],
-          [{ "if-none-match": `"other", ${etag.slice(2)}` }, 304],
-          [{ "if-none-match": '"other"' }, 200],
-          [{ "if-modified-since": modified }, 304],
-          [{ "if-modified-since": new Date(Date.parse(modified) - 1000).toUTCString() }, 200],
-          // If-None-Match decides alone when both come.
-          [{ "if-none-match": '"other"', "if-modified-since": modified }, 200],
-        ] as [Record<string, string>, number][]
-      ) {
-        const res = await fetch(svc.base + result.result_url, { headers });
-        assert.equal(res.status, status, JSON.stringify(headers));
-        if (status === 304) assert.equal(res.headers.get("etag"), etag);
-        await res.body?.cancel();
-      }
-    });
+        // Revalidated on each use (so a deleted result is not served from a cache), and a revalidation is a 304.
+        const head = await fetch(svc.base + result.result_url);
+        await head.body?.cancel();
+        assert.equal(head.headers.get("cache-control"), "no-cache");
+        const etag = head.headers.get("etag")!;
+        const modified = head.headers.get("last-modified")!;
+        assert.match(etag, /^W\/"[0-9a-f]+-[0-9a-f]+"$/);
+        for (
+          const [headers, status] of [
+            [{ "if-none-match": etag }, 304],
+            [{ "if-none-match": `"other", ${etag.slice(2)}` }, 304],
+            [{ "if-none-match": '"other"' }, 200],
+            [{ "if-modified-since": modified }, 304],
+            [{ "if-modified-since": new Date(Date.parse(modified) - 1000).toUTCString() }, 200],
+            // If-None-Match decides alone when both come.
+            [{ "if-none-match": '"other"', "if-modified-since": modified }, 200],
+          ] as [Record<string, string>, number][]
+        ) {
+          const res = await fetch(svc.base + result.result_url, { headers });
+          assert.equal(res.status, status, JSON.stringify(headers));
+          if (status === 304) assert.equal(res.headers.get("etag"), etag);
+          await res.body?.cancel();
+        }
+      },
+    );
 
     await t.step("drawing options and JPEG output are honoured; concurrent first requests all get it", async () => {
       const fields = { color: "#ff0000", thickness: "3", output_format: "jpeg" };
@@ -87,6 +96,26 @@ Deno.test("RENDER=lazy: the annotated image is drawn on its first request, ident
       const other = await fetch(svc.base + result.result_url.replace(/\.jpg$/, ".png"));
       assert.equal(other.status, 404);
       await other.body?.cancel();
+    });
+
+    await t.step("a result without packed polygons is drawn from its document, to the same bytes", async () => {
+      const fields = { color: "#00ff00", thickness: "2" };
+      const { id, result } = await submit(svc.base, "coins.png", fields);
+      await Deno.remove(join(RESULT_DIR, `${id}.polygons`));
+      const res = await fetch(svc.base + result.result_url);
+      assert.equal(res.status, 200);
+      assertSameBytes(
+        new Uint8Array(await res.arrayBuffer()),
+        await eagerImage("coins.png", fields),
+        "from the document",
+      );
+    });
+
+    await t.step("DELETE of an undrawn result removes its packed polygons with the rest", async () => {
+      const { id } = await submit(svc.base, "coins.png");
+      assert.ok((await listDir(RESULT_DIR)).includes(`${id}.polygons`));
+      assert.equal((await fetch(`${svc.base}/api/v1/images/${id}`, { method: "DELETE" })).status, 204);
+      assert.deepEqual((await listDir(RESULT_DIR)).filter((f) => f.startsWith(id)), []);
     });
 
     await t.step("upload gone before the first request → 410 image_gone, the contour data still served", async () => {

@@ -6,7 +6,8 @@ import { ImageError } from "../imaging/image_error.ts";
 import type { Raster } from "../imaging/raster.ts";
 import { decodeTiff, readTiffSize } from "../imaging/tiff.ts";
 import { concatBytes } from "../imaging/bytes.ts";
-import { seededRandom } from "./fixtures.ts";
+import { tiffDeclaring } from "./bombs.ts";
+import { CODEC_SAMPLES, codecSample, rgbSha256, seededRandom } from "./fixtures.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -543,7 +544,8 @@ const VARIANTS: Variant[] = [
     3,
     (s, i) => {
       const k = 255 - s[i * 4 + 3];
-      return [0, 1, 2].map((c) => Math.round(((255 - s[i * 4 + c]) * k) / 255));
+      // libtiff's RGBA interface, which OpenCV reads through, truncates.
+      return [0, 1, 2].map((c) => Math.floor(((255 - s[i * 4 + c]) * k) / 255));
     },
   ),
 ];
@@ -818,7 +820,8 @@ Deno.test("TIFF errors", async (t) => {
 
   await t.step("other unsupported features name what is missing", () => {
     const cases: [Record<number, TagValue | null>, string | RegExp, PageSpec?][] = [
-      [{ 259: { type: SHORT, values: [4] } }, "TIFF compression 4 (CCITT Group 4 fax)"],
+      [{ 259: { type: SHORT, values: [4] } }, "TIFF CCITT fax with 8-bit samples"],
+      [{ 259: { type: SHORT, values: [34676] } }, "TIFF compression 34676 (SGI LogLuv)"],
       [{ 259: { type: SHORT, values: [6] } }, "TIFF compression 6 (old-style JPEG)"],
       [{ 339: { type: SHORT, values: [3] } }, "floating-point samples"],
       [{ 339: { type: SHORT, values: [2] } }, "signed integer samples"],
@@ -961,5 +964,115 @@ Deno.test("TIFF errors", async (t) => {
         decodeOrImageError(source.subarray(0, len), `source ${si} cut at ${len}`);
       }
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Files written by libtiff (tiffcp), ImageMagick and Pillow (fixtures/codecs/), against native OpenCV's pixels.
+
+const TIFF_SAMPLES = CODEC_SAMPLES.filter((name) => name.endsWith(".tif"));
+
+/** Where each strip's data lies, and where its StripByteCounts value is stored, in a little-endian TIFF. */
+function stripLayout(bytes: Uint8Array): { offsets: number[]; counts: number[]; setCount(i: number, n: number): void } {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  assert.equal(dv.getUint16(0), 0x4949, "the samples are little-endian");
+  const ifd = dv.getUint32(4, true);
+  const read = (tag: number) => {
+    for (let i = 0, n = dv.getUint16(ifd, true); i < n; i++) {
+      const p = ifd + 2 + 12 * i;
+      if (dv.getUint16(p, true) !== tag) continue;
+      const unit = dv.getUint16(p + 2, true) === SHORT ? 2 : 4;
+      const count = dv.getUint32(p + 4, true);
+      const at = unit * count <= 4 ? p + 8 : dv.getUint32(p + 8, true);
+      const where = Array.from({ length: count }, (_, k) => at + unit * k);
+      return { where, values: where.map((w) => (unit === 2 ? dv.getUint16(w, true) : dv.getUint32(w, true))), unit };
+    }
+    throw new Error(`no tag ${tag}`);
+  };
+  const counts = read(279);
+  const setCount = (i: number, n: number) =>
+    counts.unit === 2 ? dv.setUint16(counts.where[i], n, true) : dv.setUint32(counts.where[i], n, true);
+  return { offsets: read(273).values, counts: counts.values, setCount };
+}
+
+Deno.test("TIFF fax, Zstandard, LZMA and CMYK files decode to native OpenCV's pixels", async (t) => {
+  for (const name of TIFF_SAMPLES) {
+    await t.step(name, async () => {
+      const { bytes, native } = codecSample(name);
+      const { raster } = decodeTiff(bytes);
+      assert.deepEqual([raster.width, raster.height], [native.width, native.height]);
+      assert.equal(await rgbSha256(raster), native.rgb_sha256, `${name}: pixels differ from cv2.imread's`);
+    });
+  }
+
+  await t.step("a strip whose data holds more rows than the strip is cut at the strip, as libtiff does", () => {
+    for (const name of ["camera_zstd.tif", "camera_lzma.tif", "page_g4.tif"]) {
+      const { bytes, native } = codecSample(name);
+      // Fewer rows declared: the last strip's data now decodes past what the image needs.
+      const height = native.height - 7;
+      const { raster } = decodeTiff(tiffDeclaring(bytes, native.width, height));
+      const whole = decodeTiff(bytes).raster;
+      assert.equal(raster.height, height);
+      assertRaster(raster, { ...whole, height, data: whole.data.subarray(0, raster.data.length) }, name);
+    }
+  });
+});
+
+Deno.test("TIFF fax, Zstandard and LZMA: damaged and truncated data", async (t) => {
+  const samples = TIFF_SAMPLES.filter((name) => !name.includes("cmyk"));
+
+  await t.step("strips cut short fail as corrupt, or decode to native's pixels: never to other pixels", async () => {
+    for (const name of samples) {
+      const { bytes, native } = codecSample(name);
+      const { counts } = stripLayout(bytes);
+      const last = counts.length - 1;
+      for (let keep = 0; keep < counts[last]; keep += Math.max(1, Math.floor(counts[last] / 40))) {
+        const cut = bytes.slice();
+        stripLayout(cut).setCount(last, keep);
+        let raster: Raster;
+        try {
+          raster = decodeTiff(cut).raster;
+        } catch (err) {
+          assert.ok(err instanceof ImageError, `${name} cut to ${keep}: ${err}`);
+          assert.equal(err.code, "corrupt_image", `${name} cut to ${keep}: ${err.message}`);
+          continue;
+        }
+        assert.equal(await rgbSha256(raster), native.rgb_sha256, `${name}: strip cut to ${keep} bytes decodes wrong`);
+      }
+    }
+  });
+
+  await t.step("truncated files and random damage never escape as anything but ImageError", () => {
+    const rand = seededRandom(4321);
+    for (const name of samples) {
+      const { bytes } = codecSample(name);
+      const { offsets } = stripLayout(bytes);
+      for (let len = 0; len < bytes.length; len += Math.max(1, Math.floor(bytes.length / 60))) {
+        decodeOrImageError(bytes.subarray(0, len), `${name} cut at ${len}`);
+      }
+      for (let round = 0; round < 60; round++) {
+        const damaged = bytes.slice();
+        // Inside the first strip's compressed data, where a flipped byte reaches the codec.
+        for (let f = 0, n = 1 + Math.floor(rand() * 6); f < n; f++) {
+          damaged[offsets[0] + Math.floor(rand() * Math.min(200, bytes.length - offsets[0]))] = Math.floor(
+            rand() * 256,
+          );
+        }
+        decodeOrImageError(damaged, `${name} damaged, round ${round}`);
+      }
+    }
+  });
+
+  await t.step("fax features beyond libtiff's bilevel codec are refused by name", () => {
+    const { bytes } = codecSample("page_g4.tif");
+    const { offsets } = stripLayout(bytes);
+    // Mode code 0000001 (an extension: uncompressed mode) at the start of the data.
+    const extension = bytes.slice();
+    extension.set([0x02, 0x00], offsets[0]);
+    expectError(() => decodeTiff(extension), "unsupported_image", "uncompressed mode");
+    // Zero bits in the middle of the page: an EOL (G4's end of page) or no valid code, depending on where they fall.
+    const early = bytes.slice();
+    early.fill(0, offsets[0] + 40, offsets[0] + 43);
+    expectError(() => decodeTiff(early), "corrupt_image", /TIFF CCITT data: (row \d+ ends early|bad)/);
   });
 });

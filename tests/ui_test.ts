@@ -99,7 +99,10 @@ Deno.test("the try-it pages: served by the app, and used in headless Chromium", 
           assert.equal(step.id, `#${step.target}`, "the panel shows the contour under the pointer");
           assert.match(step.area ?? "", /\d.*px²/, seen);
           for (
-            const f of ["id", "area", "perimeter", "bbox", "centroid", "circularity", "convex", "depth", "parent"]
+            const f of [
+              ...["id", "area", "perimeter", "bbox", "centroid", "circularity", "convex", "depth", "parent"],
+              ...["solidity", "feret", "min_area_rect", "ellipse", "hu_moments", "intensity"],
+            ]
           ) assert.ok(step.fields.includes(f), `measurement ${f} missing: ${seen}`);
         }
 
@@ -308,7 +311,7 @@ Deno.test("the try-it pages through a session: the service lost and back, a relo
       for (const card of rest.slice(0, 3)) {
         assert.equal(card.state, "completed", seen);
         assert.ok(card.overlay_paths > 0 && card.overlay_paths === Number(card.count), seen);
-        assert.equal(card.downloads.length, 4, seen);
+        assert.equal(card.downloads.length, 5, seen);
         assert.match(card.note ?? "", /not kept after a reload/, seen);
       }
       const ghost = rest[3];
@@ -352,7 +355,8 @@ Deno.test("the try-it pages through a session: the service lost and back, a relo
       assert.equal(card.state, "completed");
       assert.ok(card.linked && card.focused, seen);
       assert.ok(card.overlay_paths > 0 && card.overlay_paths === Number(card.count), seen);
-      assert.equal(card.downloads.length, 4, seen);
+      assert.equal(card.downloads.length, 5, seen);
+      assert.ok(card.downloads.some((href) => href?.endsWith("?format=csv")), seen);
       for (const f of ["id", "area", "perimeter", "bbox"]) assert.ok(measured.includes(f), seen);
 
       assert.equal(results.bad_link.length, 1);

@@ -36,8 +36,8 @@ fi
 src=$(cd "$src" && pwd)
 [ -f "$src/jcapimin.c" ] || { echo "no libjpeg-turbo source in $src" >&2; exit 1; }
 
-# What CMake would configure, for this build: 8-bit samples, 32-bit size_t, SIMD hooks on, jpeg_mem_src (no arithmetic
-# coding: imaging/jpeg.ts refuses such files before they get here, and the encoder never writes them).
+# What CMake would configure, for this build: 8-bit samples, 32-bit size_t, SIMD hooks on, jpeg_mem_src, arithmetic
+# decoding (native OpenCV reads arithmetic-coded files; the encoder never writes them, so no arithmetic encoding).
 build=$work/build
 mkdir -p "$build"
 cat >"$build/jconfig.h" <<'EOF'
@@ -46,6 +46,7 @@ cat >"$build/jconfig.h" <<'EOF'
 #define LIBJPEG_TURBO_VERSION_NUMBER  2001005
 #define WITH_SIMD  1
 #define MEM_SRCDST_SUPPORTED  1
+#define D_ARITH_CODING_SUPPORTED  1
 #define BITS_IN_JSAMPLE  8
 EOF
 cat >"$build/jconfigint.h" <<'EOF'
@@ -68,10 +69,10 @@ flags=(--target=wasm32-wasi --sysroot=/usr -msimd128 -DNO_GETENV -DNO_PUTENV -DU
 # Per-block and per-row code at -O3; set-up code (markers, parameters, memory manager, the DCT variants these settings
 # do not use) at -Os, as it runs once per image.
 hot=(jccoefct jcdctmgr jchuff jcprepct jcmainct jcsample jccolor
-  jdhuff jdphuff jdcoefct jdmainct jdsample jdcolor jdapistd)
+  jdhuff jdphuff jdarith jdcoefct jdmainct jdsample jdcolor jdapistd)
 cold=(jcapimin jcapistd jcinit jcmarker jcmaster jcparam jfdctint jfdctfst jfdctflt
   jdapimin jdatasrc jdinput jdmarker jdmaster jddctmgr jdpostct jdmerge jidctint jidctfst jidctflt jidctred
-  jcomapi jmemmgr jmemnobs jutils)
+  jcomapi jmemmgr jmemnobs jutils jaricom)
 objs=()
 for f in "${hot[@]}"; do clang "${flags[@]}" -O3 -c "$src/$f.c" -o "$build/$f.o" && objs+=("$build/$f.o"); done
 for f in "${cold[@]}"; do clang "${flags[@]}" -Os -c "$src/$f.c" -o "$build/$f.o" && objs+=("$build/$f.o"); done

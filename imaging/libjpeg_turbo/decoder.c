@@ -56,8 +56,8 @@ __attribute__((export_name("decode_input"))) uint8_t *decode_input(size_t size) 
 
 /**
  * Reads the header of the `size`-byte file in the input buffer and starts decompressing it to RGBA. Returns 0 when
- * started (its size at decode_width and decode_height), 1 when the file is refused (CMYK, YCCK: libjpeg has no RGBA
- * for them), -1 when there is no memory for the band.
+ * started (its size at decode_width and decode_height), 1 when the file is refused (a colour space libjpeg cannot
+ * convert), -1 when there is no memory for the band.
  */
 __attribute__((export_name("decode_begin"))) int decode_begin(size_t size) {
   if (!ready) {
@@ -83,6 +83,11 @@ __attribute__((export_name("decode_begin"))) int decode_begin(size_t size) {
     case JCS_YCbCr:
     case JCS_RGB:
       dinfo.out_color_space = JCS_EXT_RGBA;
+      break;
+    case JCS_CMYK:
+    case JCS_YCCK:
+      // As OpenCV asks: libjpeg's CMYK (YCCK converted by libjpeg), made RGBA in place in decode_rows.
+      dinfo.out_color_space = JCS_CMYK;
       break;
     default:
       return 1;
@@ -122,6 +127,20 @@ static void gray_to_rgba(const uint8_t *in, uint8_t *out, JDIMENSION width) {
 }
 
 /**
+ * OpenCV's CMYK → RGB (icvCvt_CMYK2BGR_8u_C4C3R in imgcodecs/src/utils.cpp), in place, with opaque alpha. The samples
+ * are as libjpeg returns them, so Adobe's inverted CMYK gives R ≈ C·K/255.
+ */
+static void cmyk_to_rgba(uint8_t *p, JDIMENSION width) {
+  for (JDIMENSION x = 0; x < width; x++, p += 4) {
+    const int k = p[3];
+    p[0] = (uint8_t)(k - (((255 - p[0]) * k) >> 8));
+    p[1] = (uint8_t)(k - (((255 - p[1]) * k) >> 8));
+    p[2] = (uint8_t)(k - (((255 - p[2]) * k) >> 8));
+    p[3] = 255;
+  }
+}
+
+/**
  * Decodes the next band of rows into decode_band() (4 bytes per pixel, rows back to back). Returns the number of rows
  * (0 once the image is complete), or -1 as soon as libjpeg has warned about the data: the caller stops there.
  */
@@ -142,6 +161,8 @@ __attribute__((export_name("decode_rows"))) int decode_rows(void) {
   }
   if (is_gray) {
     for (JDIMENSION i = 0; i < n; i++) gray_to_rgba(gray + (size_t)i * width, band + (size_t)i * stride, width);
+  } else if (dinfo.out_color_space == JCS_CMYK) {
+    for (JDIMENSION i = 0; i < n; i++) cmyk_to_rgba(band + (size_t)i * stride, width);
   }
   return (int)n;
 }

@@ -626,6 +626,7 @@ class JobCard {
       [".dl-json", contours, `${stem}-contours.json`, "Contours (JSON)"],
       [".dl-svg", `${contours}?format=svg`, `${stem}-contours.svg`, "SVG"],
       [".dl-geojson", `${contours}?format=geojson`, `${stem}-contours.geojson`, "GeoJSON"],
+      [".dl-csv", `${contours}?format=csv`, `${stem}-contours.csv`, "CSV"],
     ];
     for (const [selector, href, name, text] of links) {
       const a = this.el.querySelector(selector);
@@ -731,6 +732,7 @@ class JobCard {
       ["depth", "Depth", String(c.depth)],
       ["parent", "Parent", c.parent < 0 ? "none (top level)" : `#${c.parent}`],
       ["point_count", "Points", String(c.point_count)],
+      ...shapeRows(c),
     ];
     const dl = element("dl");
     for (const [field, label, value] of rows) {
@@ -742,6 +744,62 @@ class JobCard {
     }
     this.measurements.replaceChildren(heading, dl);
   }
+}
+
+/** The shape, intensity and calibrated measurements of a contour, as rows (none for results that lack them). */
+function shapeRows(c) {
+  if (c.solidity === undefined) return [];
+  const px = (v) => `${number(v)} px`;
+  const deg = (v) => `${number(v, 1)}°`;
+  const rows = [
+    ["solidity", "Solidity", number(c.solidity, 3)],
+    ["extent", "Extent", number(c.extent, 3)],
+    ["aspect_ratio", "Aspect ratio", number(c.aspect_ratio, 3)],
+    ["equivalent_diameter", "Equivalent diameter", px(c.equivalent_diameter)],
+    [
+      "feret",
+      "Feret diameter",
+      `max ${px(c.feret.max)} at ${deg(c.feret.max_angle)}, min ${px(c.feret.min)} at ${deg(c.feret.min_angle)}`,
+    ],
+    [
+      "min_area_rect",
+      "Minimum rectangle",
+      `${number(c.min_area_rect.size.width)} × ${px(c.min_area_rect.size.height)} at ${deg(c.min_area_rect.angle)}`,
+    ],
+    [
+      "enclosing_circle",
+      "Enclosing circle",
+      `radius ${px(c.enclosing_circle.radius)} at (${number(c.enclosing_circle.center.x, 1)}, ${
+        number(c.enclosing_circle.center.y, 1)
+      })`,
+    ],
+    [
+      "ellipse",
+      "Fitted ellipse",
+      c.ellipse
+        ? `${number(c.ellipse.size.height)} × ${px(c.ellipse.size.width)} at ${deg(c.ellipse.angle)}, eccentricity ${
+          number(c.eccentricity, 3)
+        }`
+        : "none (fewer than 5 points)",
+    ],
+    ["hu_moments", "Hu moments", c.hu_moments.map((v) => v.toPrecision(3)).join(", ")],
+    [
+      "intensity",
+      "Intensity",
+      c.mean_intensity === null
+        ? "no pixels of its own"
+        : `${number(c.mean_intensity, 1)} ± ${number(c.std_intensity, 1)} (gray level)`,
+    ],
+  ];
+  const k = c.calibrated;
+  if (k) {
+    rows.push(
+      ["calibrated_area", `Area (${k.unit}²)`, number(k.area, 4)],
+      ["calibrated_perimeter", `Perimeter (${k.unit})`, number(k.perimeter, 4)],
+      ["calibrated_feret", `Feret max / min (${k.unit})`, `${number(k.feret_max, 4)} / ${number(k.feret_min, 4)}`],
+    );
+  }
+  return rows;
 }
 
 function pathData(points) {

@@ -1,0 +1,118 @@
+import { basename, join } from "node:path";
+import type { Config } from "../config.ts";
+import { ensureStorageDirs, fileExists, removeFile, writeAtomically } from "./files.ts";
+
+/** The two places objects live: uploads as received, and what the workers make of them. */
+export type Area = "uploads" | "results";
+
+/** An object opened for reading. */
+export interface StoredObject {
+  body: ReadableStream<Uint8Array>;
+  size: number;
+  modified: Date;
+}
+
+/** One object of a listing. */
+export interface ListedObject {
+  name: string;
+  /** Last modification, ms since the epoch. */
+  modified: number;
+}
+
+/**
+ * Where uploads and results are kept: folders on a disk (`STORAGE=local`) or a bucket (`STORAGE=s3`). Objects are named
+ * by task id and written whole or not at all, so a retried job overwrites its own results and a reader never sees half
+ * of one. Knows nothing of HTTP or of the imaging pool; an unreachable store throws {@link StorageUnavailable}.
+ */
+export interface ObjectStore {
+  readonly kind: "local" | "s3";
+  /** Checks the store can be used (folders created, bucket reachable); throws a one-line error when not. */
+  prepare(): Promise<void>;
+  /** Where an object lives, as a job's `upload_path` and an upload's `file_path` name it. */
+  locate(area: Area, name: string): string;
+  /** Writes an object whole (atomically). */
+  write(area: Area, name: string, data: Uint8Array | string): Promise<void>;
+  /** Stores the file at `path` (`size` bytes) as an object; the file is consumed (moved or removed). */
+  writeFile(area: Area, name: string, path: string, size: number): Promise<void>;
+  /** An object's bytes, or null when there is none. */
+  read(area: Area, name: string): Promise<Uint8Array | null>;
+  /** The bytes at a location {@link locate} returned (a job's upload_path), or null. */
+  readAt(location: string): Promise<Uint8Array | null>;
+  /** An object for streaming, or null. */
+  open(area: Area, name: string): Promise<StoredObject | null>;
+  exists(area: Area, name: string): Promise<boolean>;
+  /** Removes an object; whether there was one. */
+  remove(area: Area, name: string): Promise<boolean>;
+  /** Removes the object at a location {@link locate} returned. */
+  removeAt(location: string): Promise<boolean>;
+  /** Every object of an area. */
+  list(area: Area): AsyncIterable<ListedObject>;
+  /** A URL that serves the object for `expiresSeconds` without credentials; undefined when the store has none. */
+  presignedUrl?(area: Area, name: string, expiresSeconds: number): Promise<string>;
+}
+
+/** The store is unreachable or answers with a server error: worth trying again later. */
+export class StorageUnavailable extends Error {
+  override name = "StorageUnavailable";
+}
+
+/** The store the configuration names. */
+export async function createObjectStore(config: Config): Promise<ObjectStore> {
+  if (config.STORAGE === "s3") {
+    // Loaded only when used, so a local deployment never imports the S3 client.
+    const { createS3Store } = await import("./s3_store.ts");
+    return createS3Store(config);
+  }
+  return createLocalStore(config);
+}
+
+/** Uploads and results as files under UPLOAD_DIR and RESULT_DIR. */
+export function createLocalStore(config: Pick<Config, "UPLOAD_DIR" | "RESULT_DIR">): ObjectStore {
+  const dirs: Record<Area, string> = { uploads: config.UPLOAD_DIR, results: config.RESULT_DIR };
+  const path = (area: Area, name: string) => join(dirs[area], basename(name));
+  const readPath = async (p: string) => {
+    try {
+      return await Deno.readFile(p);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw err;
+    }
+  };
+  return {
+    kind: "local",
+    prepare: () => ensureStorageDirs({ uploadDir: config.UPLOAD_DIR, resultDir: config.RESULT_DIR }),
+    locate: path,
+    write: (area, name, data) => writeAtomically(path(area, name), data),
+    writeFile: (area, name, from) => Deno.rename(from, path(area, name)),
+    read: (area, name) => readPath(path(area, name)),
+    readAt: readPath,
+    async open(area, name) {
+      let file: Deno.FsFile;
+      try {
+        file = await Deno.open(path(area, name));
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) return null;
+        throw err;
+      }
+      const { size, mtime } = await file.stat();
+      return { body: file.readable, size, modified: mtime ?? new Date(0) };
+    },
+    exists: (area, name) => fileExists(path(area, name)),
+    remove: (area, name) => removeFile(path(area, name)),
+    removeAt: removeFile,
+    async *list(area) {
+      let entries: Deno.DirEntry[];
+      try {
+        entries = await Array.fromAsync(Deno.readDir(dirs[area]));
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) return;
+        throw err;
+      }
+      for (const e of entries) {
+        if (!e.isFile) continue;
+        const stat = await Deno.stat(join(dirs[area], e.name)).catch(() => undefined);
+        if (stat) yield { name: e.name, modified: stat.mtime?.getTime() ?? 0 };
+      }
+    },
+  };
+}
