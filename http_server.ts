@@ -220,7 +220,7 @@ export function serveHttp(options: HttpServerOptions, handler: Handler): HttpSer
         if (upstream?.server === server) upstream = null;
         if (closing) return;
         stats.acceptErrors++;
-        logAcceptError({ error: String(err), open: connections.size, in: "http server" });
+        logAcceptError({ error: String(err), code: errorCode(err), open: connections.size, in: "http server" });
         shedIdle();
         retired.push(server.shutdown().catch(() => {}));
         startUpstream();
@@ -228,7 +228,7 @@ export function serveHttp(options: HttpServerOptions, handler: Handler): HttpSer
     } catch (err) {
       // No descriptor for the listening socket either: try again shortly.
       stats.acceptErrors++;
-      logAcceptError({ error: String(err), open: connections.size, in: "http server" });
+      logAcceptError({ error: String(err), code: errorCode(err), open: connections.size, in: "http server" });
       restartBackoff = Math.min(MAX_BACKOFF_MS, restartBackoff * 2 || MIN_BACKOFF_MS);
       restartTimer = setTimeout(startUpstream, restartBackoff);
     }
@@ -305,9 +305,9 @@ export function serveHttp(options: HttpServerOptions, handler: Handler): HttpSer
       } catch (err) {
         if (closing) break;
         stats.acceptErrors++;
-        logAcceptError({ error: String(err), code: (err as { code?: string }).code, open: connections.size });
+        logAcceptError({ error: String(err), code: errorCode(err), open: connections.size });
         // Out of descriptors: idle connections give them back at once; the backlog waits in the kernel meanwhile.
-        if (["EMFILE", "ENFILE"].includes((err as { code?: string }).code ?? "")) shedIdle();
+        if (["EMFILE", "ENFILE"].includes(errorCode(err) ?? "")) shedIdle();
         backoff = Math.min(MAX_BACKOFF_MS, backoff * 2 || MIN_BACKOFF_MS);
         await new Promise<void>((resolve) => {
           wake = resolve;
@@ -390,7 +390,7 @@ function serveDirect(options: HttpServerOptions, handler: Handler, stats: Connec
   };
   const failed = (err: unknown) => {
     stats.acceptErrors++;
-    logAcceptError({ error: String(err), in: "http server" });
+    logAcceptError({ error: String(err), code: errorCode(err), in: "http server" });
     backoff = Math.min(MAX_BACKOFF_MS, backoff * 2 || MIN_BACKOFF_MS);
     timer = setTimeout(start, backoff);
   };
@@ -448,6 +448,17 @@ class Reader {
 
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   for (let off = 0; off < data.length;) off += await conn.write(data.subarray(off));
+}
+
+/**
+ * The errno name of an accept error: Deno.listen's errors carry it as `code`, while Deno.serve's only say it in the
+ * message ("Too many open files (os error 24)").
+ */
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === "string") return code;
+  const errno = /\(os error (\d+)\)/.exec(String(err))?.[1];
+  return errno === "24" ? "EMFILE" : errno === "23" ? "ENFILE" : undefined;
 }
 
 /** A log call that writes at most one line per LOG_EVERY_MS, counting the events it left out. */
