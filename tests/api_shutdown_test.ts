@@ -98,8 +98,9 @@ Deno.test("SIGTERM on the API: it stops accepting, finishes the upload in flight
     const reply = await readResponse(conn);
     conn.close();
     if (!/^HTTP\/1\.1 202/.test(reply)) {
-      await api.child.status;
-      assert.fail(`${reply}\n--- API output ---\n${await api.output}`);
+      // What the process ended with, for a failure that is rare and leaves no log line.
+      const status = await api.child.status;
+      assert.fail(`${reply}\n--- API exit ${JSON.stringify(status)}; output ---\n${await api.output}`);
     }
     const { code } = await api.child.status;
     assert.equal(code, 0, await api.output);
