@@ -1,10 +1,11 @@
 import type { MiddlewareHandler } from "hono";
 import type { Redis } from "ioredis";
+import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { AppError } from "../errors.ts";
 import { presentedKey, sha256Hex } from "./auth.ts";
 import type {} from "./client_address.ts";
 
-/** Settings of the fixed-window limiter. */
+/** Settings of the limiter: `limit` requests per client in each window of `windowSeconds`. */
 export interface RateLimit {
   /** Requests allowed per client per window; 0 turns the limiter off. */
   limit: number;
@@ -20,30 +21,37 @@ async function clientId(headers: Headers, remote: string): Promise<string> {
   return `key:${(await sha256Hex(key)).slice(0, 24)}`;
 }
 
-/** Limits requests per client (API key, else IP) with counters in Redis; 429 with Retry-After past the limit. */
+/**
+ * Limits requests per client (API key, else IP) with rate-limiter-flexible's Redis store, so every API process counts
+ * against the same budget; 429 with Retry-After past the limit.
+ */
 export function rateLimit(redis: Redis, settings: RateLimit): MiddlewareHandler {
+  if (settings.limit <= 0) return (_c, next) => next();
+  // One key per client and window, under the service's prefix (one Cluster hash slot with the rest of its keys).
+  const limiter = new RateLimiterRedis({
+    storeClient: redis,
+    keyPrefix: `${settings.prefix}:ratelimit`,
+    points: settings.limit,
+    duration: settings.windowSeconds,
+  });
   return async (c, next) => {
-    if (settings.limit <= 0) return next();
     // The client's address as identifyClient established it (TRUST_PROXY), else the socket's peer.
     const remote = c.get("clientAddress") ??
       (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname ?? "unknown";
-    const windowMs = settings.windowSeconds * 1000;
-    const now = Date.now();
-    const windowStart = Math.floor(now / windowMs) * windowMs;
-    const key = `${settings.prefix}:ratelimit:${await clientId(c.req.raw.headers, remote)}:${windowStart}`;
-    let count: number;
+    let answer: RateLimiterRes;
+    let refused = false;
     try {
-      const result = await redis.multi().incr(key).pexpire(key, windowMs).exec();
-      count = Number(result?.[0]?.[1] ?? 0);
-    } catch {
+      answer = await limiter.consume(await clientId(c.req.raw.headers, remote));
+    } catch (err) {
       // Without Redis the request fails with 503 further on anyway; the limiter must not turn that into a 429.
-      return next();
+      if (!(err instanceof RateLimiterRes)) return next();
+      answer = err;
+      refused = true;
     }
-    const remaining = Math.max(0, settings.limit - count);
     c.header("RateLimit-Limit", String(settings.limit));
-    c.header("RateLimit-Remaining", String(remaining));
-    if (count > settings.limit) {
-      const retryAfter = Math.max(1, Math.ceil((windowStart + windowMs - now) / 1000));
+    c.header("RateLimit-Remaining", String(answer.remainingPoints));
+    if (refused) {
+      const retryAfter = Math.max(1, Math.ceil(answer.msBeforeNext / 1000));
       c.header("Retry-After", String(retryAfter));
       throw new AppError("rate_limited", `too many requests; retry in ${retryAfter} s`);
     }
