@@ -9,7 +9,7 @@ type Address = ipaddr.IPv4 | ipaddr.IPv6;
  * as the IPv4 address it is, so both spellings of one address compare equal; null when the text is not an address.
  * The lenient IPv4 forms (`127.1`, `0x7f.0.0.1`, octal) are refused: no resolver or URL parser hands them on.
  */
-export function parseAddress(text: string): Address | null {
+function parseAddress(text: string): Address | null {
   const ip = text.replace(/^\[|\]$/g, "");
   if (ipaddr.IPv4.isValidFourPartDecimal(ip)) return ipaddr.IPv4.parse(ip);
   if (!ip.includes(":") || !ipaddr.IPv6.isValid(ip)) return null;

@@ -104,7 +104,7 @@ const normal = new Float64Array(25);
  * the float32 output when they are well conditioned, which a bound on their condition number (trace × Frobenius norm
  * of the inverse) checks. Null when it is not.
  */
-export function fitEllipseNoDirect(xy: Int32Array): RotatedBox | null {
+function fitEllipseNoDirect(xy: Int32Array): RotatedBox | null {
   const n = xy.length / 2;
   let cx = 0, cy = 0;
   for (let i = 0; i < xy.length; i += 2) {
@@ -483,7 +483,7 @@ function calipers(hull: Int32Array): Calipers {
  * Hu's invariants of a polygon from its moments up to the third order, by OpenCV's contourMoments,
  * completeMomentState and HuMoments step for step (in doubles, as there); all 0 for a polygon of no area.
  */
-export function huMoments(xy: Int32Array): number[] {
+function huMoments(xy: Int32Array): number[] {
   const n = xy.length / 2;
   if (n === 0) return [0, 0, 0, 0, 0, 0, 0];
   let a00 = 0, a10 = 0, a01 = 0, a20 = 0, a11 = 0, a02 = 0, a30 = 0, a21 = 0, a12 = 0, a03 = 0;

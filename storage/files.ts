@@ -1,5 +1,3 @@
-import { join } from "node:path";
-
 /** Where the service keeps uploads and results. */
 export interface StorageDirs {
   uploadDir: string;
@@ -46,33 +44,6 @@ export async function writeAtomically(path: string, data: Uint8Array | string): 
 
 /** Extension of the annotated image for each output format. */
 export const RESULT_EXTENSIONS = { png: "png", jpeg: "jpg" } as const;
-
-/** The files of one task's result. */
-export function resultFiles(
-  resultDir: string,
-  taskId: string,
-  format: keyof typeof RESULT_EXTENSIONS = "png",
-): { image: string; data: string; polygons: string; imageName: string; dataName: string } {
-  const imageName = `${taskId}.${RESULT_EXTENSIONS[format]}`;
-  const dataName = `${taskId}.json`;
-  return {
-    image: join(resultDir, imageName),
-    data: join(resultDir, dataName),
-    // What drawing a lazily rendered image needs (imaging/polygons.ts), until it is drawn.
-    polygons: join(resultDir, `${taskId}.polygons`),
-    imageName,
-    dataName,
-  };
-}
-
-/** Removes a task's result document, its packed polygons and its annotated image in every output format. */
-export async function removeResultFiles(resultDir: string, taskId: string): Promise<void> {
-  await removeFile(resultFiles(resultDir, taskId).polygons);
-  await removeFile(resultFiles(resultDir, taskId).data);
-  for (const format of Object.keys(RESULT_EXTENSIONS) as (keyof typeof RESULT_EXTENSIONS)[]) {
-    await removeFile(resultFiles(resultDir, taskId, format).image);
-  }
-}
 
 /** The object names of one task's result (in the results area of an ObjectStore). */
 export function resultNames(

@@ -1,7 +1,7 @@
-import { type RESULT_EXTENSIONS, resultNames } from "./files.ts";
+import { RESULT_EXTENSIONS, resultNames } from "./files.ts";
 import type { ObjectStore } from "./object_store.ts";
 
-const FORMATS = ["png", "jpeg"] as const satisfies readonly (keyof typeof RESULT_EXTENSIONS)[];
+const FORMATS = Object.keys(RESULT_EXTENSIONS) as (keyof typeof RESULT_EXTENSIONS)[];
 
 /** Removes a task's result document, its packed polygons and its annotated image in every output format. */
 export async function removeResults(store: ObjectStore, taskId: string): Promise<void> {

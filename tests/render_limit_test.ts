@@ -1,6 +1,7 @@
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import type { AnalysisPool } from "../imaging/pool.ts";
-import { resultFiles } from "../storage/files.ts";
+import { resultNames } from "../storage/files.ts";
 import { createOnDemandRenderer } from "../storage/render_on_demand.ts";
 import { testConfig } from "./harness.ts";
 
@@ -25,7 +26,7 @@ Deno.test("drawing on request: 8 images asked for at once are read and drawn 2 a
     const ids = Array.from({ length: 8 }, () => crypto.randomUUID());
     for (const id of ids) {
       const document = JSON.stringify({ task_id: id, format: "png", options: { output_format: "png" }, contours: [] });
-      await Deno.writeTextFile(resultFiles(config.RESULT_DIR, id).data, document);
+      await Deno.writeTextFile(join(config.RESULT_DIR, resultNames(id).data), document);
       await Deno.writeFile(`${config.UPLOAD_DIR}/${id}.png`, new Uint8Array(16));
     }
     const drawn = await Promise.all(ids.map((id) => renderer.ensure(id, "png")));
