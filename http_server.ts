@@ -355,8 +355,9 @@ export function serveHttp(options: HttpServerOptions, handler: Handler): HttpSer
         wake?.();
         clearTimeout(restartTimer);
         await acceptLoop;
-        shedIdle();
-        // Waits for the requests in flight, then closes every hop; a relay ends once it has passed on the last bytes.
+        // Not shedIdle(): a connection turns idle when the server has written its response to the hop, which can be
+        // before the relay has passed those bytes on, so closing it here could cut off the answer to the last request.
+        // The server's shutdown closes idle hops itself, and a relay ends once it has passed on the last bytes.
         await upstream?.server.shutdown();
         await Promise.all(retired);
         await withDeadline(Promise.all(tasks), FLUSH_MS);
