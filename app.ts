@@ -6,6 +6,7 @@ import { BadRequest, errorResponse, NotFound, Unavailable } from "./errors.ts";
 import { log } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { registerAdminRoutes } from "./routes/admin.ts";
+import { registerCancelRoutes } from "./routes/cancel.ts";
 import { requireApiKey } from "./routes/auth.ts";
 import { identifyClient } from "./routes/client_address.ts";
 import { rateLimit } from "./routes/rate_limit.ts";
@@ -19,6 +20,8 @@ import { registerStatusRoutes } from "./routes/status.ts";
 import { registerUiRoutes } from "./routes/ui.ts";
 import { anyClientError, NO_SECURITY } from "./routes/schemas.ts";
 import { registerUploadRoutes } from "./routes/upload.ts";
+import { registerBatchRoutes } from "./routes/batch.ts";
+import { nameServerSpans } from "./tracing.ts";
 
 // Documented for scrapers; served as Prometheus text by the metrics module, not through a zod-validated handler.
 const METRICS_ROUTE = createRoute({
@@ -50,6 +53,8 @@ export function createApp(deps: AppDeps): OpenAPIHono {
       }
     },
   });
+  // Only with tracing on: otherwise a request does no tracing work at all.
+  if (deps.config.OTEL_DENO) app.use("*", nameServerSpans());
   const lifecycle = deps.lifecycle;
   if (lifecycle) {
     // Deno's server.shutdown() cuts off request bodies still being received, so shutting down first drains: new
@@ -102,13 +107,15 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   // Health stays open for probes, except the full report, which reveals the deployment's state.
   const auth = requireApiKey(deps.config.API_KEYS);
   app.use("/api/v1/images/*", auth);
+  app.use("/api/v1/batches/*", auth);
   app.use("/api/v1/health/full", auth);
   // The dashboard is opened in browsers, which cannot add a key header: a Basic challenge makes them ask for the key.
   app.use("/admin/*", requireApiKey(deps.config.API_KEYS, "Basic"));
   // Uploads are the expensive call; reads (status, polling, results) are not limited.
   app.on(
     "POST",
-    "/api/v1/images/upload",
+    // A batch counts as one upload request: its files are queued behind single uploads instead (docs/batches.md).
+    ["/api/v1/images/upload", "/api/v1/images/batch"],
     rateLimit(deps.redis, {
       limit: deps.config.RATE_LIMIT,
       windowSeconds: deps.config.RATE_LIMIT_WINDOW,
@@ -117,10 +124,12 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   );
 
   registerUploadRoutes(app, deps);
+  registerBatchRoutes(app, deps);
   registerStatusRoutes(app, deps);
   registerEventRoutes(app, deps);
   // After the fixed paths (/results, /status/…), so they are not taken for a task id.
   registerImageRoutes(app, deps);
+  registerCancelRoutes(app, deps);
   registerHealthRoutes(app, deps);
   registerStaticRoutes(
     app,

@@ -44,127 +44,305 @@ export function hashTag(prefix: string): string | undefined {
 /** The variables of the configuration, each checked on its own. */
 const ConfigFields = z
   .object({
-    APP_NAME: z.string().min(1).default("Background Image Processor"),
-    VERSION: z.string().min(1).default("1.0.0"),
-    DEBUG: bool.default(false),
-    HOST: z.string().min(1).default("0.0.0.0"),
-    PORT: port.default(8000),
-    RELOAD: bool.default(false),
-    // Connection limits of the HTTP server (http_server.ts). A request head must be complete within HEADER_TIMEOUT_MS of
-    // the connection opening, or of a kept-alive connection's first byte of its next request: silent sockets and
-    // slow-header (slowloris) clients give their descriptor back.
-    HEADER_TIMEOUT_MS: decimal(number().int().min(100).max(600_000)).default(10_000),
-    // A keep-alive connection without a request is closed after this long. Keep it above a fronting proxy's idle timeout
-    // for its upstream connections (AWS ALB: 60 s), or the proxy may send a request on a connection being closed (502).
-    IDLE_TIMEOUT_MS: decimal(number().int().min(100).max(3_600_000)).default(75_000),
-    // An upload whose body sends nothing for this long is answered 408 request_timeout, and its partial file removed.
-    BODY_IDLE_TIMEOUT_MS: decimal(number().int().min(100).max(3_600_000)).default(30_000),
-    // Open connections at most; more are answered with a bare 503 and closed at once. Unset: derived from the open-file
-    // limit in use (open_file_limit.ts: (soft limit - 128) / 4, at most 4096), 224 when the limit cannot be read.
-    MAX_CONNECTIONS: decimal(number().int().min(1).max(1_000_000)).optional(),
+    APP_NAME: z.string().min(1).default("Background Image Processor")
+      .describe("shown in `/info` and the docs"),
+    VERSION: z.string().min(1).default("1.0.0")
+      .describe("shown in `/info` and the docs"),
+    DEBUG: bool.default(false)
+      .describe(
+        "readable (non-JSON) log lines with debug events, and auto-reload: `deno task start` hands over " +
+          "to `deno task dev` (Deno's `--watch`)",
+      ),
+    HOST: z.string().min(1).default("0.0.0.0")
+      .describe("listen address"),
+    PORT: port.default(8000)
+      .describe("listen port (`0`: any free port)"),
+    RELOAD: bool.default(false)
+      .describe("auto-reload on source changes (as with `DEBUG`) while keeping JSON logs"),
+    // Read by Deno itself, which takes only these two words; the service reads it to add its own tracing on top.
+    OTEL_DENO: z.stringbool({ truthy: ["true"], falsy: ["false"], error: "must be true or false (as Deno reads it)" })
+      .default(false)
+      .describe(
+        "`true`: OpenTelemetry traces, one per upload across the queue, exported over OTLP by Deno with the " +
+          "standard `OTEL_*` variables ([tracing](tracing.md)); only `true` or `false`, the words Deno reads",
+      ),
+    // Connection limits of the HTTP server (http_server.ts): silent sockets and slow-header (slowloris) clients give
+    // their descriptor back.
+    HEADER_TIMEOUT_MS: decimal(number().int().min(100).max(600_000)).default(10_000)
+      .describe(
+        "a request head must be complete within this long of the connection opening, or of a kept-alive " +
+          "connection's first byte of its next request; else the connection is closed (silent sockets, " +
+          "slow-header clients)",
+      ),
+    IDLE_TIMEOUT_MS: decimal(number().int().min(100).max(3_600_000)).default(75_000)
+      .describe(
+        "a kept-alive connection without a request is closed after this long. Keep it above a fronting " +
+          "proxy's idle timeout for its upstream connections (AWS ALB: 60 s; nginx `keepalive_timeout` in " +
+          "an `upstream`: 60 s), or the proxy may send a request on a connection being closed (a 502)",
+      ),
+    BODY_IDLE_TIMEOUT_MS: decimal(number().int().min(100).max(3_600_000)).default(30_000)
+      .describe(
+        "an upload whose body sends nothing for this long → `408 request_timeout`, and its partial file " +
+          "is removed",
+      ),
+    MAX_CONNECTIONS: decimal(number().int().min(1).max(1_000_000)).optional()
+      .meta({
+        description: "open client connections at most; more get a bare `503` with `Retry-After: 1` and are closed at " +
+          "once. Unset: (soft open-file limit − 128) / 4, at most 4096 (a connection can hold 4 " +
+          "descriptors: its socket, both ends of the loopback hop, a file), 224 when the limit cannot be " +
+          "read. The `open-file limit` log line at start says which, and warns when a set value is above " +
+          "what the limit affords",
+        defaultText: "from the open-file limit",
+      }),
     // The connection guard enforces HEADER_TIMEOUT_MS, IDLE_TIMEOUT_MS and MAX_CONNECTIONS by relaying every connection
     // over loopback (about 2 ms of CPU per image in the bench). Behind a proxy that enforces them itself (nginx, Envoy, a
     // cloud load balancer), false serves with Deno.serve alone; BODY_IDLE_TIMEOUT_MS and surviving accept errors stay.
-    CONNECTION_GUARD: bool.default(true),
-    // Where uploads and results are kept: "local" = UPLOAD_DIR and RESULT_DIR (shared by API and workers); "s3" = one
-    // bucket (AWS S3, MinIO, R2, Ceph RGW), and the folders only hold uploads while they arrive.
-    STORAGE: z.enum(["local", "s3"]).default("local"),
-    // Default: AWS's regional endpoint. MinIO, R2, Ceph RGW: their URL (http:// allowed, for a local MinIO).
-    S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
-    S3_REGION: z.string().min(1).default("us-east-1"),
+    CONNECTION_GUARD: bool.default(true)
+      .describe(
+        "`false`: no relay in front of Deno.serve, for deployments behind a proxy that enforces " +
+          "header/idle deadlines and a connection cap (saves about 2 ms of CPU per image); " +
+          "`HEADER_TIMEOUT_MS`, `IDLE_TIMEOUT_MS` and `MAX_CONNECTIONS` then do not apply, accept errors " +
+          "are still survived ([operations](operations.md#operating-it))",
+      ),
+    STORAGE: z.enum(["local", "s3"]).default("local")
+      .describe(
+        "`local`: uploads and results are files in `UPLOAD_DIR` and `RESULT_DIR`, which API and workers " +
+          "must share; `s3`: objects `<S3_PREFIX>uploads/<task id>.<ext>` and `<S3_PREFIX>results/<task " +
+          "id>.{json,png,jpg,polygons}` in one bucket, and no process needs a shared or persistent disk " +
+          "([operations](operations.md#object-storage-storages3))",
+      ),
+    S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional()
+      .meta({
+        description: "the S3 API's URL: `http://minio:9000`, `https://<account>.r2.cloudflarestorage.com`, a Ceph " +
+          "RGW's address",
+        defaultText: "AWS's regional endpoint",
+      }),
+    S3_REGION: z.string().min(1).default("us-east-1")
+      .describe("signing region (`auto` for R2)"),
     S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "an S3 bucket name (3-63 of a-z 0-9 . -)")
-      .optional(),
-    // Prepended to every key ("bip/" → bip/uploads/<id>.png), so deployments can share a bucket.
-    S3_PREFIX: z.string().regex(/^(?:[A-Za-z0-9!_.*'()-]+\/)*$/, "path segments each ending in /").default(""),
-    S3_ACCESS_KEY_ID: z.string().min(1).optional(),
-    S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
-    S3_SESSION_TOKEN: z.string().min(1).optional(),
-    // Buckets as a path (endpoint/bucket/key) rather than a host (bucket.endpoint/key): MinIO, Ceph RGW and most
-    // self-hosted stores need it; AWS and R2 take either.
-    S3_FORCE_PATH_STYLE: bool.default(false),
-    // Result files are answered with a redirect to a presigned GET URL (valid S3_PRESIGNED_EXPIRY_SECONDS) rather than
-    // streamed through the API: the bucket serves the bytes.
-    S3_PRESIGNED_RESULTS: bool.default(false),
-    S3_PRESIGNED_EXPIRY_SECONDS: decimal(number().int().min(1).max(604_800)).default(300),
-    // Uploads above this size go to the bucket in parts of this size (S3's smallest part is 5 MiB), one part in memory
-    // at a time; smaller ones in one PUT.
-    S3_MULTIPART_THRESHOLD_MB: decimal(number().int().min(5).max(5_000)).default(8),
-    UPLOAD_DIR: z.string().min(1).default("uploads"),
-    RESULT_DIR: z.string().min(1).default("result_images"),
-    REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
-    REDIS_HOST: z.string().min(1).default("127.0.0.1"),
-    REDIS_PORT: port.default(6379),
-    REDIS_DB: decimal(number().int().min(0).max(15)).default(0),
-    REDIS_PASSWORD: z.string().optional(),
-    // Where an auto-started private redis-server keeps its files (only used when none answers).
-    REDIS_DATA_DIR: z.string().min(1).default(".redis"),
-    REDIS_AUTOSTART: bool.default(true),
-    // Redis behind Sentinel: the sentinels (host:port, comma-separated) and the name of the primary they watch. The
-    // client asks them for the primary and asks again after a failover.
-    REDIS_SENTINELS: hostPortList.optional(),
-    REDIS_SENTINEL_NAME: z.string().min(1).default("mymaster"),
-    // Only when the sentinels themselves want a password (the data nodes take REDIS_URL's or REDIS_PASSWORD).
-    REDIS_SENTINEL_PASSWORD: z.string().optional(),
-    // Redis Cluster: some of its nodes (host:port, comma-separated); the client learns the rest from them.
-    REDIS_CLUSTER_NODES: hostPortList.optional(),
-    MAX_FILE_SIZE: decimal(number().int().positive()).default(10 * 1024 * 1024),
-    // Decompression-bomb guard: a tiny file can declare a huge image; checked from the header before decoding.
-    MAX_PIXELS: decimal(number().int().positive()).default(50_000_000),
+      .optional()
+      .describe("required with `STORAGE=s3`; must exist: a missing bucket stops the start with one line"),
+    S3_PREFIX: z.string().regex(/^(?:[A-Za-z0-9!_.*'()-]+\/)*$/, "path segments each ending in /").default("")
+      .describe(
+        "prepended to every key (`bip/` → `bip/uploads/<id>.png`), so deployments can share a bucket; " +
+          "path segments each ending in `/`",
+      ),
+    S3_ACCESS_KEY_ID: z.string().min(1).optional()
+      .describe("access key (required with `STORAGE=s3`); never shown by `/info`"),
+    S3_SECRET_ACCESS_KEY: z.string().min(1).optional()
+      .describe("secret key (required with `STORAGE=s3`); never shown by `/info`"),
+    S3_SESSION_TOKEN: z.string().min(1).optional()
+      .describe("session token of temporary credentials; never shown by `/info`"),
+    S3_FORCE_PATH_STYLE: bool.default(false)
+      .describe(
+        "address the bucket as `endpoint/bucket/key` (MinIO, Ceph RGW, most self-hosted stores) rather " +
+          "than `bucket.endpoint/key` (AWS, R2)",
+      ),
+    S3_PRESIGNED_RESULTS: bool.default(false)
+      .describe(
+        "answer `/static/results/…` with `307` to a presigned GET URL valid `S3_PRESIGNED_EXPIRY_SECONDS` " +
+          "(`Cache-Control: no-store`), so the bucket serves the bytes; else the API streams them from the " +
+          "bucket",
+      ),
+    S3_PRESIGNED_EXPIRY_SECONDS: decimal(number().int().min(1).max(604_800)).default(300)
+      .describe("how long a presigned result URL stays valid, in seconds"),
+    S3_MULTIPART_THRESHOLD_MB: decimal(number().int().min(5).max(5_000)).default(8)
+      .describe(
+        "an upload larger than this goes to the bucket as a multipart upload in parts of this size (at " +
+          "least 5, S3's smallest part), one part in memory at a time",
+      ),
+    UPLOAD_DIR: z.string().min(1).default("uploads")
+      .describe(
+        "where uploads are written (`STORAGE=local`); with `STORAGE=s3` it only holds uploads over 1 MiB " +
+          "while they arrive, private to each API process",
+      ),
+    RESULT_DIR: z.string().min(1).default("result_images")
+      .describe("where results are written (`STORAGE=local`)"),
+    REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional()
+      .describe(
+        "`redis://[user:password@]host:port/db` (or `rediss://`); wins over `REDIS_HOST`, `REDIS_PORT`, " +
+          "`REDIS_DB` and `REDIS_PASSWORD`",
+      ),
+    REDIS_HOST: z.string().min(1).default("127.0.0.1")
+      .describe("Redis host"),
+    REDIS_PORT: port.default(6379)
+      .describe("Redis port"),
+    REDIS_DB: decimal(number().int().min(0).max(15)).default(0)
+      .describe("Redis database number"),
+    REDIS_PASSWORD: z.string().optional()
+      .describe("Redis password"),
+    REDIS_DATA_DIR: z.string().min(1).default(".redis")
+      .describe("the private `redis-server`'s files (append-only file, log), with `REDIS_AUTOSTART`"),
+    REDIS_AUTOSTART: bool.default(true)
+      .describe("start a private `redis-server` when none answers on a loopback address"),
+    REDIS_SENTINELS: hostPortList.optional()
+      .describe(
+        "Redis behind Sentinel: the sentinels (`host:port,host:port`). The client asks them for the " +
+          "primary, and again after a failover (a primary demoted to replica answers `READONLY`, which " +
+          "makes it reconnect). Credentials, database and TLS (`rediss://`) come from `REDIS_URL` (its host " +
+          "is not dialled) or `REDIS_PASSWORD`/`REDIS_DB`; `REDIS_AUTOSTART` does not apply",
+      ),
+    REDIS_SENTINEL_NAME: z.string().min(1).default("mymaster")
+      .describe("the name of the primary the sentinels watch"),
+    REDIS_SENTINEL_PASSWORD: z.string().optional()
+      .describe(
+        "only when the sentinels themselves ask for a password (the data nodes take `REDIS_URL`'s or " +
+          "`REDIS_PASSWORD`)",
+      ),
+    REDIS_CLUSTER_NODES: hostPortList.optional()
+      .describe(
+        "Redis Cluster: some of its nodes (`host:port,…`); the client learns the rest. Database 0 only. " +
+          "`QUEUE_PREFIX` must hold a hash tag so every key of the service sits in one slot: a plain prefix " +
+          "is wrapped (`bip` → `{bip}`), one with other braces (`bip{`, `{}x`) stops the start with one " +
+          "line ([operations](operations.md#redis-sentinel-and-cluster))",
+      ),
+    MAX_FILE_SIZE: decimal(number().int().positive()).default(10 * 1024 * 1024)
+      .meta({ description: "largest accepted upload, in bytes", defaultText: "`10485760` (10 MiB)" }),
+    // Each file of a batch is one row of the answer, one job read per status poll and one entry of its ZIP, and the
+    // body may be this many times MAX_FILE_SIZE: 100 keeps all of these small (100 × 10 MiB is 1 GiB at most on disk
+    // while a batch arrives) and is more images than a person picks at once in the browser.
+    MAX_BATCH_FILES: decimal(number().int().min(1).max(10_000)).default(100)
+      .describe(
+        "most files one batch upload (`POST /api/v1/images/batch`) takes; one more is refused with 400 " +
+          "too_many_files ([batches](batches.md))",
+      ),
+    MAX_PIXELS: decimal(number().int().positive()).default(50_000_000)
+      .describe(
+        "largest image (width × height) decoded; read from the header before decoding, at upload and " +
+          "again in the worker (a decompression-bomb guard: a tiny file can declare a huge image)",
+      ),
     // Most contours one result document keeps (the largest by area; the result says `truncated` and how many were
     // found). A 3000×3000 noise image has 66,388 contours, a 33.6 MB document (about 500 bytes each) that a member
     // builds, the worker writes and a lazy drawing or an export parses again; 32 of them took the service to 2.4 GiB.
     // 20,000 keeps a document near 10 MB and is far above what a photo or a scan yields (hundreds to a few thousand).
-    MAX_CONTOURS_STORED: decimal(number().int().min(1).max(1_000_000)).default(20_000),
-    // One OpenCV.js Web Worker per slot: by default one per core.
-    WORKER_CONCURRENCY: decimal(number().int().min(1).max(64)).default(navigator.hardwareConcurrency || 1),
-    // Nice value of the pool's threads (0 = as the rest of the process): analysis takes the CPU that the API, the
-    // thread renewing job locks and Redis leave, so uploads are answered promptly while every core is busy.
-    WORKER_NICE: decimal(number().int().min(0).max(19)).default(19),
-    EMBEDDED_WORKER: bool.default(true),
+    MAX_CONTOURS_STORED: decimal(number().int().min(1).max(1_000_000)).default(20_000)
+      .describe(
+        "most contours a result keeps, the largest by area (as `max_contours`, children of dropped ones " +
+          "hang from their nearest kept ancestor); the result then says `truncated: true` and " +
+          "`contours_found`, `contour_count` and every total are of the kept ones, and the annotated image " +
+          "shows the kept ones (eager and lazy drawings alike). A 3000×3000 noise PNG has 66,603 contours, " +
+          "33.6 MB of JSON; 20,000 is about 10 MB",
+      ),
+    WORKER_CONCURRENCY: decimal(number().int().min(1).max(64)).default(navigator.hardwareConcurrency || 1)
+      .meta({
+        description: "images one worker process analyses at once; each slot is a Web Worker with its own OpenCV.js",
+        defaultText: "number of cores",
+      }),
+    WORKER_NICE: decimal(number().int().min(0).max(19)).default(19)
+      .describe(
+        "nice value of the analysis threads (`0`: the process's own priority): analysis gets the CPU the " +
+          "API, the thread renewing job locks and Redis leave, so uploads are answered promptly while every " +
+          "core is analysing. Linux only (elsewhere the call would lower the whole process): on other " +
+          "systems analysis keeps the normal priority and a warning says so. See " +
+          "[why](performance.md#why-uploads-stay-fast-while-every-core-is-busy)",
+      ),
+    EMBEDDED_WORKER: bool.default(true)
+      .describe("run workers inside the API process; `false` when workers run separately"),
     // In Cluster mode every key must sit in one hash slot: a plain prefix is wrapped in {…}, a Redis hash tag (see the
     // object's transform below).
-    QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_:.{}-]+$/, "letters, digits, _ : . - { } only").default("bip"),
-    QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("contours"),
-    // How long a worker may finish its active jobs after SIGTERM/SIGINT before they are forced to stop.
-    WORKER_GRACE_MS: decimal(number().int().min(0).max(3_600_000)).default(10_000),
-    // A job whose worker stops renewing its lock (a killed process) is taken up again after this long.
-    LOCK_DURATION_MS: decimal(number().int().min(1000).max(3_600_000)).default(30_000),
-    // Deadline of one analysis (or drawing) on a pool member; past it the member is ended and replaced and the job
-    // fails with code "timeout". A 50-megapixel JPEG (MAX_PIXELS) takes 3-9 s on one member of a 2-core machine.
-    ANALYSIS_TIMEOUT_MS: decimal(number().int().min(100).max(3_600_000)).default(30_000),
-    // Memory a pool member may keep between jobs (its JS heap and WASM memories, which never shrink): a member holding
-    // more is replaced by a fresh one (about 0.5 s of one core). A member holds ~210 MiB idle and ~260 MiB after a
-    // 12-megapixel photo; a 3000×3000 noise image leaves ~400 MiB, which would otherwise stay taken for good.
-    ANALYSIS_MEMBER_MAX_MIB: decimal(number().int().min(64).max(65_536)).default(384),
+    QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_:.{}-]+$/, "letters, digits, _ : . - { } only").default("bip")
+      .describe(
+        "Redis key prefix (separate deployments on one Redis use different prefixes); in Cluster mode a " +
+          "plain prefix is wrapped in `{…}`, a hash tag",
+      ),
+    QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("contours")
+      .describe("queue name"),
+    WORKER_GRACE_MS: decimal(number().int().min(0).max(3_600_000)).default(10_000)
+      .describe(
+        "on SIGTERM/SIGINT a worker lets the analyses under way finish for up to this long (jobs not yet " +
+          "being analysed go back to the queue at once), then stops them, returns them to the queue without " +
+          "using an attempt, and exits 0",
+      ),
+    LOCK_DURATION_MS: decimal(number().int().min(1000).max(3_600_000)).default(30_000)
+      .describe(
+        "BullMQ job lock; a job whose worker died (SIGKILL, lost machine) is taken up again after about " +
+          "1.5× this",
+      ),
+    ANALYSIS_TIMEOUT_MS: decimal(number().int().min(100).max(3_600_000)).default(30_000)
+      .describe(
+        "deadline of one analysis (or drawing) on a pool member: past it the job fails with `timeout` (no " +
+          "retry) and the member is replaced. Sized from a `MAX_PIXELS` image (50 MP JPEG, 5.7 MB) analysed " +
+          "and drawn here in 3.0–8.6 s on one member of 2 shared cores (3.1–5.2 s each with two at once): " +
+          "about 3.5× the slowest",
+      ),
+    ANALYSIS_MEMBER_MAX_MIB: decimal(number().int().min(64).max(65_536)).default(384)
+      .describe(
+        "memory a pool member may keep between jobs (its JS heap plus its WASM memories, neither of which " +
+          "shrinks): a member holding more after a job is replaced by a fresh one, which costs about 0.5 s " +
+          "of one core. A member holds ~210 MiB idle and ~260 MiB after a 12-megapixel photo, so photos " +
+          "never trigger it; a 3000×3000 noise image leaves ~400 MiB",
+      ),
     // Retention: finished jobs, their results and their index entries are removed after RESULT_TTL_HOURS; uploads of
     // finished (failed) jobs after UPLOAD_TTL_HOURS; a sweep every RETENTION_SWEEP_MINUTES also removes orphan files.
-    RESULT_TTL_HOURS: decimal(number().positive()).default(168),
-    UPLOAD_TTL_HOURS: decimal(number().positive()).default(24),
-    RETENTION_SWEEP_MINUTES: decimal(number().positive()).default(10),
-    // Keep each upload after its job succeeded (by default it is deleted once the annotated image exists).
-    KEEP_UPLOADS: bool.default(false),
-    // When the annotated image is drawn, unless an upload's `render` field says otherwise: "eager" = by the worker,
-    // before the task completes (what a client that fetches the image needs: drawn once, from the pixels the worker
-    // already decoded); "lazy" = on its first request (the upload is kept until then; for clients that want the data).
-    RENDER: z.enum(["lazy", "eager"]).default("eager"),
-    JOB_ATTEMPTS: decimal(number().int().min(1).max(20)).default(3),
-    // A job that finds the disk full waits this long and tries again, without using an attempt: time for an operator to
-    // make room, where the usual backoff would spend every attempt within seconds and fail the task.
-    DISK_FULL_RETRY_SECONDS: decimal(number().int().min(1).max(86_400)).default(300),
-    // /api/v1/health/full reports the component "disk" failing when UPLOAD_DIR or RESULT_DIR has less free space.
-    DISK_MIN_FREE_MB: decimal(number().min(0)).default(100),
-    // Refuse to start on a Redis that persists nothing (no AOF, no RDB snapshots): its restart loses every queued task.
-    REQUIRE_REDIS_PERSISTENCE: bool.default(false),
-    // Comma-separated; when set, /api/v1/images/*, /api/v1/health/full and /admin/* need one (X-API-Key or Bearer).
+    RESULT_TTL_HOURS: decimal(number().positive()).default(168)
+      .describe(
+        "finished jobs, completed or failed (records, result files, uploads, results-list entries), are " +
+          "removed by the first sweep after this long",
+      ),
+    UPLOAD_TTL_HOURS: decimal(number().positive()).default(24)
+      .describe(
+        "uploads kept from finished jobs (failed ones, or all with `KEEP_UPLOADS`) are removed after this " +
+          "long, or with their job at `RESULT_TTL_HOURS` if that comes first; an undrawn result's upload " +
+          "(`RENDER=lazy`) is kept as long as the result",
+      ),
+    RETENTION_SWEEP_MINUTES: decimal(number().positive()).default(10)
+      .describe(
+        "how often the deployment sweeps (one sweep per interval, taken by one of the worker processes): an " +
+          "expired job goes together with its result files and " +
+          "upload, so nothing is served past `RESULT_TTL_HOURS` plus one interval; the sweep also removes " +
+          "files whose job is unknown (older than 10 minutes), and never touches a queued or running job or " +
+          "a file it needs",
+      ),
+    KEEP_UPLOADS: bool.default(false)
+      .describe(
+        "keep each upload after its job succeeded (by default it is deleted once the annotated image " +
+          "exists: at the end of the job with `RENDER=eager`, after the image's first request with " +
+          "`RENDER=lazy`; failed jobs keep theirs)",
+      ),
+    RENDER: z.enum(["lazy", "eager"]).default("eager")
+      .describe(
+        "when the annotated image is drawn, unless an upload's `render` field says otherwise: `eager` by " +
+          "the worker before the task completes (what a client that downloads the image needs), `lazy` on " +
+          "its first request (`result_url` still always serves it; the upload is kept until then; for " +
+          "clients that want only the contour data)",
+      ),
+    JOB_ATTEMPTS: decimal(number().int().min(1).max(20)).default(3)
+      .describe("tries for transient failures"),
+    DISK_FULL_RETRY_SECONDS: decimal(number().int().min(1).max(86_400)).default(300)
+      .describe(
+        "a job that finds its disk full tries again after this long, without using an attempt (the usual " +
+          "backoff would fail it within seconds, before anyone can make room)",
+      ),
+    DISK_MIN_FREE_MB: decimal(number().min(0)).default(100)
+      .describe(
+        "`/api/v1/health/full` fails the component `disk` when `UPLOAD_DIR` or `RESULT_DIR` has less free " +
+          "space (read with `--allow-sys=statfs`; `null` without it)",
+      ),
+    REQUIRE_REDIS_PERSISTENCE: bool.default(false)
+      .describe(
+        "refuse to start (exit 1) on a Redis with neither AOF nor RDB snapshots, whose restart loses " +
+          "every queued task",
+      ),
     API_KEYS: z
       .string()
       .default("")
-      .transform((s) => s.split(",").map((k) => k.trim()).filter(Boolean)),
-    // Uploads per client (API key, else IP) per window, shared by every API process through Redis; 0 = no limit.
-    // The default lets one client send a folder of several hundred images in a minute; floods still meet the limit.
-    RATE_LIMIT: decimal(number().int().min(0)).default(1000),
-    RATE_LIMIT_WINDOW: decimal(number().int().min(1).max(86_400)).default(60),
-    // Proxies whose X-Forwarded-For/Forwarded name the client (rate limit, request logs): off, a count, or CIDRs.
+      .transform((s) => s.split(",").map((k) => k.trim()).filter(Boolean))
+      .describe(
+        "comma-separated keys; when set, `/api/v1/images/*`, `/api/v1/batches/*`, `/api/v1/health/full` " +
+          "and `/admin/*` need " +
+          "one as `X-API-Key`, `Authorization: Bearer` or the password of `Authorization: Basic` (compared " +
+          "in constant time) → `401` otherwise (for `/admin/*` with a Basic challenge, so browsers ask for " +
+          "it)",
+      ),
+    RATE_LIMIT: decimal(number().int().min(0)).default(1000)
+      .describe(
+        "uploads per client (API key, else IP) per `RATE_LIMIT_WINDOW`, counted in Redis so the limit " +
+          "holds across API processes; `429 rate_limited` with `Retry-After` past it; `0` = off. Reads are " +
+          "not limited. The default lets one script send a folder of several hundred images in a minute, " +
+          "keys or not",
+      ),
+    RATE_LIMIT_WINDOW: decimal(number().int().min(1).max(86_400)).default(60)
+      .describe("the rate limit's window, in seconds"),
     TRUST_PROXY: z.string().default("off").transform((text, ctx) => {
       try {
         return parseTrustProxy(text);
@@ -172,19 +350,54 @@ const ConfigFields = z
         ctx.addIssue({ code: "custom", message: (err as Error).message });
         return z.NEVER;
       }
-    }),
-    // HMAC-SHA256 key for callback signatures; callbacks are refused (400) while it is unset.
-    CALLBACK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
-    // Hosts callbacks may reach even when they resolve to private or loopback addresses (default: public hosts only).
+    })
+      .describe(
+        "proxies whose `X-Forwarded-For` (else `Forwarded`) names the client, for the rate limit and the " +
+          "request log: `off`, the number of proxies in front (`1` behind one load balancer), or their " +
+          "addresses/CIDRs (`10.0.0.0/8,fd00::/8`). A proxy that sets only `Forwarded` must drop a client's " +
+          "`X-Forwarded-For`",
+      ),
+    CALLBACK_SECRET: z.string().min(16, "must be at least 16 characters").optional()
+      .describe(
+        "HMAC-SHA256 key (16+ characters) for callback signatures; without it `callback_url` is refused " +
+          "(`400 callbacks_disabled`)",
+      ),
     CALLBACK_ALLOWED_HOSTS: z
       .string()
       .default("")
-      .transform((s) => s.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean)),
-    CALLBACK_ATTEMPTS: decimal(number().int().min(1).max(20)).default(5),
+      .transform((s) => s.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean))
+      .describe(
+        "hosts callbacks may reach even if they are internal (loopback, private, link-local); by default " +
+          "only public addresses",
+      ),
+    CALLBACK_ATTEMPTS: decimal(number().int().min(1).max(20)).default(5)
+      .describe("delivery tries, exponential backoff from 1 s"),
+    // Each entry: `*`, a host name or IP address (matched exactly, in any spelling of the address), or `*.domain`
+    // (any name below it, not the domain itself). Only an entry that names the host exactly lets it be internal: an
+    // operator who lists 10.0.0.5 or images.internal means it, a wildcard never reaches a private network.
+    SOURCE_ALLOWED_HOSTS: z
+      .string()
+      .default("")
+      .transform((s) => s.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean))
+      .refine((hosts) => hosts.every((h) => /^(?:\*|(?:\*\.)?[a-z0-9_.-]+|\[?[0-9a-f:.]+\]?)$/.test(h)), {
+        message: "comma-separated hosts: `*`, a name, `*.domain` or an IP address (no scheme, port or path)",
+      })
+      .describe(
+        "hosts an upload's `source_url` may name (the worker downloads it); empty: `source_url` is refused " +
+          "(`400 source_urls_disabled`). `*` = any public host; `*.example.com` = any name below example.com; " +
+          "a name or IP address = that host, which may then be internal (loopback, private); wildcards reach " +
+          "public addresses only",
+      ),
+    SOURCE_TIMEOUT_MS: decimal(number().int().min(100).max(600_000)).default(30_000)
+      .describe(
+        "deadline of one `source_url` download (every redirect, the headers and the whole body); past it the task " +
+          "fails with `source_timeout`",
+      ),
     CORS_ORIGINS: z
       .string()
       .default("*")
-      .transform((s) => s.split(",").map((o) => o.trim()).filter(Boolean)),
+      .transform((s) => s.split(",").map((o) => o.trim()).filter(Boolean))
+      .describe("comma-separated allowed origins"),
   });
 
 /**
@@ -388,6 +601,7 @@ export function publicConfig(config: Config): Record<string, unknown> {
       password_set: Boolean(r.password),
     },
     max_file_size: config.MAX_FILE_SIZE,
+    max_batch_files: config.MAX_BATCH_FILES,
     max_pixels: config.MAX_PIXELS,
     max_contours_stored: config.MAX_CONTOURS_STORED,
     worker_concurrency: config.WORKER_CONCURRENCY,
@@ -420,6 +634,11 @@ export function publicConfig(config: Config): Record<string, unknown> {
       enabled: Boolean(config.CALLBACK_SECRET),
       allowed_hosts: config.CALLBACK_ALLOWED_HOSTS,
       attempts: config.CALLBACK_ATTEMPTS,
+    },
+    source_urls: {
+      enabled: config.SOURCE_ALLOWED_HOSTS.length > 0,
+      allowed_hosts: config.SOURCE_ALLOWED_HOSTS,
+      timeout_ms: config.SOURCE_TIMEOUT_MS,
     },
   };
 }

@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { IMAGE_ERROR_CODES, ImageError } from "./imaging/image_error.ts";
 import { log } from "./log.ts";
+import { ImageGone } from "./rendering/image_gone.ts";
 import { isDiskFull } from "./storage/disk.ts";
 
 /** Each of `codes` with the same status. */
@@ -21,6 +22,8 @@ export const ERROR_CODES = {
   malformed_form: 400,
   invalid_cursor: 400,
   callbacks_disabled: 400,
+  // An upload named a source_url, and SOURCE_ALLOWED_HOSTS is empty.
+  source_urls_disabled: 400,
   // Found at upload from the header and structure; the same codes end a job whose image only the worker could judge.
   ...each(IMAGE_ERROR_CODES, 400),
   // An image in a format or with a feature the decoders do not read (GIF, a TIFF compression, …), named in the message.
@@ -36,6 +39,8 @@ export const ERROR_CODES = {
   idempotency_key_in_use: 409,
   task_active: 409,
   task_state_changed: 409,
+  // A cancel request for a task that has already completed or failed: there is nothing left to stop.
+  task_finished: 409,
   image_gone: 410,
   file_too_large: 413,
   unsupported_media_type: 415,
@@ -72,6 +77,19 @@ export const JOB_FAILURE_CODES = [
   "timeout",
   // The object storage (STORAGE=s3) could not be reached or kept failing, on every attempt.
   "storage_unavailable",
+  // Cancelled at the client's request (POST /api/v1/images/{task_id}/cancel), while queued or running; never retried.
+  "cancelled",
+  // The worker's download of a source_url (sources/fetch_source.ts), by cause: its host is not in SOURCE_ALLOWED_HOSTS
+  // or is (or resolves to) an internal address, at the first URL or a redirect's; the host has no address (retried);
+  // no connection or no valid HTTP answer (retried); past SOURCE_TIMEOUT_MS (retried); an error status (5xx, 408
+  // and 429 retried); more than 5 redirects; a body over MAX_FILE_SIZE (stopped as soon as it passes the limit).
+  "source_refused",
+  "source_unresolvable",
+  "source_unreachable",
+  "source_timeout",
+  "source_http_error",
+  "source_too_many_redirects",
+  "source_too_large",
   // Anything else, after JOB_ATTEMPTS tries.
   "processing_error",
 ] as const;
@@ -151,7 +169,7 @@ export function errorResponse(err: unknown, c: Context): Response {
     if (err instanceof Unavailable || err instanceof InsufficientStorage) {
       c.header("Retry-After", String(err.retryAfterSeconds));
     }
-  } else if (err instanceof ImageError) {
+  } else if (err instanceof ImageError || err instanceof ImageGone) {
     ({ code, message } = err);
   } else if (err instanceof HTTPException && HTTP_CODES[err.status]) {
     code = HTTP_CODES[err.status]!;

@@ -20,7 +20,7 @@ const LOOPBACK_HOP = "127.0.0.1";
  * `--allow-write` and `--allow-net` extended by what the configuration names. main.ts listens on HOST and, with
  * REDIS_AUTOSTART, writes REDIS_DATA_DIR; both reach Redis and read and write the two folders; a process that delivers
  * callbacks (worker.ts, or main.ts with its embedded workers) may connect anywhere once CALLBACK_SECRET enables them,
- * since their hosts are the clients' to choose (the SSRF checks in callbacks/ decide which may be reached).
+ * since their hosts are the clients' to choose (the SSRF checks in net/outbound.ts decide which may be reached).
  */
 export function permissionFlags(fixed: string[], script: string, config: Config): string[] {
   const api = script === "main.ts";
@@ -48,8 +48,9 @@ export function permissionFlags(fixed: string[], script: string, config: Config)
   if (config.STORAGE === "s3") lists.net.push(objectStoreHost(config));
   // The API also serves on a loopback port of its own, which its connection guard relays to (http_server.ts).
   if (api) lists.net.push(netHost(config.HOST), LOOPBACK_HOP);
+  // The workers also download source_url images, from hosts the clients choose within SOURCE_ALLOWED_HOSTS.
   const deliversCallbacks = !api || config.EMBEDDED_WORKER;
-  if (deliversCallbacks && config.CALLBACK_SECRET) anyHost = true;
+  if (deliversCallbacks && (config.CALLBACK_SECRET || config.SOURCE_ALLOWED_HOSTS.length > 0)) anyHost = true;
   const list = (name: string, entries: string[]) => `--allow-${name}=${[...new Set(entries)].join(",")}`;
   return [
     ...passed,

@@ -1,19 +1,17 @@
-import { type Config, ConfigError, loadConfig, redisOptions, redisTopology } from "./config.ts";
+import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createApp } from "./app.ts";
 import type { Lifecycle } from "./routes/deps.ts";
-import { startDraining } from "./routes/lifecycle.ts";
+import { startDraining, waitForRequests } from "./routes/lifecycle.ts";
 import { withDeadline } from "./deadline.ts";
 import { configureLog, log } from "./log.ts";
 import { createConnectionStats, serveHttp } from "./http_server.ts";
 import { connectionCap } from "./open_file_limit.ts";
 import { closeRedis, connectRedis, createRedis } from "./queue/connection.ts";
-import { QueueEvents } from "bullmq";
-import { createContourQueue } from "./queue/contour_queue.ts";
-import { watchRedisPersistence } from "./queue/redis_persistence.ts";
-import { type PrivateRedis, redisAnswers, startPrivateRedis } from "./queue/redis_server.ts";
+import { createContourQueue, openQueueEvents } from "./queue/contour_queue.ts";
+import { requireRedisPersistence, watchRedisPersistence } from "./queue/redis_persistence.ts";
+import { ensureRedis, type OwnRedis } from "./queue/redis_probe.ts";
 import { createObjectStore } from "./storage/object_store.ts";
-import { createOnDemandRenderer } from "./storage/render_on_demand.ts";
-import { type AnalysisPool, createAnalysisPool } from "./imaging/pool.ts";
+import { createApiRenderer } from "./rendering/render_on_demand.ts";
 import { type ContourWorker, startContourWorker } from "./worker.ts";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
@@ -27,36 +25,18 @@ export interface Service {
   close(): Promise<void>;
 }
 
-/** Makes sure Redis answers: starts a private redis-server when none does and one is installed, else throws. */
-export async function ensureRedis(config: Config): Promise<PrivateRedis | undefined> {
-  // Sentinel and Cluster are someone's deployment, never started here; the client finds the nodes that answer.
-  if (redisTopology(config).mode !== "standalone") return undefined;
-  const { host, port } = redisOptions(config);
-  if (await redisAnswers(host, port)) return undefined;
-  const where = `${host}:${port}`;
-  if (!config.REDIS_AUTOSTART || !LOOPBACK.has(host)) {
-    throw new Error(`Redis is not reachable at ${where}; start one or point REDIS_URL / REDIS_HOST at one`);
-  }
-  try {
-    log("warn", "no Redis answers; starting a private redis-server", {
-      address: where,
-      data_dir: config.REDIS_DATA_DIR,
-    });
-    return await startPrivateRedis(port, config.REDIS_DATA_DIR);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw new Error(
-        `Redis is not reachable at ${where} and redis-server is not installed: install Redis ` +
-          `(apt-get install redis-server, brew install redis) or set REDIS_URL to a running one`,
-      );
-    }
-    throw err;
-  }
+/**
+ * The private redis-server of `deno task start` on a machine with none (REDIS_AUTOSTART): a development convenience,
+ * loaded only when no Redis answers.
+ */
+async function startDevRedis(config: Config): Promise<OwnRedis> {
+  const { startConfiguredRedis } = await import("./dev/private_redis.ts");
+  return await startConfiguredRedis(config);
 }
 
 /** Starts the whole service: Redis check, queue, HTTP server and (when EMBEDDED_WORKER) the worker pool. */
 export async function startService(config: Config): Promise<Service> {
-  const privateRedis = await ensureRedis(config);
+  const privateRedis = await ensureRedis(config, startDevRedis);
   const store = await createObjectStore(config);
   // A missing bucket or folder stops the start with its one line, before anything is accepted.
   await store.prepare().catch(async (err) => {
@@ -68,42 +48,22 @@ export async function startService(config: Config): Promise<Service> {
   const redis = createRedis(config, "producer");
   await connectRedis(redis);
   const redisPersistence = watchRedisPersistence(redis);
-  const { persistence } = await redisPersistence.check();
-  if (config.REQUIRE_REDIS_PERSISTENCE && persistence === "none") {
+  await requireRedisPersistence(config, redisPersistence).catch(async (err) => {
     redisPersistence.close();
     await closeRedis(redis);
     await privateRedis?.stop();
-    const { host, port } = redisOptions(config);
-    throw new Error(
-      `Redis at ${host}:${port} persists nothing (appendonly no, no save points) and REQUIRE_REDIS_PERSISTENCE=true: ` +
-        `enable AOF (appendonly yes) or RDB snapshots`,
-    );
-  }
+    throw err;
+  });
   const queue = createContourQueue(config, redis);
   const eventsRedis = createRedis(config, "worker");
-  const events = new QueueEvents(config.QUEUE_NAME, { connection: eventsRedis, prefix: config.QUEUE_PREFIX });
-  events.on("error", () => {}); // the connection logs its own errors and reconnects
-  // One subscription serves every live stream, each adding its own listeners.
-  events.setMaxListeners(0);
-  await events.waitUntilReady();
+  const events = await openQueueEvents(config, eventsRedis);
   let workers: ContourWorker | undefined;
   const versions: Record<string, string> = {};
   if (config.EMBEDDED_WORKER) {
     workers = await startContourWorker(config, store);
     versions.opencv = workers.opencvVersion;
   }
-  // Lazily drawn images are rendered on the embedded workers' pool, or on a one-member pool started on first use.
-  let ownPool: Promise<AnalysisPool> | undefined;
-  const renderer = createOnDemandRenderer(
-    config,
-    () =>
-      workers ? Promise.resolve(workers.pool) : (ownPool ??= createAnalysisPool(1, config.WORKER_NICE, {
-        timeoutMs: config.ANALYSIS_TIMEOUT_MS,
-        memberMaxBytes: config.ANALYSIS_MEMBER_MAX_MIB * 2 ** 20,
-      })),
-    workers ? config.WORKER_CONCURRENCY : 1,
-    store,
-  );
+  const renderer = createApiRenderer(config, store, workers?.pool);
   const lifecycle: Lifecycle = { draining: false, inFlight: 0 };
   const connections = createConnectionStats();
   const app = createApp({
@@ -140,15 +100,10 @@ export async function startService(config: Config): Promise<Service> {
       // Reverse order of start: stop taking requests, let in-flight ones finish, then workers, queue, Redis. Event
       // streams end at once: server.shutdown() would otherwise wait for as long as their clients stay.
       startDraining(lifecycle);
-      const until = Date.now() + DRAIN_TIMEOUT_MS;
-      // Looks only after a turn of the event loop, so bytes that had arrived are read first: a request whose head is
-      // still on its way through the HTTP server counts as in flight (server.pending) rather than being cut off.
-      do {
-        await new Promise((r) => setTimeout(r, 20));
-      } while ((lifecycle.inFlight > 0 || server.pending > 0) && Date.now() < until);
+      await waitForRequests(lifecycle, () => server.pending, DRAIN_TIMEOUT_MS);
       await server.shutdown();
       await workers?.close();
-      (await ownPool?.catch(() => undefined))?.close();
+      await renderer.close();
       // QueueEvents.close() waits on its blocking connection, which may be gone with Redis.
       await withDeadline(events.close(), 2000).catch(() => {});
       await closeRedis(eventsRedis);
@@ -160,36 +115,6 @@ export async function startService(config: Config): Promise<Service> {
   };
 }
 
-/** Whether this process already runs under `deno task dev` (Deno's --watch). */
-function watched(): boolean {
-  return Deno.env.get("BIP_WATCHED") === "1";
-}
-
-/**
- * DEBUG/RELOAD: hands over to `deno task dev`, the same service under Deno's --watch (restarts on source changes), and
- * returns its exit code. A process cannot put itself under --watch, hence the child.
- */
-async function runUnderWatch(): Promise<number> {
-  log("info", "DEBUG/RELOAD: restarting under `deno task dev` (auto-reload on file changes)");
-  const child = new Deno.Command("deno", {
-    args: ["task", "dev"],
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
-  })
-    .spawn();
-  let forwarded = false;
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => {
-      forwarded = true;
-      child.kill(signal);
-    });
-  }
-  const { code } = await child.status;
-  // The watched service ends itself with SIGKILL after its graceful close (see `stop`): that is a clean stop.
-  return forwarded && code === 128 + 9 ? 0 : code;
-}
-
 if (import.meta.main) {
   let config: Config;
   try {
@@ -198,8 +123,11 @@ if (import.meta.main) {
     console.error(err instanceof ConfigError ? err.message : String(err));
     Deno.exit(2);
   }
-  configureLog({ pretty: config.DEBUG });
-  if ((config.DEBUG || config.RELOAD) && !watched()) Deno.exit(await runUnderWatch());
+  configureLog({ pretty: config.DEBUG, tracing: config.OTEL_DENO });
+  // Development only: DEBUG/RELOAD re-run the service under `deno task dev` (Deno's --watch), which marks its
+  // process with BIP_WATCHED; the module that does so is loaded only then.
+  const dev = config.DEBUG || config.RELOAD || Deno.env.get("BIP_WATCHED") ? await import("./dev/watch.ts") : undefined;
+  if (dev && !dev.watched()) Deno.exit(await dev.runUnderWatch());
   let service: Service;
   try {
     service = await startService(config);
@@ -213,9 +141,7 @@ if (import.meta.main) {
     stopping = true;
     log("info", "shutting down", { signal });
     await service.close();
-    // Under --watch this process is also the watcher, which outlives Deno.exit() waiting for file changes: after the
-    // graceful close above, end the whole process so that `deno task start` with DEBUG=true stops on a signal too.
-    if (watched()) Deno.kill(Deno.pid, "SIGKILL");
+    dev?.endWatched();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

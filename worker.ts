@@ -3,19 +3,29 @@ import type { Redis } from "ioredis";
 import { type Config, loadConfig, redisSeeds } from "./config.ts";
 import { TIMED_OUT, withDeadline } from "./deadline.ts";
 import { ImageError } from "./imaging/image_error.ts";
-import { type AnalysisPool, AnalysisTimeoutError, createAnalysisPool, PoolClosedError } from "./imaging/pool.ts";
-import { createCallbackQueue, enqueueCallback, startCallbackWorker } from "./callbacks/callback.ts";
+import {
+  AnalysisCancelledError,
+  type AnalysisPool,
+  AnalysisTimeoutError,
+  createAnalysisPool,
+  PoolClosedError,
+} from "./imaging/pool.ts";
+import { createCallbackQueue, enqueueCallback, startCallbackWorker } from "./callbacks/callback_queue.ts";
 import { configureLog, log } from "./log.ts";
+import { CANCELLED_FAILURE, cancelRequested, subscribeCancellations } from "./queue/cancel.ts";
 import { closeRedis, createRedis } from "./queue/connection.ts";
 import { type ContourJob, ContourJobSchema, type ContourSummary } from "./queue/job.ts";
 import { createContourQueue, formatFailure, getTaskStatus } from "./queue/contour_queue.ts";
 import { serviceKeys } from "./queue/keys.ts";
-import { redisAnswers } from "./queue/redis_server.ts";
+import { redisAnswers } from "./queue/redis_probe.ts";
 import { recordResult } from "./queue/results_index.ts";
 import { isDiskFull, withoutPaths } from "./storage/disk.ts";
 import { resultNames } from "./storage/files.ts";
 import { createLocalStore, createObjectStore, type ObjectStore, StorageUnavailable } from "./storage/object_store.ts";
-import { sweepRetention } from "./storage/retention.ts";
+import { removeResults } from "./storage/results.ts";
+import { scheduleRetention } from "./storage/retention.ts";
+import { storeSource } from "./sources/fetch_source.ts";
+import { queueTelemetry, recordStageSpans } from "./tracing.ts";
 
 /** Jobs a worker process holds per pool member: one being analysed, one around it in I/O. */
 const JOBS_PER_MEMBER = 2;
@@ -34,13 +44,17 @@ export interface ContourWorker {
   close(graceMs?: number): Promise<void>;
 }
 
-/** Processes one contour job: decode → contours → annotated PNG + JSON in the store (RESULT_DIR or the bucket). */
+/**
+ * Processes one contour job: decode → contours → annotated PNG + JSON in the store (RESULT_DIR or the bucket). Throws
+ * AnalysisCancelledError once `signal` is aborted or the task's cancellation is found in Redis.
+ */
 export async function processContourJob(
   config: Config,
   redis: Redis,
   pool: AnalysisPool,
   job: Job<ContourJob, ContourSummary>,
   store: ObjectStore = createLocalStore(config),
+  signal?: AbortSignal,
 ): Promise<ContourSummary> {
   const started = performance.now();
   const parsed = ContourJobSchema.safeParse(job.data);
@@ -52,8 +66,11 @@ export async function processContourJob(
       formatFailure("invalid_job", `the job's payload is not valid: ${field}: ${issue.message}`),
     );
   }
-  const data = parsed.data;
-  const bytes = await store.readAt(data.upload_path);
+  let data = parsed.data;
+  let bytes: Uint8Array | null;
+  // An upload by source_url is downloaded here, once, then stored and processed as any upload.
+  if (data.upload_path) bytes = await store.readAt(data.upload_path);
+  else ({ data, bytes } = await storeSource(config, store, job, data, { signal }));
   if (!bytes) throw new UnrecoverableError(formatFailure("upload_missing", "the uploaded file no longer exists"));
   log("debug", "job started", { request_id: data.request_id, task_id: data.task_id, attempt: job.attemptsMade + 1 });
   await job.updateProgress(10);
@@ -66,6 +83,7 @@ export async function processContourJob(
       config.MAX_PIXELS,
       { task_id: data.task_id, filename: data.filename },
       renderEagerly(config, data),
+      signal,
     );
   } catch (err) {
     // The same bytes would fail the same way again: no retries.
@@ -77,7 +95,10 @@ export async function processContourJob(
     }
     throw err;
   }
+  // The cancel message may have been missed (the subscription was reconnecting): the mark it follows is not.
+  if (signal?.aborted || await cancelRequested(redis, job)) throw new AnalysisCancelledError();
   const { report, image, document, polygons } = analysed;
+  recordStageSpans(config, analysed.startedAt, report.timings_ms);
   const names = resultNames(data.task_id, data.options.output_format);
   const finishedAt = new Date().toISOString();
   // Named after the task id and overwritten, so a retried job writes the same files, never a second result.
@@ -89,6 +110,7 @@ export async function processContourJob(
   const summary: ContourSummary = {
     task_id: data.task_id,
     filename: data.filename,
+    ...(data.source_url ? { source_url: data.source_url } : {}),
     format: report.format,
     width: report.width,
     height: report.height,
@@ -108,6 +130,8 @@ export async function processContourJob(
     finished_at: finishedAt,
     timings_ms: { ...report.timings_ms, total: Math.round((performance.now() - started) * 100) / 100 },
   };
+  // Cancelled while the files were written: the caller removes them.
+  if (signal?.aborted) throw new AnalysisCancelledError();
   await recordResult(redis, serviceKeys(config), summary);
   log("info", "job completed", {
     request_id: data.request_id,
@@ -154,19 +178,34 @@ export async function startContourWorker(config: Config, givenStore?: ObjectStor
   };
   const queueCallbackLogged = (job: Job<ContourJob, ContourSummary>) =>
     queueCallback(job).catch((err) => log("warn", "could not queue callback", { task_id: job.id, error: String(err) }));
+  /** Ends a cancelled job as failed (never retried), without what it had written, and queues its callback. */
+  const endCancelled = async (job: Job<ContourJob, ContourSummary>): Promise<never> => {
+    // The upload stays as any failed task's does, until UPLOAD_TTL_HOURS.
+    await removeResults(store, job.data.task_id ?? job.id).catch((err) =>
+      log("warn", "could not remove a cancelled job's files", { task_id: job.id, error: String(err) })
+    );
+    await queueCallbackLogged(job);
+    log("info", "job cancelled", { request_id: job.data.request_id, task_id: job.id });
+    throw new UnrecoverableError(CANCELLED_FAILURE);
+  };
   let stopping = false;
   const worker = new Worker<ContourJob, ContourSummary>(
     config.QUEUE_NAME,
-    async (job, token) => {
+    // Three parameters declared: BullMQ passes the AbortSignal (which cancelJob aborts) only to a processor whose
+    // length says it takes one.
+    async (job, token, signal) => {
       // The callback is queued before the job's end is recorded, so a worker dying in between cannot lose it: the
       // job is taken up again, and the callback, which waits for the task's final state, is sent once it ends.
       try {
+        // Cancelled while it waited for a retry, or while a worker that has stopped since had it.
+        if (await cancelRequested(indexRedis, job)) throw new AnalysisCancelledError();
         // Fetched while the worker was being closed: another worker (or this one restarted) should have it.
         if (stopping) throw new PoolClosedError(false);
-        const summary = await processContourJob(config, indexRedis, pool, job, store);
+        const summary = await processContourJob(config, indexRedis, pool, job, store, signal);
         await queueCallback(job);
         return summary;
       } catch (err) {
+        if (err instanceof AnalysisCancelledError || signal?.aborted) return await endCancelled(job);
         if (err instanceof PoolClosedError) return await handBack(job, token, err);
         if (isDiskFull(err)) await waitForRoom(job, token, err as Error, config.DISK_FULL_RETRY_SECONDS);
         // Retried like any transient error; the reason says which, should every attempt meet it.
@@ -187,11 +226,19 @@ export async function startContourWorker(config: Config, givenStore?: ObjectStor
       lockDuration: config.LOCK_DURATION_MS,
       // Checked twice per lock period, so a dead worker's job is back in the queue within ~1.5 lock durations.
       stalledInterval: Math.max(500, Math.floor(config.LOCK_DURATION_MS / 2)),
+      // Each job's `process` span continues the trace of the upload that queued it (OTEL_DENO).
+      telemetry: queueTelemetry(config),
     },
   );
   worker.on("error", (err) => {
     if (!reportLostJob(err)) log("warn", "worker connection error", { error: err.message });
   });
+  // Whichever process runs a cancelled task hears of it here; for every other one the message is a no-op.
+  const cancellations = subscribeCancellations(config, (taskId) => {
+    if (worker.cancelJob(taskId, "cancelled")) log("info", "stopping a cancelled job", { task_id: taskId });
+  });
+  // A cancellation published before the subscription is in place is still found, later, by the mark it follows.
+  await withDeadline(cancellations.ready, 5000);
   worker.on("failed", (job, err) => {
     if (reportLostJob(err, job)) return;
     log("warn", "job failed", {
@@ -205,22 +252,15 @@ export async function startContourWorker(config: Config, givenStore?: ObjectStor
     // The upload is no longer needed once its annotated image exists (unless the operator keeps them); a lazily
     // rendered one needs it until then, and the retention sweep removes it afterwards.
     if (!config.KEEP_UPLOADS && renderEagerly(config, job.data)) {
-      await store.removeAt(job.data.upload_path).catch(() => {});
+      if (job.data.upload_path) await store.removeAt(job.data.upload_path).catch(() => {});
     }
   });
   // A job failed outside its processor (stalled too often) reaches only this handler; queueing again is a no-op.
   worker.on("failed", async (job, err) => {
     if (job && isFinalFailure(job, err, true)) await queueCallbackLogged(job);
   });
-  // Every worker process sweeps; overlapping sweeps are harmless (removing a removed file is a no-op).
-  const sweep = setInterval(() => {
-    sweepRetention(config, statusQueue, indexRedis, Date.now(), store).then(
-      (r) =>
-        (r.expired_results || r.expired_failed || r.orphan_results || r.uploads) &&
-        log("info", "retention sweep", { ...r }),
-      (err) => log("warn", "retention sweep failed", { error: String(err) }),
-    );
-  }, config.RETENTION_SWEEP_MINUTES * 60_000);
+  // One sweep per interval for the whole deployment, taken by whichever worker process is free.
+  const retention = scheduleRetention(config, statusQueue, indexRedis, store);
   return {
     worker,
     opencvVersion: pool.opencvVersion,
@@ -235,7 +275,8 @@ export async function startContourWorker(config: Config, givenStore?: ObjectStor
         closeWorker(worker, connection.status === "ready" ? graceMs : 0, () => pool.close()),
         closeWorker(callbackWorker, callbackConnection.status === "ready" ? graceMs : 0),
       ]);
-      clearInterval(sweep);
+      await retention.close();
+      await cancellations.close();
       pool.close();
       for (const r of [callbackConnection, callbackRedis, indexRedis, connection]) await closeRedis(r);
     },
@@ -338,7 +379,7 @@ if (import.meta.main) {
     console.error((err as Error).message);
     Deno.exit(2);
   }
-  configureLog({ pretty: config.DEBUG });
+  configureLog({ pretty: config.DEBUG, tracing: config.OTEL_DENO });
   let contourWorker: ContourWorker;
   try {
     // A worker may start before Redis and keeps trying to reach it; a Redis --allow-net forbids would never answer.

@@ -12,7 +12,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { startPrivateRedis } from "../queue/redis_server.ts";
+import { startPrivateRedis } from "../dev/private_redis.ts";
 import { sparePort, taskFlags } from "../tests/harness.ts";
 import { startS3rver } from "../tests/s3rver.ts";
 import { multipartBody } from "./e2e.ts";

@@ -33,8 +33,12 @@ export type ResultsPage = Schemas["ResultsPage"];
 export type ErrorBody = Schemas["Error"];
 /** A status with links to the task's image, data and exports. */
 export type TaskWithLinks = paths["/api/v1/images/{task_id}"]["get"]["responses"][200]["content"]["application/json"];
+/** The answer to an accepted batch: its tasks and the files it refused. */
+export type BatchAccepted = Schemas["BatchAccepted"];
+/** A batch's tasks per state and each task's state. */
+export type BatchStatus = Schemas["BatchStatus"];
 /** The processing options an upload may carry (every one optional; the service's defaults apply). */
-export type UploadOptions = Omit<Schemas["UploadForm"], "file">;
+export type UploadOptions = Omit<Schemas["UploadForm"], "file" | "source_url">;
 
 /** How the client reaches the service. */
 export interface ContourClientOptions {
@@ -82,6 +86,17 @@ export interface ContourClient {
     file: Blob | Uint8Array,
     options?: UploadOptions & { filename?: string; idempotencyKey?: string },
   ): Promise<UploadAccepted>;
+  /**
+   * Queues an image the service's worker downloads from `sourceUrl` (only hosts in its SOURCE_ALLOWED_HOSTS); a failed
+   * download ends the task `failed` with a `source_*` code.
+   */
+  uploadFromUrl(sourceUrl: string, options?: UploadOptions & { idempotencyKey?: string }): Promise<UploadAccepted>;
+  /** Uploads several images with one set of options; a refused file is listed in `errors`, the others are queued. */
+  uploadBatch(files: (Blob | File)[], options?: UploadOptions): Promise<BatchAccepted>;
+  /** A batch's progress. */
+  batch(batchId: string): Promise<BatchStatus>;
+  /** A batch's finished results as one ZIP (unfinished tasks are listed in its manifest.json). */
+  batchResults(batchId: string): Promise<Blob>;
   /** A task's status. */
   status(taskId: string): Promise<TaskStatus>;
   /** A task's status plus links to its image, data and exports. */
@@ -104,6 +119,11 @@ export interface ContourClient {
   results(options?: { limit?: number; cursor?: string }): Promise<ResultsPage>;
   /** Removes a task, its upload and its result files. */
   delete(taskId: string): Promise<void>;
+  /**
+   * Cancels a queued or running task; its status comes back (`failed` with `cancelled` already for a queued one, still
+   * `active` for a running one until its worker has stopped it). A finished task throws ApiError 409 `task_finished`.
+   */
+  cancel(taskId: string): Promise<TaskStatus>;
 }
 
 const EVENTS_PATH = "/api/v1/images/status/{task_id}/events";
@@ -139,6 +159,47 @@ export function createContourClient(options: ContourClientOptions): ContourClien
           },
         }),
       );
+    },
+    async uploadFromUrl(sourceUrl, { idempotencyKey, ...fields } = {}) {
+      return expect(
+        await raw.POST("/api/v1/images/upload", {
+          body: { ...fields, source_url: sourceUrl },
+          params: { header: idempotencyKey === undefined ? undefined : { "idempotency-key": idempotencyKey } },
+          bodySerializer: (body) => {
+            const form = new FormData();
+            for (const [name, value] of Object.entries(body ?? {})) {
+              if (value !== undefined) form.append(name, String(value));
+            }
+            return form;
+          },
+        }),
+      );
+    },
+    async uploadBatch(files, fields = {}) {
+      return expect(
+        await raw.POST("/api/v1/images/batch", {
+          body: { ...fields, file: [] },
+          bodySerializer: () => {
+            const form = new FormData();
+            for (const [name, value] of Object.entries(fields)) {
+              if (value !== undefined) form.append(name, String(value));
+            }
+            for (const file of files) form.append("file", file, file instanceof File ? file.name : "upload");
+            return form;
+          },
+        }),
+      );
+    },
+    async batch(batchId) {
+      return expect(await raw.GET("/api/v1/batches/{batch_id}", { params: { path: { batch_id: batchId } } }));
+    },
+    async batchResults(batchId) {
+      return expect(
+        await raw.GET("/api/v1/batches/{batch_id}/results.zip", {
+          params: { path: { batch_id: batchId } },
+          parseAs: "blob",
+        }),
+      ) as Blob;
     },
     status: (taskId) => status(taskId),
     async task(taskId) {
@@ -209,6 +270,9 @@ export function createContourClient(options: ContourClientOptions): ContourClien
     },
     async delete(taskId) {
       expect(await raw.DELETE("/api/v1/images/{task_id}", { params: { path: { task_id: taskId } } }));
+    },
+    async cancel(taskId) {
+      return expect(await raw.POST("/api/v1/images/cancel/{task_id}", { params: { path: { task_id: taskId } } }));
     },
   };
   return client;

@@ -21,6 +21,63 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/images/batch": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Upload several images at once, with one set of options
+     * @description Each `file` part becomes a task, as if uploaded alone (the same checks, limits and error codes); a refused file is listed in `errors` and does not stop the others. Batch files are queued behind single uploads unless `priority` says otherwise (docs/batches.md).
+     */
+    post: operations["uploadBatch"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/batches/{batch_id}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A batch's progress: tasks per state, and each task's state */
+    get: operations["getBatch"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/batches/{batch_id}/results.zip": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Every finished result of a batch as one streamed ZIP
+     * @description `images/` holds the annotated images (lazily rendered ones are drawn for it), `data/` the result documents, `contours.csv` every contour of every completed task (the per-task CSV export with task_id and filename first), and `manifest.json` each task's state and files: tasks not finished yet are listed there, so the archive can be fetched at any time; fetch it again once the batch is `done` for every result.
+     */
+    get: operations["getBatchResults"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/images/status/{task_id}": {
     parameters: {
       query?: never;
@@ -107,6 +164,26 @@ export interface paths {
     get: operations["getContours"];
     put?: never;
     post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/images/cancel/{task_id}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Cancel a queued or running task
+     * @description A queued task is failed at once with `error.code` `cancelled`. A running one is stopped on the worker that runs it, whichever process that is; the answer shows it still `active`, and it ends `failed` with `cancelled` moments later (poll its status). A task that finishes before the cancellation reaches its worker keeps its result. Its callback (if any) is sent as for any failure; it is not retried. Cancelling a cancelled task again answers the same. Also served at `/api/v1/images/{task_id}/cancel`, which this document leaves out: that template and `/api/v1/images/status/{task_id}` both match some paths.
+     */
+    post: operations["cancelImage"];
     delete?: never;
     options?: never;
     head?: never;
@@ -268,8 +345,16 @@ export interface components {
       task_id: string;
       /** @example coins.png */
       filename: string;
-      /** @example uploads/3b241101-e2bb-4255-8caf-4136c566a962.png */
-      file_path: string;
+      /**
+       * @description Where the upload is stored; absent for a source_url, which the worker downloads and stores
+       * @example uploads/3b241101-e2bb-4255-8caf-4136c566a962.png
+       */
+      file_path?: string;
+      /**
+       * @description The source_url the worker downloads the image from, when the upload gave one
+       * @example https://images.example.com/samples/coins.png
+       */
+      source_url?: string;
       /** @example /api/v1/images/status/3b241101-e2bb-4255-8caf-4136c566a962 */
       status_url: string;
     };
@@ -288,6 +373,7 @@ export interface components {
           | "malformed_form"
           | "invalid_cursor"
           | "callbacks_disabled"
+          | "source_urls_disabled"
           | "not_an_image"
           | "unsupported_image"
           | "corrupt_image"
@@ -301,6 +387,7 @@ export interface components {
           | "idempotency_key_in_use"
           | "task_active"
           | "task_state_changed"
+          | "task_finished"
           | "image_gone"
           | "file_too_large"
           | "unsupported_media_type"
@@ -435,10 +522,301 @@ export interface components {
        */
       render?: "eager" | "lazy";
       /**
-       * Format: binary
-       * @description JPEG, PNG, BMP or TIFF (format detected from content)
+       * @description Queue priority, 1 (first) to 1000 (last): a job waits behind every job of a lower number; equal numbers run in the order they came. Default: 10 for a single upload, 50 for each file of a batch, so a single upload overtakes a big batch's waiting files (docs/batches.md)
+       * @example 10
        */
-      file: Blob;
+      priority?: number;
+      /**
+       * Format: binary
+       * @description JPEG, PNG, BMP or TIFF (format detected from content). Either file or source_url
+       */
+      file?: Blob;
+      /**
+       * @description Instead of a file: an http(s) URL the worker downloads the image from (MAX_FILE_SIZE, MAX_PIXELS and SOURCE_TIMEOUT_MS apply while it streams; redirects are followed, each checked). Only hosts in SOURCE_ALLOWED_HOSTS; refused with source_urls_disabled while it is empty. Download failures end the task as failed with a source_* code (docs/source-url.md)
+       * @example https://images.example.com/samples/coins.png
+       */
+      source_url?: string;
+    };
+    BatchAccepted: {
+      /**
+       * Format: uuid
+       * @example 9f8c2a4e-6d1b-4f3a-8e2c-5b7a1d0c3e94
+       */
+      batch_id: string;
+      /** @example /api/v1/batches/9f8c2a4e-6d1b-4f3a-8e2c-5b7a1d0c3e94 */
+      status_url: string;
+      /** @example /api/v1/batches/9f8c2a4e-6d1b-4f3a-8e2c-5b7a1d0c3e94/results.zip */
+      results_url: string;
+      /** @description The files accepted and queued, in form order */
+      tasks: {
+        /**
+         * @description The file's place among the form's `file` parts, from 0
+         * @example 0
+         */
+        index: number;
+        /**
+         * Format: uuid
+         * @example 3b241101-e2bb-4255-8caf-4136c566a962
+         */
+        task_id: string;
+        /** @example coins.png */
+        filename: string;
+        /** @example /api/v1/images/status/3b241101-e2bb-4255-8caf-4136c566a962 */
+        status_url: string;
+      }[];
+      /** @description The files refused, each with the error a single upload of it would have had; the others stand */
+      errors: components["schemas"]["BatchRefusedFile"][];
+    };
+    BatchRefusedFile: {
+      /**
+       * @description The file's place among the form's `file` parts, from 0
+       * @example 2
+       */
+      index: number;
+      /** @example scan.gif */
+      filename: string;
+      /**
+       * @description What a single upload of this file would have answered
+       * @example {
+       *       "code": "unsupported_image",
+       *       "message": "GIF images are not supported; send JPEG, PNG, BMP or TIFF"
+       *     }
+       */
+      error: {
+        /**
+         * @example not_an_image
+         * @enum {string}
+         */
+        code:
+          | "bad_request"
+          | "missing_file"
+          | "empty_file"
+          | "too_many_files"
+          | "validation_error"
+          | "malformed_form"
+          | "invalid_cursor"
+          | "callbacks_disabled"
+          | "source_urls_disabled"
+          | "not_an_image"
+          | "unsupported_image"
+          | "corrupt_image"
+          | "image_too_large"
+          | "dashboard_error"
+          | "unauthorized"
+          | "not_found"
+          | "method_not_allowed"
+          | "read_only"
+          | "request_timeout"
+          | "idempotency_key_in_use"
+          | "task_active"
+          | "task_state_changed"
+          | "task_finished"
+          | "image_gone"
+          | "file_too_large"
+          | "unsupported_media_type"
+          | "idempotency_key_reused"
+          | "rate_limited"
+          | "internal_error"
+          | "service_unavailable"
+          | "insufficient_storage";
+        /** @example the file is not an image (expected JPEG, PNG, BMP or TIFF content) */
+        message: string;
+      };
+    };
+    BatchForm: {
+      /**
+       * @description How the gray image becomes binary
+       * @default otsu
+       * @enum {string}
+       */
+      threshold?: "otsu" | "binary" | "adaptive" | "canny";
+      /**
+       * @description Cut-off for threshold=binary (0–255)
+       * @default 127
+       */
+      threshold_value?: number;
+      /**
+       * @description Neighbourhood (odd, px) for threshold=adaptive
+       * @default 11
+       */
+      block_size?: number;
+      /**
+       * @description Constant subtracted from the local mean for threshold=adaptive
+       * @default 2
+       */
+      c?: number;
+      /**
+       * @description Lower hysteresis threshold
+       * @default 50
+       */
+      canny_low?: number;
+      /**
+       * @description Upper hysteresis threshold
+       * @default 150
+       */
+      canny_high?: number;
+      /**
+       * @description Gaussian kernel size in px (odd), 0 = no blur
+       * @default 5
+       */
+      blur?: number;
+      /**
+       * @description Find dark objects on a light background
+       * @default false
+       */
+      invert?: boolean | ("true" | "false" | "1" | "0" | "yes" | "no" | "on" | "off");
+      /**
+       * @default tree
+       * @enum {string}
+       */
+      retrieval?: "external" | "list" | "ccomp" | "tree";
+      /**
+       * @default simple
+       * @enum {string}
+       */
+      approximation?: "none" | "simple" | "tc89_l1" | "tc89_kcos";
+      /**
+       * @description approxPolyDP tolerance in px; 0 = keep every vertex
+       * @default 0
+       */
+      epsilon?: number;
+      /**
+       * @description Drop contours smaller than this (px²)
+       * @default 0
+       */
+      min_area?: number;
+      /** @description Keep only the largest N contours */
+      max_contours?: number;
+      /** @description Drop contours larger than this (px²) */
+      max_area?: number;
+      /** @description Drop contours less circular than this (4πA/P², 0–1) */
+      circularity_min?: number;
+      /** @description Drop contours more circular than this (4πA/P², 0–1) */
+      circularity_max?: number;
+      /**
+       * @description Drop contours touching the image border (objects cut off by the frame)
+       * @default false
+       */
+      exclude_on_edge?: boolean | ("true" | "false" | "1" | "0" | "yes" | "no" | "on" | "off");
+      /**
+       * @description basic: area, perimeter, bounding box and its ratios, centroid, convexity, circularity. all: also solidity, the fitted rectangle, circle and ellipse, Feret diameters, Hu moments and the gray-level mean and deviation, which about double the analysis's own time
+       * @default basic
+       * @enum {string}
+       */
+      measurements?: "basic" | "all";
+      /** @description Length of one pixel in `unit`; with `unit`, lengths and areas are also reported in it */
+      pixel_size?: number;
+      /**
+       * @description Unit of `pixel_size`, such as µm or mm
+       * @example µm
+       */
+      unit?: string;
+      /**
+       * @description Drawing colour
+       * @default #00ff00
+       */
+      color?: string;
+      /**
+       * @description Line width in px
+       * @default 2
+       */
+      thickness?: number;
+      /**
+       * @description Paint contour interiors instead of outlines
+       * @default false
+       */
+      fill?: boolean | ("true" | "false" | "1" | "0" | "yes" | "no" | "on" | "off");
+      /**
+       * @description Annotated image format
+       * @default png
+       * @enum {string}
+       */
+      output_format?: "png" | "jpeg";
+      /**
+       * @description POST the final status here (signed: X-Signature-256: sha256=HMAC of the body); http(s), public hosts or CALLBACK_ALLOWED_HOSTS
+       * @example https://example.com/hooks/contours
+       */
+      callback_url?: string;
+      /**
+       * @description When the annotated image is drawn: eager = by the worker, before the task completes (for clients that download it); lazy = on its first request (for clients that want only the contour data). Default: the service's RENDER setting (eager unless configured otherwise)
+       * @enum {string}
+       */
+      render?: "eager" | "lazy";
+      /**
+       * @description Queue priority, 1 (first) to 1000 (last): a job waits behind every job of a lower number; equal numbers run in the order they came. Default: 10 for a single upload, 50 for each file of a batch, so a single upload overtakes a big batch's waiting files (docs/batches.md)
+       * @example 10
+       */
+      priority?: number;
+      /** @description The images: one `file` part each, up to MAX_BATCH_FILES, each up to MAX_FILE_SIZE */
+      file: Blob[];
+    };
+    BatchStatus: {
+      /**
+       * Format: uuid
+       * @example 9f8c2a4e-6d1b-4f3a-8e2c-5b7a1d0c3e94
+       */
+      batch_id: string;
+      /**
+       * Format: date-time
+       * @example 2026-12-06T18:00:00.000Z
+       */
+      created_at: string;
+      /**
+       * @description Tasks in the batch (refused files not counted)
+       * @example 3
+       */
+      total: number;
+      /**
+       * @description True once no task is queued or active
+       * @example false
+       */
+      done: boolean;
+      /**
+       * @description Tasks in each state; removed: the task was deleted (or expired) since
+       * @example {
+       *       "queued": 1,
+       *       "active": 1,
+       *       "completed": 1,
+       *       "failed": 0,
+       *       "removed": 0
+       *     }
+       */
+      counts: {
+        queued: number;
+        active: number;
+        completed: number;
+        failed: number;
+        removed: number;
+      };
+      tasks: {
+        /**
+         * @description The file's place among the form's `file` parts, from 0
+         * @example 0
+         */
+        index: number;
+        /**
+         * Format: uuid
+         * @example 3b241101-e2bb-4255-8caf-4136c566a962
+         */
+        task_id: string;
+        /** @example coins.png */
+        filename: string;
+        /** @example /api/v1/images/status/3b241101-e2bb-4255-8caf-4136c566a962 */
+        status_url: string;
+        /**
+         * @example completed
+         * @enum {string}
+         */
+        state: "queued" | "active" | "completed" | "failed" | "removed";
+        /** @description Why a failed task failed (as GET /api/v1/images/status/{task_id} says) */
+        error?: {
+          code: string;
+          message: string;
+        };
+      }[];
+      errors: components["schemas"]["BatchRefusedFile"][];
+      /** @example /api/v1/batches/9f8c2a4e-6d1b-4f3a-8e2c-5b7a1d0c3e94/results.zip */
+      results_url: string;
     };
     TaskStatus: {
       /** Format: uuid */
@@ -447,6 +825,11 @@ export interface components {
       state: "queued" | "active" | "completed" | "failed";
       progress: number;
       filename: string;
+      /**
+       * @description For an upload that gave source_url: the URL the worker downloads the image from
+       * @example https://images.example.com/samples/coins.png
+       */
+      source_url?: string;
       /** Format: date-time */
       submitted_at: string;
       /** Format: date-time */
@@ -466,6 +849,14 @@ export interface components {
           | "invalid_job"
           | "timeout"
           | "storage_unavailable"
+          | "cancelled"
+          | "source_refused"
+          | "source_unresolvable"
+          | "source_unreachable"
+          | "source_timeout"
+          | "source_http_error"
+          | "source_too_many_redirects"
+          | "source_too_large"
           | "processing_error";
         message: string;
       };
@@ -476,6 +867,11 @@ export interface components {
       task_id: string;
       /** @example coins.png */
       filename: string;
+      /**
+       * @description The URL the image was downloaded from, for an upload that gave source_url
+       * @example https://images.example.com/samples/coins.png
+       */
+      source_url?: string;
       /** @enum {string} */
       format: "jpeg" | "png" | "bmp" | "tiff";
       /** @example 384 */
@@ -1063,6 +1459,222 @@ export interface operations {
       };
     };
   };
+  uploadBatch: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "multipart/form-data": components["schemas"]["BatchForm"];
+      };
+    };
+    responses: {
+      /** @description Accepted: the batch and its tasks (and the files refused) */
+      202: {
+        headers: {
+          /** @description The batch's status URL (status_url) */
+          Location?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["BatchAccepted"];
+        };
+      };
+      /** @description Bad input */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing or wrong API key (only when API_KEYS is set) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The request's body stopped arriving (BODY_IDLE_TIMEOUT_MS) */
+      408: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description File larger than MAX_FILE_SIZE */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not multipart/form-data */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Too many requests */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Redis or the queue is unavailable (Retry-After says when to try again) */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The server's disk is full (Retry-After says when to try again) */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  getBatch: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        batch_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The batch */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["BatchStatus"];
+        };
+      };
+      /** @description Bad input */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing or wrong API key (only when API_KEYS is set) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Redis or the queue is unavailable (Retry-After says when to try again) */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  getBatchResults: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        batch_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The archive (Zip64 when over 4 GiB) */
+      200: {
+        headers: {
+          /** @description attachment; filename=batch-{batch_id}.zip */
+          "Content-Disposition"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/zip": Blob;
+        };
+      };
+      /** @description Bad input */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing or wrong API key (only when API_KEYS is set) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Redis or the queue is unavailable (Retry-After says when to try again) */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
   getTaskStatus: {
     parameters: {
       query?: never;
@@ -1411,6 +2023,73 @@ export interface operations {
       };
       /** @description Not found */
       404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Redis or the queue is unavailable (Retry-After says when to try again) */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  cancelImage: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        task_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Cancelled (a queued task), or being stopped (a running one): the task's status */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["TaskStatus"];
+        };
+      };
+      /** @description Bad input */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing or wrong API key (only when API_KEYS is set) */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Not found */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The task has already completed or failed */
+      409: {
         headers: {
           [name: string]: unknown;
         };

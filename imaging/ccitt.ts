@@ -5,7 +5,7 @@ import { ImageError } from "./image_error.ts";
 // is stricter than libtiff where libtiff warns and goes on (a bad code word, a row longer or shorter than the image,
 // data that runs out): those rows would be guessed, so here they make the strip corrupt.
 // No npm library fits: utif/utif2 decode code words as strings bit by bit, report no error on damaged data, and
-// utif2's modified Huffman loses rows ending in a make-up code; geotiff has no CCITT decoder (docs/decoding.md).
+// utif2's modified Huffman loses rows ending in a make-up code; geotiff has no CCITT decoder (docs/decoders.md).
 
 /** TIFF compressions this module decodes. */
 export const COMPRESSION_CCITT_RLE = 2;

@@ -1,60 +1,10 @@
 import { type AnalysisOptions, DEFAULT_OPTIONS, parseColor } from "./options.ts";
-import { type BoxMeasurements, measureBox, measureShape, type ShapeMeasurements } from "./measure.ts";
+import { measureBox, measureShape } from "./measure.ts";
+import type { CalibratedMeasurements, MeasuredContour } from "./measurements.ts";
 import { intensityStats } from "./measure_intensity.ts";
 import { type OpenCV, withMats } from "./opencv.ts";
 import { otsuBinary, prefilterHandles, smoothGray, unblurredGray } from "./prefilter.ts";
 import type { Raster } from "./raster.ts";
-
-/** A contour's lengths and areas in the upload's unit (`pixel_size` per pixel), present when it was calibrated. */
-export interface CalibratedMeasurements {
-  unit: string;
-  pixel_size: number;
-  area: number;
-  perimeter: number;
-  equivalent_diameter: number;
-  bbox_width: number;
-  bbox_height: number;
-  /** These, from the shape measurements, with `measurements=all`. */
-  feret_max?: number;
-  feret_min?: number;
-  min_rect_width?: number;
-  min_rect_height?: number;
-  enclosing_radius?: number;
-  /** The fitted ellipse's full axes; null without an ellipse. */
-  ellipse_major?: number | null;
-  ellipse_minor?: number | null;
-}
-
-/** One contour and its measurements (pixel units). */
-export interface MeasuredContour extends BoxMeasurements, Partial<ShapeMeasurements> {
-  id: number;
-  /** Id of the enclosing kept contour, or -1 at the top level. */
-  parent: number;
-  /** Number of kept contours enclosing this one. */
-  depth: number;
-  /** OpenCV's contourArea (px²). */
-  area: number;
-  /** Closed arc length (px). */
-  perimeter: number;
-  bbox: { x: number; y: number; width: number; height: number };
-  /** From image moments; the vertex mean for zero-area contours (lines, points). */
-  centroid: { x: number; y: number };
-  convex: boolean;
-  /** 4πA/P²: 1 for a circle, towards 0 for thin shapes (0 when the perimeter is 0). */
-  circularity: number;
-  /**
-   * Mean gray level (0–255) inside the contour, nested contours' interiors left out; null with no pixel of its own.
-   * This, its deviation and the shape measurements are there with `measurements=all`.
-   */
-  mean_intensity?: number | null;
-  /** Standard deviation of those gray levels. */
-  std_intensity?: number | null;
-  /** The lengths and areas in the calibrated unit, when the upload gave pixel_size and unit. */
-  calibrated?: CalibratedMeasurements;
-  point_count: number;
-  /** Vertices as [x, y]. */
-  points: [number, number][];
-}
 
 /** What contour detection found, plus what `render` made of the annotated image. */
 export interface ContourAnalysis<T = Raster> {

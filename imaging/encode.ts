@@ -1,9 +1,10 @@
 import { encodeJpegWasm } from "./jpeg_encode.ts";
 import { encodePngWasm } from "./png_encode.ts";
+import type { AnalysisOptions } from "./options.ts";
 import type { Raster } from "./raster.ts";
 
 /** Output formats for annotated images. */
-export type OutputFormat = "png" | "jpeg";
+export type OutputFormat = AnalysisOptions["output_format"];
 
 /**
  * Encodes an 8-bit raster as PNG: gray, RGB or RGBA, or with `dropAlpha` RGBA as RGB (annotated images are drawn on

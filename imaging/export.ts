@@ -1,4 +1,4 @@
-import type { MeasuredContour } from "./contours.ts";
+import type { MeasuredContour } from "./measurements.ts";
 
 type Ring = [number, number][];
 

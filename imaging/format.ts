@@ -1,7 +1,11 @@
+import { z } from "@hono/zod-openapi";
 import { ImageError } from "./image_error.ts";
 
-/** Formats the service decodes. */
-export type ImageFormat = "jpeg" | "png" | "bmp" | "tiff";
+/** Formats the service decodes (a job's and a summary's `format`). */
+export const ImageFormatSchema = z.enum(["jpeg", "png", "bmp", "tiff"]);
+
+/** A format the service decodes. */
+export type ImageFormat = z.infer<typeof ImageFormatSchema>;
 
 /** The media type of each decodable format. */
 export const MEDIA_TYPES: Record<ImageFormat, string> = {

@@ -26,6 +26,7 @@ const SOI = 0xd8;
 const EOI = 0xd9;
 const SOS = 0xda;
 const DHT = 0xc4;
+const DQT = 0xdb;
 const APP0 = 0xe0;
 const APP1 = 0xe1;
 const APP14 = 0xee;
@@ -39,6 +40,8 @@ interface Component {
   id: number;
   h: number;
   v: number;
+  /** Quantization table selector. */
+  tq: number;
 }
 
 interface Frame {
@@ -135,7 +138,7 @@ function parseFrame(bytes: Uint8Array, marker: number, p: number, length: number
     if (h < 1 || h > 4 || v < 1 || v > 4) corrupt(`JPEG component ${id} has invalid sampling factors ${h}x${v}`);
     // jpeg-js keys components by id, so a repeated id would silently merge two channels.
     if (components.some((c) => c.id === id)) corrupt(`JPEG component id ${id} is used twice`);
-    components.push({ id, h, v });
+    components.push({ id, h, v, tq: bytes[q + 2] });
   }
   const maxH = Math.max(...components.map((c) => c.h));
   const maxV = Math.max(...components.map((c) => c.v));
@@ -210,6 +213,7 @@ function readLayout(bytes: Uint8Array, sizeOnly: boolean): Layout {
   };
   let restartInterval = 0;
   const defined = new Set<number>();
+  const quantTables = new Set<number>();
   let sawExif = false;
   let p = 2;
   for (;;) {
@@ -272,6 +276,14 @@ function readLayout(bytes: Uint8Array, sizeOnly: boolean): Layout {
         defined.add(bytes[q]);
         q += 17 + count;
       }
+    } else if (marker === DQT) {
+      for (let q = body; q < next;) {
+        const id = bytes[q] & 15;
+        if (id > 3) corrupt(`JPEG quantization table id ${id} is invalid`);
+        if (q + 1 + (bytes[q] >> 4 ? 128 : 64) > next) corrupt("JPEG quantization table (DQT) is truncated");
+        quantTables.add(id);
+        q += 1 + (bytes[q] >> 4 ? 128 : 64);
+      }
     } else if (marker === 0xdd) {
       if (length !== 4) corrupt("JPEG restart interval (DRI) segment is invalid");
       restartInterval = (bytes[body] << 8) | bytes[body + 1];
@@ -301,7 +313,13 @@ function readLayout(bytes: Uint8Array, sizeOnly: boolean): Layout {
       const ah = bytes[body + 3 + 2 * count] >> 4;
       for (let i = 0; i < count; i++) {
         const id = bytes[body + 1 + 2 * i];
-        if (!frame.components.some((c) => c.id === id)) corrupt(`JPEG scan uses unknown component ${id}`);
+        const component = frame.components.find((c) => c.id === id);
+        if (!component) corrupt(`JPEG scan uses unknown component ${id}`);
+        // libjpeg-turbo in WASM keeps the tables of the image it decoded before (one decompressor per isolate): a
+        // file lacking its own would be decoded with those of some other upload.
+        if (!quantTables.has(component.tq)) {
+          corrupt(`JPEG component ${id} uses quantization table ${component.tq} before it is defined (DQT)`);
+        }
         const tables = bytes[body + 2 + 2 * i];
         const dc = tables >> 4, ac = 0x10 | (tables & 15);
         // A progressive scan codes either DC (refinements need no table) or AC, and consults only that table; an

@@ -2,40 +2,7 @@
 // the OpenCV.js bindings (thousands of contours add those up). Each follows OpenCV's algorithm and is checked against
 // native OpenCV on every contour of the samples (tests/measure_test.ts).
 
-/** A rotated rectangle as cv.RotatedRect gives it: degrees, clockwise on screen (y down). */
-export interface RotatedBox {
-  center: { x: number; y: number };
-  size: { width: number; height: number };
-  angle: number;
-}
-
-/** The measurements of a contour's shape (pixel units, angles in degrees). */
-export interface BoxMeasurements {
-  /** Area over the bounding box's area. */
-  extent: number;
-  /** Bounding box width over height. */
-  aspect_ratio: number;
-  /** Diameter of the circle of the same area, √(4A/π). */
-  equivalent_diameter: number;
-}
-
-/** What `measurements=all` adds: the hull, the fitted shapes, the Feret diameters and the moment invariants. */
-export interface ShapeMeasurements {
-  /** Area over the convex hull's area (0 when the hull has no area). */
-  solidity: number;
-  /** The smallest enclosing rectangle, as cv.minAreaRect, and its corners as cv.boxPoints orders them. */
-  min_area_rect: RotatedBox & { corners: [number, number][] };
-  /** The smallest enclosing circle (cv.minEnclosingCircle). */
-  enclosing_circle: { center: { x: number; y: number }; radius: number };
-  /** cv.fitEllipse: size holds the full axes, width ≤ height; null under 5 vertices or when the fit is singular. */
-  ellipse: RotatedBox | null;
-  /** √(1 − (minor/major)²) of the fitted ellipse; null without one. */
-  eccentricity: number | null;
-  /** Largest and smallest caliper diameters and the directions they are measured in ([0, 180)°). */
-  feret: { max: number; max_angle: number; min: number; min_angle: number };
-  /** Hu's seven invariant moments of the polygon (cv.HuMoments of cv.moments). */
-  hu_moments: number[];
-}
+import type { BoxMeasurements, RotatedBox, ShapeMeasurements } from "./measurements.ts";
 
 // `+ 0` turns −0 into 0: JSON has no −0, so a document read back would differ from the one written.
 const round = (v: number) => Math.round(v * 1000) / 1000 + 0;

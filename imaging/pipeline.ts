@@ -1,8 +1,7 @@
 import { releaseBuffer } from "./bytes.ts";
-import { analyseContours, drawPolygons, type MeasuredContour } from "./contours.ts";
+import { analyseContours, drawPolygons } from "./contours.ts";
 import { decodeImage } from "./decode.ts";
 import { encodeImage } from "./encode.ts";
-import type { ImageFormat } from "./format.ts";
 import { loadJpegEncoder } from "./jpeg_encode.ts";
 import { loadJpegWasm } from "./jpeg_wasm.ts";
 import { loadOpenCV, type OpenCV } from "./opencv.ts";
@@ -10,31 +9,8 @@ import { type AnalysisOptions, DEFAULT_OPTIONS } from "./options.ts";
 import { packPolygons, unpackPolygons } from "./polygons.ts";
 import { loadPngEncoder } from "./png_encode.ts";
 import { loadPrefilter } from "./prefilter.ts";
-import type { DecodeInfo, Raster } from "./raster.ts";
-
-/** What one image's analysis produced. */
-export interface AnalysisReport {
-  format: ImageFormat;
-  width: number;
-  height: number;
-  decode: DecodeInfo;
-  options: AnalysisOptions;
-  /** The threshold applied (null for adaptive and Canny). */
-  threshold: number | null;
-  /** Contours in `contours` (the totals below are theirs). */
-  contour_count: number;
-  /** Contours the options kept (min_area, max_contours), before the service's cap on a stored document. */
-  contours_found: number;
-  /** True when `contours` holds only the largest `contour_count` of `contours_found` (MAX_CONTOURS_STORED). */
-  truncated: boolean;
-  top_level_count: number;
-  total_points: number;
-  total_area: number;
-  mean_area: number;
-  contours: MeasuredContour[];
-  /** Milliseconds per stage (draw and encode are 0 when the image is rendered later, on request). */
-  timings_ms: { decode: number; analyse: number; measure: number; draw: number; encode: number };
-}
+import type { Raster } from "./raster.ts";
+import type { AnalysisReport } from "./report.ts";
 
 /**
  * Loads what the pipeline runs on, once per isolate: OpenCV.js, libjpeg-turbo (WASM) for JPEGs and the SIMD prefilter

@@ -1,4 +1,4 @@
-import type { MeasuredContour } from "./contours.ts";
+import type { MeasuredContour } from "./measurements.ts";
 import type { ImageFormat } from "./format.ts";
 import type { AnalysisOptions } from "./options.ts";
 

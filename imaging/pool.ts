@@ -1,6 +1,6 @@
 import { ImageError, type ImageErrorCode } from "./image_error.ts";
 import type { AnalysisOptions } from "./options.ts";
-import type { AnalysisReport } from "./pipeline.ts";
+import type { AnalysisReport } from "./report.ts";
 
 /** The report without its contour list, which stays in the serialised document. */
 export type AnalysisSummary = Omit<AnalysisReport, "contours">;
@@ -14,6 +14,8 @@ export interface PooledAnalysis {
   document: Uint8Array;
   /** When the image was not drawn: what drawing it later needs (imaging/polygons.ts), for `render`. */
   polygons: Uint8Array | null;
+  /** When the member began the analysis (epoch ms, fractional): its stages ran back to back from then (tracing.ts). */
+  startedAt?: number;
 }
 import { log } from "../log.ts";
 import type { PoolInit, PoolRequest } from "./pool_worker.ts";
@@ -25,7 +27,9 @@ export interface AnalysisPool {
   opencvVersion: string;
   /**
    * Analyses one image on a free member (queued until one is free); `header` fields lead the result document, and
-   * the annotated image is drawn only when `draw` is true.
+   * the annotated image is drawn only when `draw` is true. Aborting `signal` rejects with AnalysisCancelledError: at
+   * once while the request waits for a member; on a member, once the member has stopped (it is asked to), or has been
+   * ended and replaced for not stopping within the pool's `cancelGraceMs`.
    */
   analyse(
     bytes: Uint8Array,
@@ -33,6 +37,7 @@ export interface AnalysisPool {
     maxPixels: number,
     header?: Record<string, unknown>,
     draw?: boolean,
+    signal?: AbortSignal,
   ): Promise<PooledAnalysis>;
   /**
    * Renders the annotated image of an analysed upload from the polygons its analysis packed, or (`packed` false) from
@@ -53,6 +58,14 @@ export class AnalysisTimeoutError extends Error {
   }
 }
 
+/** A request whose AbortSignal was aborted: it never reached a member, its member stopped, or was ended and replaced. */
+export class AnalysisCancelledError extends Error {
+  constructor() {
+    super("the analysis was cancelled");
+    this.name = "AnalysisCancelledError";
+  }
+}
+
 /** How a pool runs its members. */
 export interface PoolOptions {
   /** How long one request may take on a member before the member is ended and replaced (0 = no limit). */
@@ -69,6 +82,12 @@ export interface PoolOptions {
    * more after a request is replaced by a fresh one (default: no limit).
    */
   memberMaxBytes?: number;
+  /**
+   * How long a member asked to stop a cancelled request may take to do so before it is ended and replaced (default
+   * 1000 ms). A member looks only before it starts and before it serialises the result: the pipeline's OpenCV.js
+   * calls cannot be interrupted.
+   */
+  cancelGraceMs?: number;
 }
 
 /** A request the pool did not finish because it was stopping or closed: `started` tells whether a member had it. */
@@ -88,7 +107,7 @@ interface Member {
 type Reply =
   & { id: number; held: number }
   & (PooledAnalysis | { image: Uint8Array } | {
-    error: { image: boolean; code?: ImageErrorCode; message: string };
+    error: { image: boolean; code?: ImageErrorCode; message: string; cancelled?: boolean };
   });
 
 const WORKER_URL = new URL("./pool_worker.ts", import.meta.url);
@@ -98,7 +117,13 @@ const WORKER_URL = new URL("./pool_worker.ts", import.meta.url);
  * (0 = the process's own priority). A member that crashes or passes `options.timeoutMs` on a request is replaced.
  */
 export async function createAnalysisPool(size: number, nice = 0, options: PoolOptions = {}): Promise<AnalysisPool> {
-  const { timeoutMs = 0, memberUrl = WORKER_URL, maxContours = Infinity, memberMaxBytes = Infinity } = options;
+  const {
+    timeoutMs = 0,
+    memberUrl = WORKER_URL,
+    maxContours = Infinity,
+    memberMaxBytes = Infinity,
+    cancelGraceMs = 1000,
+  } = options;
   const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; member: Member }>();
   const waiting: { resolve: (m: Member) => void; reject: (e: Error) => void }[] = [];
   const members: Member[] = [];
@@ -179,27 +204,60 @@ export async function createAnalysisPool(size: number, nice = 0, options: PoolOp
   const refuseWaiting = () => {
     for (const w of waiting.splice(0)) w.reject(new PoolClosedError(false));
   };
-  const acquire = (): Promise<Member> => {
+  const acquire = (signal?: AbortSignal): Promise<Member> => {
     if (stopping || closed) return Promise.reject(new PoolClosedError(false));
+    if (signal?.aborted) return Promise.reject(new AnalysisCancelledError());
     const free = members.find((m) => !m.busy);
     if (free) {
       free.busy = true;
       return Promise.resolve(free);
     }
-    return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const entry = {
+        resolve: (m: Member) => {
+          signal?.removeEventListener("abort", leave);
+          resolve(m);
+        },
+        reject: (e: Error) => {
+          signal?.removeEventListener("abort", leave);
+          reject(e);
+        },
+      };
+      // A cancelled request leaves the line at once: no member need be freed for it.
+      const leave = () => {
+        const i = waiting.indexOf(entry);
+        if (i >= 0) waiting.splice(i, 1);
+        reject(new AnalysisCancelledError());
+      };
+      signal?.addEventListener("abort", leave, { once: true });
+      waiting.push(entry);
+    });
   };
 
   /** Runs one request on a free member; the input bytes are transferred, not copied (callers do not reuse them). */
-  const call = async (request: PoolRequest): Promise<Exclude<Reply, { error: unknown }>> => {
-    const member = await acquire();
+  const call = async (request: PoolRequest, signal?: AbortSignal): Promise<Exclude<Reply, { error: unknown }>> => {
+    const member = await acquire(signal);
     // Closed while the free member was being handed over: its thread is gone and would never answer.
     if (closed) throw new PoolClosedError(false);
     const id = nextId++;
     let deadline: ReturnType<typeof setTimeout> | undefined;
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    // Shared with the member, which reads it itself: its thread is busy in the pipeline and reads no messages meanwhile.
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    const onAbort = () => {
+      Atomics.store(stop, 0, 1);
+      grace = setTimeout(
+        () =>
+          replace(member, new AnalysisCancelledError(), "info", "analysis worker ended to stop a cancelled analysis"),
+        cancelGraceMs,
+      );
+    };
     try {
       const reply = await new Promise<Reply>((resolve, reject) => {
         pending.set(id, { resolve, reject, member });
-        member.worker.postMessage({ ...request, id }, [request.bytes.buffer as ArrayBuffer]);
+        member.worker.postMessage({ ...request, id, stop }, [request.bytes.buffer as ArrayBuffer]);
+        if (signal?.aborted) onAbort();
+        else signal?.addEventListener("abort", onAbort, { once: true });
         // A stuck member cannot be interrupted, only ended; its job's lock would otherwise be renewed forever. A thread
         // busy in synchronous code (a runaway OpenCV call) still runs until that call returns: Deno's terminate() does
         // not interrupt it (https://github.com/denoland/deno/pull/35657), so the replacement shares its core meanwhile.
@@ -213,11 +271,16 @@ export async function createAnalysisPool(size: number, nice = 0, options: PoolOp
       }
       if ("error" in reply) {
         const { error } = reply;
+        if (error.cancelled) throw new AnalysisCancelledError();
         throw error.image ? new ImageError(error.code!, error.message) : new Error(error.message);
       }
+      // Finished just as it was cancelled: the caller must not record it.
+      if (signal?.aborted) throw new AnalysisCancelledError();
       return reply;
     } finally {
+      signal?.removeEventListener("abort", onAbort);
       clearTimeout(deadline);
+      clearTimeout(grace);
       if (members.includes(member)) release(member);
     }
   };
@@ -228,10 +291,14 @@ export async function createAnalysisPool(size: number, nice = 0, options: PoolOp
   return {
     size,
     opencvVersion,
-    async analyse(bytes, options, maxPixels, header = {}, draw = true) {
-      const reply = await call({ kind: "analyse", id: 0, bytes, options, maxPixels, header, draw, maxContours });
+    async analyse(bytes, options, maxPixels, header = {}, draw = true, signal) {
+      const reply = await call(
+        { kind: "analyse", id: 0, bytes, options, maxPixels, header, draw, maxContours },
+        signal,
+      );
       if (!("report" in reply)) throw new Error("analysis worker sent no report");
-      return { report: reply.report, image: reply.image, document: reply.document, polygons: reply.polygons };
+      const { report, image, document, polygons, startedAt } = reply;
+      return { report, image, document, polygons, startedAt };
     },
     async render(bytes, drawing, packed) {
       const reply = await call({ kind: "render", id: 0, bytes, drawing, packed });

@@ -25,6 +25,8 @@ export type PoolRequest = {
   draw: boolean;
   /** Most contours the result document keeps (the largest); Infinity for no limit. */
   maxContours: number;
+  /** Set to 1 by the pool when the request is cancelled (shared memory: this thread reads no messages while busy). */
+  stop?: Int32Array;
 } | {
   kind: "render";
   id: number;
@@ -53,8 +55,13 @@ self.onmessage = async (e: MessageEvent<PoolRequest | PoolInit>) => {
       self.postMessage({ id, image, held: heldBytes(cv) }, [image.buffer as ArrayBuffer]);
       return;
     }
-    const { bytes, options, maxPixels, header, draw, maxContours } = request;
+    const { bytes, options, maxPixels, header, draw, maxContours, stop } = request;
+    const cancelled = () => stop !== undefined && Atomics.load(stop, 0) === 1;
+    if (cancelled()) return replyCancelled(id, cv, bytes);
+    const startedAt = performance.timeOrigin + performance.now();
     const { report, image } = analyseImage(cv, bytes, options, maxPixels, draw, maxContours);
+    // Serialising a large result takes a while more: a cancelled one is dropped here.
+    if (cancelled()) return replyCancelled(id, cv, bytes);
     // The upload was transferred to this thread and is done with.
     releaseBuffer(bytes);
     // Serialised here, and only the summary cloned back: the calling thread renews job locks and should do no
@@ -64,7 +71,7 @@ self.onmessage = async (e: MessageEvent<PoolRequest | PoolInit>) => {
     const owned = image && ownBuffer(image);
     // Not drawn now: what drawing it on request needs goes along, so that request never parses the document.
     const polygons = draw ? null : packResult(report);
-    self.postMessage({ id, report: summary, image: owned, document, polygons, held: heldBytes(cv) }, [
+    self.postMessage({ id, report: summary, image: owned, document, polygons, startedAt, held: heldBytes(cv) }, [
       ...(owned ? [owned.buffer as ArrayBuffer] : []),
       ...(polygons ? [polygons.buffer as ArrayBuffer] : []),
       document.buffer as ArrayBuffer,
@@ -76,6 +83,12 @@ self.onmessage = async (e: MessageEvent<PoolRequest | PoolInit>) => {
     self.postMessage({ id, error, held: await loadPipeline().then(heldBytes, () => 0) });
   }
 };
+
+/** Answers a cancelled request: the member stopped by itself, so the pool keeps it. */
+function replyCancelled(id: number, cv: OpenCV, bytes: Uint8Array): void {
+  releaseBuffer(bytes);
+  self.postMessage({ id, error: { image: false, cancelled: true, message: "cancelled" }, held: heldBytes(cv) });
+}
 
 /**
  * Bytes this member keeps between requests: its JS heap and the WASM memories, which never shrink (V8 also keeps the

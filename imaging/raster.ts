@@ -1,3 +1,5 @@
+import { z } from "@hono/zod-openapi";
+
 /** Decoded pixels: 8 bits per sample, rows top-down, samples interleaved (gray, RGB or RGBA). */
 export interface Raster {
   width: number;
@@ -7,14 +9,17 @@ export interface Raster {
 }
 
 /** What a decoder noticed besides the pixels (surfaced in results so users know what was done). */
-export interface DecodeInfo {
+export const DecodeInfoSchema = z.object({
   /** Pages/frames in the file; only the first is analysed. */
-  pages?: number;
+  pages: z.number().int().optional(),
   /** EXIF orientation (1–8) that was applied to the pixels. */
-  orientation?: number;
+  orientation: z.number().int().optional(),
   /** Human-readable remarks, e.g. "CMYK converted to RGB", "multi-page TIFF: first of 3 pages analysed". */
-  notes?: string[];
-}
+  notes: z.array(z.string()).optional(),
+});
+
+/** What a decoder noticed besides the pixels. */
+export type DecodeInfo = z.infer<typeof DecodeInfoSchema>;
 
 /** A decoder's output. */
 export interface Decoded {

@@ -166,6 +166,7 @@ const JPEG_EOI = 0xd9;
 const JPEG_SOS = 0xda;
 const JPEG_DHT = 0xc4;
 const JPEG_DRI = 0xdd;
+const JPEG_DQT = 0xdb;
 
 const hex = (n: number) => n.toString(16).toUpperCase().padStart(2, "0");
 const isSof = (m: number) => m >= 0xc0 && m <= 0xcf && m !== JPEG_DHT && m !== 0xc8 && m !== 0xcc;
@@ -182,6 +183,8 @@ const isSof = (m: number) => m >= 0xc0 && m <= 0xcf && m !== JPEG_DHT && m !== 0
 function checkJpeg(src: ByteSource, size: SizeCheck): void {
   const len = src.length;
   let frameIds: number[] | null = null;
+  let frameTables: number[] = [];
+  const quantTables = new Set<number>();
   let scans = 0;
   let lastScanOpen = false;
   let truncated = false;
@@ -231,6 +234,15 @@ function checkJpeg(src: ByteSource, size: SizeCheck): void {
       size(width, height);
       // readJpegSize has checked that this first frame header holds its component list.
       frameIds = Array.from({ length: src.at(body + 5) }, (_, i) => src.at(body + 6 + 3 * i));
+      frameTables = Array.from({ length: src.at(body + 5) }, (_, i) => src.at(body + 8 + 3 * i));
+    } else if (marker === JPEG_DQT) {
+      for (let q = body; q < next;) {
+        const id = src.at(q) & 15;
+        if (id > 3) corrupt(`JPEG quantization table id ${id} is invalid`);
+        if (q + 1 + (src.at(q) >> 4 ? 128 : 64) > next) corrupt("JPEG quantization table (DQT) is truncated");
+        quantTables.add(id);
+        q += 1 + (src.at(q) >> 4 ? 128 : 64);
+      }
     } else if (marker === JPEG_DHT) {
       for (let q = body; q < next;) {
         if (q + 17 > next) corrupt("JPEG Huffman table (DHT) is truncated");
@@ -248,6 +260,10 @@ function checkJpeg(src: ByteSource, size: SizeCheck): void {
       for (let i = 0; i < count; i++) {
         const id = src.at(body + 1 + 2 * i);
         if (!frameIds.includes(id)) corrupt(`JPEG scan uses unknown component ${id}`);
+        const tq = frameTables[frameIds.indexOf(id)];
+        if (!quantTables.has(tq)) {
+          corrupt(`JPEG component ${id} uses quantization table ${tq} before it is defined (DQT)`);
+        }
       }
       scans++;
       const end = entropyDataEnd(src, next);

@@ -4,7 +4,7 @@ import { ImageError } from "./image_error.ts";
 // The .xz streams libtiff's LZMA codec (TIFF compression 34925) writes through liblzma: one stream per strip or tile,
 // a Delta filter then LZMA2. A decoder of our own, since none on npm fits: xz-decompress (xz-embedded in WASM) has no
 // Delta filter and only an asynchronous stream interface, and xz-compat decodes .xz only asynchronously, takes only
-// Node Buffers and may try to install a native module at run time (docs/decoding.md). Decoding stops once `out` is
+// Node Buffers and may try to install a native module at run time (docs/decoders.md). Decoding stops once `out` is
 // full, so a stream cannot expand past the strip it belongs to; the integrity checks (CRC32/CRC64/SHA-256 of the data)
 // are skipped, as the strip sizes already catch short data and libtiff writes streams without one.
 

@@ -1,8 +1,10 @@
-import { Queue } from "bullmq";
+import { z } from "@hono/zod-openapi";
+import { Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import { JOB_FAILURE_CODES, type JobFailureCode } from "../errors.ts";
-import { type ContourJob, ContourJobSchema, type ContourSummary } from "./job.ts";
+import { queueTelemetry } from "../tracing.ts";
+import { type ContourJob, ContourJobSchema, type ContourSummary, ContourSummarySchema } from "./job.ts";
 
 /** The BullMQ queue type the service uses. */
 export type ContourQueue = Queue<ContourJob, ContourSummary>;
@@ -12,18 +14,42 @@ const connections = new WeakMap<ContourQueue, Redis>();
 
 /** Opens the contour queue on an existing producer connection. */
 export function createContourQueue(config: Config, connection: Redis): ContourQueue {
-  const queue: ContourQueue = new Queue(config.QUEUE_NAME, { connection, prefix: config.QUEUE_PREFIX });
+  const queue: ContourQueue = new Queue(config.QUEUE_NAME, {
+    connection,
+    prefix: config.QUEUE_PREFIX,
+    // The upload's trace goes along in each job's options (OTEL_DENO).
+    telemetry: queueTelemetry(config),
+  });
   connections.set(queue, connection);
   // BullMQ re-emits connection errors here; without a listener they would crash the process.
   queue.on("error", () => {});
   return queue;
 }
 
-/** Enqueues one contour job under its task id (so a retried upload cannot create two jobs). */
-export async function enqueueContourJob(queue: ContourQueue, config: Config, job: ContourJob): Promise<void> {
+/** Subscribes to the contour queue's events on its own connection: one subscription serves every status stream. */
+export async function openQueueEvents(config: Config, connection: Redis): Promise<QueueEvents> {
+  const events = new QueueEvents(config.QUEUE_NAME, { connection, prefix: config.QUEUE_PREFIX });
+  events.on("error", () => {}); // the connection logs its own errors and reconnects
+  // Each live stream adds its own listeners.
+  events.setMaxListeners(0);
+  await events.waitUntilReady();
+  return events;
+}
+
+/**
+ * Enqueues one contour job under its task id (so a retried upload cannot create two jobs). `priority` is BullMQ's:
+ * 1 runs first; jobs of equal priority run in the order they came (docs/batches.md).
+ */
+export async function enqueueContourJob(
+  queue: ContourQueue,
+  config: Config,
+  job: ContourJob,
+  { priority }: { priority?: number } = {},
+): Promise<void> {
   const payload = ContourJobSchema.parse(job);
   await queue.add("contours", payload, {
     jobId: payload.task_id,
+    priority,
     attempts: config.JOB_ATTEMPTS,
     backoff: { type: "exponential", delay: 1000 },
     // Job records expire with their results (the retention sweep removes the files and the index entries).
@@ -32,22 +58,33 @@ export async function enqueueContourJob(queue: ContourQueue, config: Config, job
   });
 }
 
-/** A task's state as the API reports it. */
-export type TaskState = "queued" | "active" | "completed" | "failed";
-
 /** Everything the status endpoint shows about a task. */
-export interface TaskStatus {
-  task_id: string;
-  state: TaskState;
-  progress: number;
-  filename: string;
-  submitted_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  attempts: number;
-  error?: { code: JobFailureCode; message: string };
-  result?: ContourSummary;
-}
+export const TaskStatusSchema = z
+  .object({
+    task_id: z.uuid(),
+    state: z.enum(["queued", "active", "completed", "failed"]),
+    progress: z.number().min(0).max(100),
+    filename: z.string(),
+    source_url: z.string().optional().openapi({
+      description: "For an upload that gave source_url: the URL the worker downloads the image from",
+      example: "https://images.example.com/samples/coins.png",
+    }),
+    submitted_at: z.iso.datetime(),
+    started_at: z.iso.datetime().nullable(),
+    finished_at: z.iso.datetime().nullable(),
+    attempts: z.number().int(),
+    error: z.object({ code: z.enum(JOB_FAILURE_CODES), message: z.string() }).optional().openapi({
+      description: "Why a failed task failed",
+    }),
+    result: ContourSummarySchema.optional(),
+  })
+  .openapi("TaskStatus");
+
+/** A task's status. */
+export type TaskStatus = z.infer<typeof TaskStatusSchema>;
+
+/** A task's state as the API reports it. */
+export type TaskState = TaskStatus["state"];
 
 const iso = (ms: number | undefined | null) => (ms ? new Date(ms).toISOString() : null);
 
@@ -113,6 +150,7 @@ export async function getTaskStatus(queue: ContourQueue, taskId: string): Promis
     state,
     progress: state === "completed" ? 100 : progress,
     filename: job.data.filename,
+    ...(job.data.source_url ? { source_url: job.data.source_url } : {}),
     submitted_at: iso(job.timestamp) ?? job.data.submitted_at,
     // A job handed back by a stopping worker keeps BullMQ's processedOn while it waits again.
     started_at: state === "queued" ? null : iso(job.processedOn),

@@ -7,7 +7,13 @@ import type { Config } from "../config.ts";
  */
 export function serviceKeys(
   config: Pick<Config, "QUEUE_PREFIX" | "QUEUE_NAME">,
-): { results: string; summaries: string; idempotency: string } {
+): { results: string; summaries: string; idempotency: string; batches: string } {
   const base = `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`;
-  return { results: `${base}:results`, summaries: `${base}:summaries`, idempotency: `${base}:idempotency` };
+  return {
+    results: `${base}:results`,
+    summaries: `${base}:summaries`,
+    idempotency: `${base}:idempotency`,
+    // Followed by `:<batch_id>`: one key per batch.
+    batches: `${base}:batch`,
+  };
 }

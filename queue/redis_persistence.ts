@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { type Config, redisOptions } from "../config.ts";
 import { log } from "../log.ts";
 
 /** What Redis keeps across a restart, and whether it may evict keys; "unknown" when Redis would not say. */
@@ -101,4 +102,15 @@ export function watchRedisPersistence(redis: Redis): PersistenceWatch {
     check,
     close: () => void redis.off("ready", onReady),
   };
+}
+
+/** REQUIRE_REDIS_PERSISTENCE at start-up: throws, naming the fix, when Redis keeps nothing across a restart. */
+export async function requireRedisPersistence(config: Config, watch: PersistenceWatch): Promise<void> {
+  const { persistence } = await watch.check();
+  if (!config.REQUIRE_REDIS_PERSISTENCE || persistence !== "none") return;
+  const { host, port } = redisOptions(config);
+  throw new Error(
+    `Redis at ${host}:${port} persists nothing (appendonly no, no save points) and REQUIRE_REDIS_PERSISTENCE=true: ` +
+      `enable AOF (appendonly yes) or RDB snapshots`,
+  );
 }

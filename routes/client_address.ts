@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import { canonicalAddress as canonical, inNetwork, type Network, parseNetwork } from "../callbacks/address.ts";
+import { canonicalAddress as canonical, inNetwork, type Network, parseNetwork } from "../net/address.ts";
 
 declare module "hono" {
   interface ContextVariableMap {

@@ -6,7 +6,7 @@ import type { ConnectionStats } from "../http_server.ts";
 import type { ContourQueue } from "../queue/contour_queue.ts";
 import type { PersistenceWatch } from "../queue/redis_persistence.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
-import type { OnDemandRenderer } from "../storage/render_on_demand.ts";
+import type { OnDemandRenderer } from "../rendering/render_on_demand.ts";
 
 /** What the HTTP layer needs, passed in explicitly (tests build it with a real Redis and temp folders). */
 export interface AppDeps {

@@ -2,8 +2,9 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { AppError, NotFound } from "../errors.ts";
 import { contoursToCsv, contoursToGeoJson, contoursToSvg } from "../imaging/export.ts";
-import type { AnalysisReport } from "../imaging/pipeline.ts";
-import { getTaskStatus } from "../queue/contour_queue.ts";
+import { MeasuredContourSchema } from "../imaging/measurements.ts";
+import { type AnalysisReport, AnalysisReportSchema } from "../imaging/report.ts";
+import { getTaskStatus, TaskStatusSchema } from "../queue/contour_queue.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import { forgetResult } from "../queue/results_index.ts";
 import { resultNames } from "../storage/files.ts";
@@ -12,89 +13,32 @@ import { removeResults } from "../storage/results.ts";
 import type { AppDeps } from "./deps.ts";
 import { fromRedis } from "./redis_errors.ts";
 import { fromStorage } from "./storage_errors.ts";
-import { API_KEY_SECURITY, documentedError, errorResponses, TaskIdSchema, TaskStatusSchema } from "./schemas.ts";
+import { API_KEY_SECURITY, documentedError, errorResponses, TaskIdSchema } from "./schemas.ts";
 
-const PointSchema = z.object({ x: z.number(), y: z.number() });
-
-const RotatedBoxSchema = z.object({
-  center: PointSchema,
-  size: z.object({ width: z.number(), height: z.number() }),
-  angle: z.number().openapi({ description: "Degrees, clockwise on the image (y down)" }),
-});
-
-const CalibratedSchema = z
-  .object({
-    unit: z.string(),
-    pixel_size: z.number().openapi({ description: "Length of one pixel in `unit`" }),
-    area: z.number().openapi({ description: "unit²" }),
-    perimeter: z.number(),
-    equivalent_diameter: z.number(),
-    bbox_width: z.number(),
-    bbox_height: z.number(),
-    feret_max: z.number().optional(),
-    feret_min: z.number().optional(),
-    min_rect_width: z.number().optional(),
-    min_rect_height: z.number().optional(),
-    enclosing_radius: z.number().optional(),
-    ellipse_major: z.number().nullable().optional(),
-    ellipse_minor: z.number().nullable().optional(),
-  })
-  .openapi("CalibratedMeasurements", {
-    description: "Lengths (unit) and area (unit²) of a contour, when the upload gave pixel_size and unit (the " +
-      "Feret, rectangle, circle and ellipse lengths with measurements=all)",
-  });
-
-const MeasuredContourSchema = z
-  .object({
-    id: z.number().int(),
-    parent: z.number().int().openapi({ description: "Enclosing contour's id, -1 at the top level" }),
-    depth: z.number().int(),
-    area: z.number().openapi({ description: "OpenCV contourArea, px²" }),
-    perimeter: z.number(),
-    bbox: z.object({ x: z.number(), y: z.number(), width: z.number(), height: z.number() }),
-    centroid: z.object({ x: z.number(), y: z.number() }),
-    convex: z.boolean(),
-    circularity: z.number().openapi({ description: "4πA/P²" }),
-    solidity: z.number().optional().openapi({ description: "Area over the convex hull's area (measurements=all)" }),
-    extent: z.number().openapi({ description: "Area over the bounding box's area" }),
-    aspect_ratio: z.number().openapi({ description: "Bounding box width over height" }),
-    equivalent_diameter: z.number().openapi({ description: "√(4·area/π), px" }),
-    min_area_rect: RotatedBoxSchema.extend({
-      corners: z.array(z.tuple([z.number(), z.number()])).openapi({ description: "As cv.boxPoints orders them" }),
-    }).optional().openapi({ description: "cv.minAreaRect: angle in [0, 90]°, width the side along it" }),
-    enclosing_circle: z.object({ center: PointSchema, radius: z.number() }).optional()
-      .openapi({ description: "cv.minEnclosingCircle" }),
-    ellipse: RotatedBoxSchema.nullable().optional().openapi({
-      description: "cv.fitEllipse (full axes, width ≤ height); null under 5 vertices or for collinear ones",
-    }),
-    eccentricity: z.number().nullable().optional().openapi({ description: "√(1 − (minor/major)²) of the ellipse" }),
-    feret: z.object({ max: z.number(), max_angle: z.number(), min: z.number(), min_angle: z.number() }).optional()
-      .openapi({ description: "Largest and smallest caliper diameters (px) and their directions ([0, 180)°)" }),
-    hu_moments: z.array(z.number()).optional().openapi({ description: "Hu's seven invariants (cv.HuMoments)" }),
-    mean_intensity: z.number().nullable().optional().openapi({
-      description: "Mean gray level inside the contour, nested contours' interiors left out",
-    }),
-    std_intensity: z.number().nullable().optional().openapi({ description: "Standard deviation of those gray levels" }),
-    calibrated: CalibratedSchema.optional(),
-    point_count: z.number().int(),
-    points: z.array(z.tuple([z.number(), z.number()])).optional(),
-  })
+// The stored document may leave the vertices out (points=false).
+const ContourSchema = MeasuredContourSchema.extend({ points: MeasuredContourSchema.shape.points.optional() })
   .openapi("Contour");
 
-/** The result document of a completed task: what `/contours` answers as JSON and `{task_id}.json` holds. */
+const report = AnalysisReportSchema.shape;
+
+/**
+ * The result document of a completed task: what `/contours` answers as JSON and `{task_id}.json` holds. It is the
+ * analysis report with the task's id and filename; the document names the fields clients read and lets the rest pass.
+ */
 export const ContoursSchema = z
   .object({
     task_id: z.uuid(),
     filename: z.string(),
-    width: z.number().int(),
-    height: z.number().int(),
-    threshold: z.number().nullable(),
-    contour_count: z.number().int(),
-    top_level_count: z.number().int(),
-    total_area: z.number(),
-    mean_area: z.number(),
+    width: report.width,
+    height: report.height,
+    threshold: report.threshold,
+    contour_count: report.contour_count,
+    top_level_count: report.top_level_count,
+    total_area: report.total_area,
+    mean_area: report.mean_area,
+    // Promised as milliseconds by stage name, so that a stage added later is no breaking change.
     timings_ms: z.record(z.string(), z.number()),
-    contours: z.array(MeasuredContourSchema),
+    contours: z.array(ContourSchema),
   })
   .passthrough()
   .openapi("Contours");
@@ -225,9 +169,11 @@ const contoursRoute = createRoute({
 
 const contoursAliasRoute = createRoute({ ...contoursRoute, path: CONTOURS_ALIAS_PATH, hide: true });
 
-type StoredResult = AnalysisReport & { task_id: string; filename: string };
+/** A completed task's result document as the worker stored it. */
+export type StoredResult = AnalysisReport & { task_id: string; filename: string };
 
-async function readResult(store: ObjectStore, taskId: string): Promise<StoredResult> {
+/** The result document of a completed task; 404 when there is none. */
+export async function readResult(store: ObjectStore, taskId: string): Promise<StoredResult> {
   const document = await fromStorage(() => store.read("results", resultNames(taskId).data));
   if (!document) throw new NotFound(`no contours for task ${taskId} (not finished, or failed)`);
   return JSON.parse(new TextDecoder().decode(document));
@@ -273,7 +219,8 @@ export function registerImageRoutes(app: OpenAPIHono, deps: AppDeps): void {
     });
     await fromStorage(async () => {
       await removeResults(store, task_id);
-      await store.removeAt(job.data.upload_path);
+      // A source_url's task has no upload until the worker has downloaded it.
+      if (job.data.upload_path) await store.removeAt(job.data.upload_path);
     });
     return c.body(null, 204);
   });
@@ -307,13 +254,16 @@ async function serveContours(
     });
   }
   if (format === "csv") {
-    const calibrated = result.options?.pixel_size !== undefined ? result.options.unit : undefined;
-    return c.body(contoursToCsv(result.contours, calibrated, result.options?.measurements === "all"), 200, {
-      "content-type": "text/csv; charset=utf-8; header=present",
-    });
+    return c.body(resultToCsv(result), 200, { "content-type": "text/csv; charset=utf-8; header=present" });
   }
   if (points === "false") {
     result.contours = result.contours.map(({ points: _p, ...rest }) => rest) as typeof result.contours;
   }
   return c.json(result, 200);
+}
+
+/** A result's contours as CSV: calibrated columns when the upload gave pixel_size, all measurements' when it asked. */
+export function resultToCsv(result: StoredResult): string {
+  const calibrated = result.options?.pixel_size !== undefined ? result.options.unit : undefined;
+  return contoursToCsv(result.contours, calibrated, result.options?.measurements === "all");
 }

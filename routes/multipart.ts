@@ -3,23 +3,52 @@ import { createHash, type Hash } from "node:crypto";
 import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import { AppError, BadRequest, TooLarge } from "../errors.ts";
 
-/** What a streamed multipart upload held: its text fields, and its one file. */
+/**
+ * One `file` part. Up to SPILL_BYTES it is kept in `bytes`; a larger one was streamed to its {@link spillPath} instead
+ * (`bytes` null), so no upload holds more than that much memory while it arrives. `sha256` (hex) is there when the
+ * options asked for it. `tooLarge`: the part passed maxFileBytes and was dropped as it streamed (only with
+ * `oversized: "mark"`).
+ */
+export interface ReceivedFile {
+  name: string;
+  size: number;
+  bytes: Uint8Array | null;
+  sha256?: string;
+  tooLarge?: boolean;
+}
+
+/** Where the `index`th file part of a form is spilled: the temp path itself for the first, `${tempPath}-i` after. */
+export function spillPath(tempPath: string, index: number): string {
+  return index === 0 ? tempPath : `${tempPath}-${index}`;
+}
+
+/** What a streamed multipart upload held: its text fields, and its file parts in the order they came. */
 export interface ReceivedForm {
   fields: Record<string, string>;
-  /**
-   * The `file` part; null when the form had none. Up to SPILL_BYTES it is kept in `bytes`; a larger one was streamed
-   * to the temp path instead (`bytes` null), so no upload holds more than that much memory while it arrives.
-   * `sha256` (hex) is there when the options asked for it.
-   */
-  file: { name: string; size: number; bytes: Uint8Array | null; sha256?: string } | null;
+  /** The first `file` part; null when the form had none. */
+  file: ReceivedFile | null;
+  /** Every `file` part (at most `maxFiles`). */
+  files: ReceivedFile[];
 }
 
 /** Limits and destination for one upload. */
 export interface ReceiveOptions {
-  /** Where a `file` part over SPILL_BYTES is written (created; the caller renames or removes it). */
+  /**
+   * Where a `file` part over SPILL_BYTES is written (created; the caller renames or removes it); the second and later
+   * parts of a form taking several go to {@link spillPath}.
+   */
   tempPath: string;
   /** Largest file part; the limit reported in the 413. */
   maxFileBytes: number;
+  /** How many `file` parts the form may hold (1 unless given); one more is refused with too_many_files. */
+  maxFiles?: number;
+  /**
+   * What a file part over maxFileBytes does: "refuse" (the default) ends the upload with 413; "mark" drops that part's
+   * bytes as they stream, flags it `tooLarge` and goes on with the next part (a batch, whose other files stand).
+   */
+  oversized?: "refuse" | "mark";
+  /** Most bytes of file parts held in memory at once over the whole form (SPILL_BYTES unless given). */
+  maxHeldBytes?: number;
   /** Largest whole body (the file plus fields, boundaries and part headers). */
   maxBodyBytes: number;
   /** Hash the file part as it streams past, so that a spilled file need not be read back for it. */
@@ -65,12 +94,18 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
   if (!reader) throw malformed("the body is empty");
 
   const fields: Record<string, string> = {};
-  let file: { name: string; size: number; bytes: Uint8Array | null; sha256?: string } | null = null;
+  const files: ReceivedFile[] = [];
+  const maxFiles = options.maxFiles ?? 1;
+  const maxHeld = options.maxHeldBytes ?? SPILL_BYTES;
+  // The current file part's state: its entry, hash, spill file and, while it is small enough to keep, its bytes
+  // (appended once, never joined again at the end).
+  let file: ReceivedFile | null = null;
   let hash: Hash | null = null;
   let sink: Deno.FsFile | null = null;
-  // The file part while it is small enough to keep (appended once, never joined again at the end).
-  let held: ByteQueue | null = new ByteQueue();
-  let fileParts = 0;
+  let held: ByteQueue | null = null;
+  let spilled: string | null = null;
+  // Bytes of earlier file parts kept in memory.
+  let heldTotal = 0;
   const misplaced: string[] = [];
   let received = 0;
   // A CRLF in front lets the first boundary be found like every later one.
@@ -106,14 +141,22 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
     if (!part || data.length === 0) return;
     if (part.kind === "file") {
       file!.size += data.length;
-      if (file!.size > options.maxFileBytes) throw new TooLarge(options.maxFileBytes);
+      if (file!.size > options.maxFileBytes) {
+        if (options.oversized !== "mark") throw new TooLarge(options.maxFileBytes);
+        // The rest of this part is read and dropped; what was kept of it goes now.
+        file!.tooLarge = true;
+        await dropFile();
+        part.kind = "skip";
+        return;
+      }
       hash?.update(data);
-      if (!sink && file!.size <= SPILL_BYTES) {
+      if (!sink && file!.size <= SPILL_BYTES && heldTotal + file!.size <= maxHeld) {
         held!.append(data);
         return;
       }
       if (!sink) {
-        sink = await Deno.open(options.tempPath, { write: true, createNew: true });
+        spilled = spillPath(options.tempPath, files.length - 1);
+        sink = await Deno.open(spilled, { write: true, createNew: true });
         await writeAll(sink, held!.view());
         held = null;
       }
@@ -126,7 +169,31 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
       part.text.push(Uint8Array.from(data));
     }
   };
+  const dropFile = async () => {
+    (sink as Deno.FsFile | null)?.close();
+    sink = null;
+    held = null;
+    hash = null;
+    if (spilled) await Deno.remove(spilled).catch(() => {});
+    spilled = null;
+  };
+  const finishFile = () => {
+    if (!file) return;
+    if (sink) {
+      (sink as Deno.FsFile).close();
+      sink = null;
+    } else if (held) {
+      file.bytes = held.bytes();
+      heldTotal += file.size;
+    }
+    if (hash) file.sha256 = (hash as Hash).digest("hex");
+    file = null;
+    hash = null;
+    held = null;
+    spilled = null;
+  };
   const finishPart = () => {
+    if (part?.kind === "file" || (part?.kind === "skip" && file)) finishFile();
     if (part?.kind === "text") {
       if (Object.keys(fields).length >= MAX_FIELDS) throw new BadRequest("validation_error", "too many form fields");
       // Two values for one option leave it unclear which the client meant (FormData.get would take the first).
@@ -193,11 +260,18 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
           if (name !== "file") {
             misplaced.push(name);
             kind = "skip";
-          } else if (++fileParts > 1) {
-            throw new BadRequest("too_many_files", "send one image per upload (got more than one file)");
+          } else if (files.length >= maxFiles) {
+            throw new BadRequest(
+              "too_many_files",
+              maxFiles === 1
+                ? "send one image per upload (got more than one file)"
+                : `a batch takes at most ${maxFiles} files (MAX_BATCH_FILES); send the rest in another batch`,
+            );
           } else {
             kind = "file";
             file = { name: filename ?? "", size: 0, bytes: null };
+            files.push(file);
+            held = new ByteQueue();
             if (options.sha256) hash = createHash("sha256");
           }
         }
@@ -209,27 +283,24 @@ export async function receiveMultipart(request: Request, options: ReceiveOptions
     // against the body limit like every other byte: a body that goes on past it is cut off with 413.
     consume(buf.length);
     while (await more()) consume(buf.length);
+    if (misplaced.length && !files.length) {
+      throw new BadRequest(
+        "missing_file",
+        `file: the form needs a 'file' field holding the image (found a file under '${misplaced[0]}')`,
+      );
+    }
+    if (misplaced.length) {
+      throw new BadRequest("validation_error", `${misplaced[0]}: only the field 'file' may hold a file`);
+    }
   } catch (err) {
     await reader.cancel().catch(() => {});
-    throw err;
-  } finally {
     // Assigned inside `emit`, which the compiler does not follow.
     (sink as Deno.FsFile | null)?.close();
+    // The spilled parts would never be read: none is left behind.
+    for (let i = 0; i < files.length; i++) await Deno.remove(spillPath(options.tempPath, i)).catch(() => {});
+    throw err;
   }
-  if (misplaced.length && !file) {
-    throw new BadRequest(
-      "missing_file",
-      `file: the form needs a 'file' field holding the image (found a file under '${misplaced[0]}')`,
-    );
-  }
-  if (misplaced.length) {
-    throw new BadRequest("validation_error", `${misplaced[0]}: only the field 'file' may hold a file`);
-  }
-  if (file && !(sink as Deno.FsFile | null)) {
-    file.bytes = held!.bytes();
-  }
-  if (file && hash) file.sha256 = (hash as Hash).digest("hex");
-  return { fields, file };
+  return { fields, file: files[0] ?? null, files };
 }
 
 async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {

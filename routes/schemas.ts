@@ -1,7 +1,8 @@
 import { z } from "@hono/zod-openapi";
-import { ERROR_CODES, type ErrorCode, type ErrorCodeOf, type ErrorStatus, JOB_FAILURE_CODES } from "../errors.ts";
+import { ERROR_CODES, type ErrorCode, type ErrorCodeOf, type ErrorStatus } from "../errors.ts";
 import { AnalysisOptionsFields, checkOptions } from "../imaging/options.ts";
-import { ContourSummarySchema } from "../queue/job.ts";
+import { ContourSummarySchema, RenderModeSchema } from "../queue/job.ts";
+import { decimal, number } from "../text_values.ts";
 
 /** Every error body the API sends. */
 export const ErrorSchema = z
@@ -58,13 +59,25 @@ const CallbackUrlField = z.string().max(2048).optional().openapi({
   example: "https://example.com/hooks/contours",
 });
 
-const RenderField = z.enum(["eager", "lazy"]).optional().openapi({
+const RenderField = RenderModeSchema.optional().openapi({
   description: "When the annotated image is drawn: eager = by the worker, before the task completes (for clients " +
     "that download it); lazy = on its first request (for clients that want only the contour data). Default: the " +
     "service's RENDER setting (eager unless configured otherwise)",
 });
 
-const UploadFields = AnalysisOptionsFields.extend({ callback_url: CallbackUrlField, render: RenderField });
+const PriorityField = decimal(number().int().min(1).max(1000)).optional().openapi({
+  description: "Queue priority, 1 (first) to 1000 (last): a job waits behind every job of a lower number; equal " +
+    "numbers run in the order they came. Default: 10 for a single upload, 50 for each file of a batch, so a single " +
+    "upload overtakes a big batch's waiting files (docs/batches.md)",
+  example: 10,
+});
+
+/** The text fields of an upload form (and of each batch): processing options, callback URL, render, priority. */
+export const UploadFields = AnalysisOptionsFields.extend({
+  callback_url: CallbackUrlField,
+  render: RenderField,
+  priority: PriorityField,
+});
 
 /** The upload form's text fields: processing options and the callback URL (validated after the file is streamed). */
 export const UploadFieldsSchema = checkOptions(UploadFields);
@@ -72,17 +85,27 @@ export const UploadFieldsSchema = checkOptions(UploadFields);
 /** Every field the upload form takes: anything else is a client's typo, refused rather than ignored. */
 export const UPLOAD_FIELD_NAMES: readonly string[] = ["file", ...Object.keys(UploadFields.shape)];
 
-/** The multipart form of an upload: the file plus optional processing options. */
+/** The multipart form of an upload: the file (or a source_url) plus optional processing options. */
 export const UploadFormSchema = checkOptions(AnalysisOptionsFields.extend({
   callback_url: CallbackUrlField,
   render: RenderField,
+  priority: PriorityField,
   file: z
     .instanceof(File, { message: "the form needs a 'file' field holding the image" })
+    .optional()
     .openapi({
       type: "string",
       format: "binary",
-      description: "JPEG, PNG, BMP or TIFF (format detected from content)",
+      description: "JPEG, PNG, BMP or TIFF (format detected from content). Either file or source_url",
     }),
+  // Read apart from the other text fields by routes/upload.ts: a batch's files cannot name one.
+  source_url: z.string().max(2048).optional().openapi({
+    description: "Instead of a file: an http(s) URL the worker downloads the image from (MAX_FILE_SIZE, MAX_PIXELS " +
+      "and SOURCE_TIMEOUT_MS apply while it streams; redirects are followed, each checked). Only hosts in " +
+      "SOURCE_ALLOWED_HOSTS; refused with source_urls_disabled while it is empty. Download failures end the task " +
+      "as failed with a source_* code (docs/source-url.md)",
+    example: "https://images.example.com/samples/coins.png",
+  }),
 })).openapi("UploadForm");
 
 /** 202 body of an accepted upload (the first five fields as the original service sent them). */
@@ -92,28 +115,17 @@ export const UploadAcceptedSchema = z
     status: z.literal("queued"),
     task_id: z.uuid(),
     filename: z.string().openapi({ example: "coins.png" }),
-    file_path: z.string().openapi({ example: "uploads/3b241101-e2bb-4255-8caf-4136c566a962.png" }),
+    file_path: z.string().optional().openapi({
+      description: "Where the upload is stored; absent for a source_url, which the worker downloads and stores",
+      example: "uploads/3b241101-e2bb-4255-8caf-4136c566a962.png",
+    }),
+    source_url: z.string().optional().openapi({
+      description: "The source_url the worker downloads the image from, when the upload gave one",
+      example: "https://images.example.com/samples/coins.png",
+    }),
     status_url: z.string().openapi({ example: "/api/v1/images/status/3b241101-e2bb-4255-8caf-4136c566a962" }),
   })
   .openapi("UploadAccepted");
-
-/** A task's status. */
-export const TaskStatusSchema = z
-  .object({
-    task_id: z.uuid(),
-    state: z.enum(["queued", "active", "completed", "failed"]),
-    progress: z.number().min(0).max(100),
-    filename: z.string(),
-    submitted_at: z.iso.datetime(),
-    started_at: z.iso.datetime().nullable(),
-    finished_at: z.iso.datetime().nullable(),
-    attempts: z.number().int(),
-    error: z.object({ code: z.enum(JOB_FAILURE_CODES), message: z.string() }).optional().openapi({
-      description: "Why a failed task failed",
-    }),
-    result: ContourSummarySchema.optional(),
-  })
-  .openapi("TaskStatus");
 
 /** Query of the results list. */
 export const ResultsQuerySchema = z.object({
@@ -158,6 +170,7 @@ const ERROR_EXAMPLES: { [S in ErrorStatus]?: [ErrorCodeOf<S>, string][] } = {
     ["malformed_form", "the multipart body could not be parsed: it ends before its closing boundary"],
     ["too_many_files", "send one image per upload (got more than one file)"],
     ["callbacks_disabled", "callback_url: callbacks are not enabled on this server (CALLBACK_SECRET)"],
+    ["source_urls_disabled", "source_url: downloads from URLs are not enabled on this server (SOURCE_ALLOWED_HOSTS)"],
   ],
   401: [["unauthorized", "a valid API key is required (X-API-Key header or Bearer token)"]],
   404: [["not_found", "no task with id 3b241101-e2bb-4255-8caf-4136c566a962"]],

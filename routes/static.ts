@@ -1,7 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { NotFound } from "../errors.ts";
 import { createLocalStore, type ObjectStore } from "../storage/object_store.ts";
-import type { OnDemandRenderer } from "../storage/render_on_demand.ts";
+import type { OnDemandRenderer } from "../rendering/render_on_demand.ts";
 import { ContoursSchema } from "./images.ts";
 import { documentedError, NO_SECURITY } from "./schemas.ts";
 import { fromStorage } from "./storage_errors.ts";

@@ -1,18 +1,11 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { BadRequest, NotFound } from "../errors.ts";
 import { fromRedis } from "./redis_errors.ts";
-import { getTaskStatus } from "../queue/contour_queue.ts";
+import { getTaskStatus, TaskStatusSchema } from "../queue/contour_queue.ts";
 import { decodeCursor, listResults } from "../queue/results_index.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import type { AppDeps } from "./deps.ts";
-import {
-  API_KEY_SECURITY,
-  errorResponses,
-  ResultsPageSchema,
-  ResultsQuerySchema,
-  TaskIdSchema,
-  TaskStatusSchema,
-} from "./schemas.ts";
+import { API_KEY_SECURITY, errorResponses, ResultsPageSchema, ResultsQuerySchema, TaskIdSchema } from "./schemas.ts";
 
 const statusRoute = createRoute({
   method: "get",

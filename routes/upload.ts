@@ -1,30 +1,20 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { join } from "node:path";
 import { BadRequest } from "../errors.ts";
-import { fileSource } from "../imaging/byte_source.ts";
-import { EXTENSIONS, type ImageFormat } from "../imaging/format.ts";
-import { checkStructure } from "../imaging/structure.ts";
 import { log } from "../log.ts";
-import { validateCallbackUrl } from "../callbacks/callback.ts";
-import { enqueueContourJob } from "../queue/contour_queue.ts";
+import { validateCallbackUrl } from "../callbacks/callback_url.ts";
+import { sourceFilename, validateSourceUrl } from "../sources/source_url.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import { removeFile } from "../storage/files.ts";
 import { createLocalStore } from "../storage/object_store.ts";
 import type { AppDeps } from "./deps.ts";
 import { sha256Hex } from "./auth.ts";
 import { claimIdempotencyKey, type IdempotencyClaim, idempotencyKey } from "./idempotency.ts";
+import { inspectUpload, parseUploadFields, SINGLE_PRIORITY, storeAndEnqueue } from "./intake.ts";
 import { receiveMultipart } from "./multipart.ts";
+import { enqueueSourceJob } from "./source_intake.ts";
 import { refuseOtherMethods } from "./method_not_allowed.ts";
-import { isConnectionError, redisUnavailable } from "./redis_errors.ts";
-import { fromStorage } from "./storage_errors.ts";
-import {
-  API_KEY_SECURITY,
-  errorResponses,
-  UPLOAD_FIELD_NAMES,
-  UploadAcceptedSchema,
-  UploadFieldsSchema,
-  UploadFormSchema,
-} from "./schemas.ts";
+import { API_KEY_SECURITY, errorResponses, UploadAcceptedSchema, UploadFormSchema } from "./schemas.ts";
 
 // Room for the multipart boundaries and part headers around the file itself.
 const MULTIPART_OVERHEAD = 64 * 1024;
@@ -82,7 +72,6 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
   app.post(uploadRoute.path, async (c) => {
     const taskId = crypto.randomUUID();
     const incoming = join(config.UPLOAD_DIR, `.incoming-${taskId}`);
-    let stored: string | undefined;
     let claim: IdempotencyClaim | undefined;
     try {
       const form = await receiveMultipart(c.req.raw, {
@@ -92,35 +81,35 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
         idleTimeoutMs: config.BODY_IDLE_TIMEOUT_MS,
         sha256: idempotencyKey(c.req.raw.headers) !== undefined,
       });
-      const unknown = Object.keys(form.fields).find((name) => !UPLOAD_FIELD_NAMES.includes(name));
-      if (unknown !== undefined) {
-        throw new BadRequest(
-          "validation_error",
-          `${unknown}: not a field of this form (it takes ${UPLOAD_FIELD_NAMES.join(", ")})`,
-        );
+      // source_url is the single upload's own field (a batch's files are files), read apart from the shared ones.
+      const { source_url, ...textFields } = form.fields;
+      const fields = parseUploadFields(textFields);
+      if (form.file && source_url !== undefined) {
+        throw new BadRequest("validation_error", "source_url: send either a file or a source_url, not both");
       }
-      const parsed = UploadFieldsSchema.safeParse(form.fields);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        throw new BadRequest("validation_error", `${issue.path.join(".") || "request"}: ${issue.message}`);
+      if (!form.file && source_url === undefined) {
+        throw new BadRequest("missing_file", "file: the form needs a 'file' field holding the image (or a source_url)");
       }
-      if (!form.file) throw new BadRequest("missing_file", "file: the form needs a 'file' field holding the image");
-      const { callback_url, render, ...options } = parsed.data;
+      const sourceUrl = source_url === undefined ? undefined : validateSourceUrl(config, source_url);
+      const { callback_url, render, priority, ...options } = fields;
       const callbackUrl = callback_url ? validateCallbackUrl(config, callback_url) : undefined;
-      if (form.file.size === 0) throw new BadRequest("empty_file", "the uploaded file is empty");
-      // Cheap checks only (headers, pixel limit, container structure), on the file as written: decoding pixels is
-      // the workers' CPU work, not the API's. A file spilled to disk is walked a few pages at a time, not read back.
-      const { bytes } = form.file;
-      const format = bytes
-        ? checkStructure(bytes, config.MAX_PIXELS)
-        : await checkSpilled(incoming, form.file.size, config.MAX_PIXELS);
+      const upload = form.file &&
+        { file: form.file, format: await inspectUpload(form.file, incoming, config.MAX_PIXELS) };
 
-      const filename = sanitizeFilename(form.file.name);
+      const filename = upload ? sanitizeFilename(upload.file.name) : sourceFilename(sourceUrl!, sanitizeFilename);
       const key = idempotencyKey(c.req.raw.headers);
       if (key !== undefined) {
         // Checked only now, so that a refused request leaves the key free for the corrected one.
         const fingerprint = await sha256Hex(
-          JSON.stringify({ file: form.file.sha256, filename, options, render, callback_url: callbackUrl }),
+          JSON.stringify({
+            file: upload?.file.sha256,
+            source_url: sourceUrl,
+            filename,
+            options,
+            render,
+            callback_url: callbackUrl,
+            priority,
+          }),
         );
         const claimed = await claimIdempotencyKey(
           deps.redis,
@@ -139,41 +128,18 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
         }
         claim = claimed;
       }
-      const name = `${taskId}.${EXTENSIONS[format]}`;
-      // Stored whole before the job exists: a store that fails here answers 503 and nothing is queued.
-      stored = store.locate("uploads", name);
-      await fromStorage(() =>
-        bytes ? store.write("uploads", name, bytes) : store.writeFile("uploads", name, incoming, form.file!.size)
-      );
-      try {
-        await enqueueContourJob(queue, config, {
-          task_id: taskId,
-          upload_path: stored,
-          filename,
-          format,
-          size: form.file.size,
-          submitted_at: new Date().toISOString(),
-          options,
-          render: render ?? config.RENDER,
-          request_id: c.get("requestId"),
-          callback_url: callbackUrl,
-        });
-      } catch (err) {
-        // Only an unreachable Redis is a 503; anything else is a fault of this service, for the error handler's 500.
-        if (!isConnectionError(err)) throw err;
-        log("warn", "enqueue failed", { task_id: taskId, error: (err as Error).message });
-        throw redisUnavailable();
-      }
-      log("info", "upload accepted", { request_id: c.get("requestId"), task_id: taskId, format, size: form.file.size });
-      const accepted: z.infer<typeof UploadAcceptedSchema> = {
-        message: "Image uploaded successfully, processing started",
-        status: "queued",
-        task_id: taskId,
+      const job = {
+        taskId,
         filename,
-        file_path: stored,
-        status_url: `/api/v1/images/status/${taskId}`,
+        options,
+        render: render ?? config.RENDER,
+        callbackUrl,
+        requestId: c.get("requestId"),
+        priority: priority ?? SINGLE_PRIORITY,
       };
-      stored = undefined;
+      const accepted = upload
+        ? await storeAndEnqueue({ config, queue, store }, { ...job, ...upload, spilledAt: incoming })
+        : await enqueueSourceJob({ config, queue }, { ...job, sourceUrl: sourceUrl! });
       // The task exists now: if Redis fails this write, a retry waits out the claim, then creates a second task.
       await claim?.complete(accepted).catch((err) =>
         log("warn", "could not record the Idempotency-Key", { task_id: taskId, error: String(err) })
@@ -182,22 +148,11 @@ export function registerUploadRoutes(app: OpenAPIHono, deps: AppDeps): void {
       c.header("Location", accepted.status_url);
       return c.json(accepted, 202);
     } catch (err) {
-      // Nothing will ever process these bytes: no partial or orphan file is left behind.
+      // Nothing will ever process these bytes: no partial or orphan file is left behind (storeAndEnqueue removes what
+      // it stored when the job could not be queued).
       await removeFile(incoming);
-      // The store may be the very thing that failed; then there is nothing of this upload in it to remove.
-      if (stored) await store.removeAt(stored).catch(() => {});
       await claim?.release();
       throw err;
     }
   });
-}
-
-/** checkStructure of the spilled upload at `path`, read from disk as the walk goes. */
-async function checkSpilled(path: string, size: number, maxPixels: number): Promise<ImageFormat> {
-  const file = await Deno.open(path);
-  try {
-    return checkStructure(fileSource(file, size), maxPixels);
-  } finally {
-    file.close();
-  }
 }

@@ -1,3 +1,5 @@
+import { EXTENSIONS, type ImageFormat } from "../imaging/format.ts";
+
 /** Where the service keeps uploads and results. */
 export interface StorageDirs {
   uploadDir: string;
@@ -40,6 +42,11 @@ export async function writeAtomically(path: string, data: Uint8Array | string): 
     await removeFile(tmp);
     throw err;
   }
+}
+
+/** The object name of a task's upload (in the uploads area of an ObjectStore). */
+export function uploadName(taskId: string, format: ImageFormat): string {
+  return `${taskId}.${EXTENSIONS[format]}`;
 }
 
 /** Extension of the annotated image for each output format. */

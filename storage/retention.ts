@@ -1,9 +1,14 @@
+import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../config.ts";
-import { EXTENSIONS } from "../imaging/format.ts";
+import { TIMED_OUT, withDeadline } from "../deadline.ts";
+import { log } from "../log.ts";
+import { closeRedis, createRedis } from "../queue/connection.ts";
+import { ImageFormatSchema } from "../imaging/format.ts";
 import type { ContourQueue } from "../queue/contour_queue.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import { forgetResult } from "../queue/results_index.ts";
+import { uploadName } from "./files.ts";
 import { type Area, createLocalStore, type ObjectStore } from "./object_store.ts";
 import { imageStored, removeResults } from "./results.ts";
 
@@ -27,7 +32,6 @@ const CLEAN_BATCH = 500;
 const FILE_NAME = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.[a-z]+$/;
 const INCOMING = /^\.incoming-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 const LIVE = new Set(["waiting", "active", "delayed", "prioritized", "waiting-children"]);
-const UPLOAD_EXTENSIONS = [...new Set(Object.values(EXTENSIONS))];
 
 async function* taskFiles(
   store: ObjectStore,
@@ -130,8 +134,64 @@ export async function sweepRetention(
 async function removeTaskFiles(store: ObjectStore, taskId: string): Promise<number> {
   await removeResults(store, taskId);
   let uploads = 0;
-  for (const ext of UPLOAD_EXTENSIONS) {
-    if (await store.remove("uploads", `${taskId}.${ext}`)) uploads++;
+  for (const format of ImageFormatSchema.options) {
+    if (await store.remove("uploads", uploadName(taskId, format))) uploads++;
   }
   return uploads;
+}
+
+/** The retention sweeps a worker process takes part in, and how it stops taking them. */
+export interface RetentionSchedule {
+  /** Settles once the scheduler is in Redis (which may be down when the worker starts: then once it is back). */
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The queue the retention sweeps run on, beside the contour queue. */
+export function retentionQueueName(config: Config): string {
+  return `${config.QUEUE_NAME}-retention`;
+}
+
+// Upserting under one id is idempotent: every worker process names the same scheduler, so the deployment has one.
+const SCHEDULER_ID = "retention-sweep";
+
+/**
+ * Runs sweepRetention once per RETENTION_SWEEP_MINUTES for the whole deployment: a BullMQ job scheduler makes one
+ * sweep job per interval, and whichever worker process is free takes it. Each process calls this; the first sweep
+ * comes one interval after the scheduler is first made (a changed interval starts it anew). `redis` serves the sweep's
+ * reads and the scheduler's queue; the sweeps' worker opens a blocking connection of its own.
+ */
+export function scheduleRetention(
+  config: Config,
+  queue: ContourQueue,
+  redis: Redis,
+  store: ObjectStore,
+): RetentionSchedule {
+  const every = Math.max(1, Math.round(config.RETENTION_SWEEP_MINUTES * 60_000));
+  const opts = { connection: redis, prefix: config.QUEUE_PREFIX };
+  const schedules = new Queue(retentionQueueName(config), opts);
+  schedules.on("error", () => {}); // the connection logs its own errors and reconnects
+  const ready = schedules.upsertJobScheduler(SCHEDULER_ID, { every, startDate: Date.now() + every }, {
+    name: "sweep",
+    // A failed sweep is not retried: the next one comes within an interval. A few are kept for the dashboard.
+    opts: { attempts: 1, removeOnComplete: { count: 10 }, removeOnFail: { count: 10 } },
+  }).then(() => {}, (err) => log("warn", "could not schedule the retention sweeps", { error: String(err) }));
+  const connection = createRedis(config, "worker");
+  const worker = new Worker(retentionQueueName(config), async () => {
+    const report = await sweepRetention(config, queue, redis, Date.now(), store);
+    if (Object.values(report).some((n) => n > 0)) log("info", "retention sweep", { ...report });
+    return report;
+  }, { connection, prefix: config.QUEUE_PREFIX, concurrency: 1 });
+  worker.on("error", () => {});
+  worker.on("failed", (_job, err) => log("warn", "retention sweep failed", { error: err.message }));
+  return {
+    ready,
+    async close() {
+      // A sweep under way is safe to cut off (the next one finishes its work); waiting for one is not worth a long
+      // shutdown.
+      if (await withDeadline(worker.close(), 5000) === TIMED_OUT) await withDeadline(worker.close(true), 1000);
+      await schedules.close().catch(() => {});
+      await closeRedis(connection);
+    },
+  };
 }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { getIssues } from "@placemarkio/check-geojson";
 import { XMLParser } from "fast-xml-parser";
-import { analyseContours, boundingBox, type MeasuredContour, polygonMoments } from "../imaging/contours.ts";
+import { analyseContours, boundingBox, polygonMoments } from "../imaging/contours.ts";
+import type { MeasuredContour } from "../imaging/measurements.ts";
 import { decodeImage } from "../imaging/decode.ts";
 import { contoursToGeoJson, contoursToSvg } from "../imaging/export.ts";
 import { loadPipeline } from "../imaging/pipeline.ts";

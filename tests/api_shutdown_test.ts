@@ -2,7 +2,17 @@ import assert from "node:assert/strict";
 import { parseConfig } from "../config.ts";
 import { fixture } from "./fixtures.ts";
 import { TIMED_OUT, withDeadline } from "../deadline.ts";
-import { dropPrefix, listDir, sparePort, sseReader, taskFlags, testTempDir, upload, waitForTask } from "./harness.ts";
+import {
+  dropPrefix,
+  listDir,
+  sparePort,
+  sseReader,
+  taskFlags,
+  testTempDir,
+  upload,
+  waitForTask,
+  waitUntil,
+} from "./harness.ts";
 import { startContourWorker } from "../worker.ts";
 
 async function startApi(env: Record<string, string>, root: string) {
@@ -84,14 +94,16 @@ Deno.test("SIGTERM on the API: it stops accepting, finishes the upload in flight
     await conn.write(head);
     await conn.write(png.subarray(0, 1000));
     api.child.kill("SIGTERM");
-    await new Promise((r) => setTimeout(r, 300));
     // New requests are refused while the one in flight goes on (raw sockets: a pooled client connection would
-    // hold the server open).
-    const probe = await Deno.connect({ hostname: "127.0.0.1", port });
-    await probe.write(enc.encode("GET /api/v1/health/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-    const refused = await readResponse(probe);
-    probe.close();
-    assert.match(refused, /^HTTP\/1\.1 503/);
+    // hold the server open); probed until the signal has been handled.
+    let refused = "";
+    await waitUntil("new requests refused with 503 after SIGTERM", 10_000, async () => {
+      const probe = await Deno.connect({ hostname: "127.0.0.1", port });
+      await probe.write(enc.encode("GET /api/v1/health/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+      refused = await readResponse(probe);
+      probe.close();
+      return /^HTTP\/1\.1 503/.test(refused);
+    });
     assert.match(refused, /service_unavailable/);
     await conn.write(png.subarray(1000));
     await conn.write(tail);

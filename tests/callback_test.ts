@@ -1,15 +1,10 @@
 import assert from "node:assert/strict";
 import { UnrecoverableError } from "bullmq";
-import { isInternalAddress } from "../callbacks/address.ts";
-import {
-  assertDeliverable,
-  createCallbackQueue,
-  deliverCallback,
-  enqueueCallback,
-  sign,
-  startCallbackWorker,
-  validateCallbackUrl,
-} from "../callbacks/callback.ts";
+import { isInternalAddress } from "../net/address.ts";
+import { createCallbackQueue, enqueueCallback, startCallbackWorker } from "../callbacks/callback_queue.ts";
+import { assertDeliverable, validateCallbackUrl } from "../callbacks/callback_url.ts";
+import { deliverCallback } from "../callbacks/delivery.ts";
+import { sign } from "../callbacks/signature.ts";
 import { parseConfig } from "../config.ts";
 import { BadRequest } from "../errors.ts";
 import { closeRedis, createRedis } from "../queue/connection.ts";

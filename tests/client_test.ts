@@ -213,6 +213,7 @@ async function walkThrough(t: Deno.TestContext, checked: Checked, api: ContourCl
     await apiError(() => api.contoursGeoJson(unknown), 404, "not_found");
     await apiError(() => api.image(unknown), 404, "not_found");
     await apiError(() => api.delete(unknown), 404, "not_found");
+    await apiError(() => api.cancel(unknown), 404, "not_found");
     await apiError(() => api.waitForCompletion(unknown, { timeoutMs: 10_000 }), 404, "not_found");
     const file = await api.raw.GET("/static/results/{name}", { params: { path: { name: `${unknown}.json` } } });
     assert.equal(file.response.status, 404);
@@ -251,6 +252,10 @@ async function walkThrough(t: Deno.TestContext, checked: Checked, api: ContourCl
     );
     assert.equal(res.status, 415);
     assert.equal(ErrorSchema.parse(await res.json()).error.code, "unsupported_media_type");
+  });
+
+  await t.step("cancel of a completed task → 409 task_finished", async () => {
+    await apiError(() => api.cancel(taskId), 409, "task_finished");
   });
 
   await t.step("delete → gone everywhere", async () => {

@@ -264,6 +264,8 @@ Deno.test("deadlines: a silent socket and a slow request head are closed after H
         const conn = await open();
         for (let i = 0; i < 2; i++) {
           await conn.write(enc.encode("GET /api/v1/health/ HTTP/1.1\r\nHost: x\r\n"));
+          // A client that pauses mid-head, and then between requests, within the deadlines: the pauses are what
+          // this step tests, so they are sleeps.
           await new Promise((r) => setTimeout(r, 200));
           await conn.write(enc.encode("\r\n"));
           const buffer = new Uint8Array(4096);

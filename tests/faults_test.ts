@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startPrivateRedis } from "../queue/redis_server.ts";
+import { startPrivateRedis } from "../dev/private_redis.ts";
 import { startContourWorker } from "../worker.ts";
 import { fixture } from "./fixtures.ts";
 import { sparePort, startTestService, testTempDir, upload, waitForTask } from "./harness.ts";

@@ -151,6 +151,28 @@ export async function killWorkers(...workers: ({ child: Deno.ChildProcess; outpu
   }
 }
 
+/**
+ * Polls `check` every `intervalMs` until it holds, failing with `what` once `timeoutMs` have passed: what a test waits
+ * for, it polls for, rather than sleeping for a time that is too long on a quiet machine and too short on a busy one.
+ *
+ * @example
+ * ```ts
+ * await waitUntil("the upload removed", 5000, async () => (await listDir(dir)).length === 0);
+ * ```
+ */
+export async function waitUntil(
+  what: string,
+  timeoutMs: number,
+  check: () => boolean | Promise<boolean>,
+  intervalMs = 50,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
 /** Polls a task until it reaches `completed` or `failed`, failing the test after `timeoutMs`. */
 export async function waitForTask(
   base: string,

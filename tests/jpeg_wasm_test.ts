@@ -18,6 +18,7 @@ import {
   FIXTURES,
   readPpm,
   withApp1,
+  withoutSegments,
   ycc,
 } from "./jpeg_writer.ts";
 import { hasCv2, PYTHON } from "./native_tools.ts";
@@ -222,6 +223,20 @@ Deno.test("JPEG through libjpeg-turbo (WASM)", async (t) => {
     assert.equal(decodeJpegWasm(Uint8Array.of(0xff, 0xd8, 0xff, 0x01, 0, 4, 0, 0)), null);
     assert.equal(decodeJpegWasm(rocket.subarray(0, 300)), null);
     assertSameBytes(wasmRaster(rocket, "after").data, before.data, "the same pixels after the error");
+  });
+
+  await t.step("a file lacking its quantization tables is corrupt, not decoded with the previous image's", () => {
+    const noDqt = withoutSegments(rocket, 0xdb);
+    for (const before of [rocket, cases.get("hubble_deep_field.jpg")!]) {
+      // libjpeg keeps the tables of the image it decoded last, so on its own it would take this file.
+      assert.ok(decodeJpegWasm(before));
+      assert.ok(decodeJpegWasm(noDqt), "libjpeg-turbo reuses the previous image's tables");
+      assert.throws(() => decodeJpeg(noDqt), (err: unknown) => {
+        assert.ok(err instanceof ImageError && err.code === "corrupt_image", String(err));
+        assert.match(err.message, /quantization table 0 before it is defined/);
+        return true;
+      });
+    }
   });
 
   await t.step("200 decodes do not grow the WASM memory, and a 12-megapixel image needs no more of it", () => {

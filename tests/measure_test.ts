@@ -1,16 +1,10 @@
 import assert from "node:assert/strict";
 import { getIssues } from "@placemarkio/check-geojson";
-import { analyseContours as analyseAny, type MeasuredContour as AnyContour } from "../imaging/contours.ts";
+import { analyseContours as analyseAny } from "../imaging/contours.ts";
 import { decodeImage } from "../imaging/decode.ts";
 import { contoursToCsv, contoursToGeoJson, unitSlug } from "../imaging/export.ts";
-import {
-  boxPoints,
-  convexHull,
-  feretDiameters,
-  minAreaRect,
-  polygonArea,
-  type ShapeMeasurements,
-} from "../imaging/measure.ts";
+import { boxPoints, convexHull, feretDiameters, minAreaRect, polygonArea } from "../imaging/measure.ts";
+import type { MeasuredContour as AnyContour, ShapeMeasurements } from "../imaging/measurements.ts";
 import { type AnalysisOptions, AnalysisOptionsSchema } from "../imaging/options.ts";
 import { loadPipeline } from "../imaging/pipeline.ts";
 import type { Raster } from "../imaging/raster.ts";

@@ -24,11 +24,15 @@ Deno.test("the OpenAPI document passes Redocly's recommended rules and matches t
       }
       assert.deepEqual(ids, {
         "POST /api/v1/images/upload": "uploadImage",
+        "POST /api/v1/images/batch": "uploadBatch",
+        "GET /api/v1/batches/{batch_id}": "getBatch",
+        "GET /api/v1/batches/{batch_id}/results.zip": "getBatchResults",
         "GET /api/v1/images/status/{task_id}": "getTaskStatus",
         "GET /api/v1/images/status/{task_id}/events": "streamTaskStatus",
         "GET /api/v1/images/results": "listResults",
         "GET /api/v1/images/{task_id}": "getImage",
         "DELETE /api/v1/images/{task_id}": "deleteImage",
+        "POST /api/v1/images/cancel/{task_id}": "cancelImage",
         "GET /api/v1/images/contours/{task_id}": "getContours",
         "GET /static/results/{name}": "getResultFile",
         "GET /api/v1/health": "getHealth",

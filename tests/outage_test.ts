@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { ensureRedis } from "../main.ts";
-import { startPrivateRedis } from "../queue/redis_server.ts";
+import { startConfiguredRedis, startPrivateRedis } from "../dev/private_redis.ts";
+import { ensureRedis } from "../queue/redis_probe.ts";
 import { fixture } from "./fixtures.ts";
 import { listDir, sparePort, startTestService, testConfig, testTempDir, upload, waitForTask } from "./harness.ts";
 
@@ -102,7 +102,7 @@ Deno.test("start-up: a private redis-server is started when none answers, else a
     "REDIS_AUTOSTART=true on a silent loopback port starts redis-server with data under REDIS_DATA_DIR",
     async () => {
       const config = testConfig({ REDIS_PORT: String(sparePort()), REDIS_AUTOSTART: "true" });
-      const started = await ensureRedis(config);
+      const started = await ensureRedis(config, startConfiguredRedis);
       try {
         assert.ok(started, "a private Redis should have been started");
         assert.ok((await listDir(config.REDIS_DATA_DIR)).includes("redis.log"));
@@ -116,7 +116,7 @@ Deno.test("start-up: a private redis-server is started when none answers, else a
     // redis-server changes into its --dir before opening the log file, so the path it gets must be absolute.
     const relative = `tests/.tmp/redis-${crypto.randomUUID()}`;
     const config = testConfig({ REDIS_PORT: String(sparePort()), REDIS_AUTOSTART: "true", REDIS_DATA_DIR: relative });
-    const started = await ensureRedis(config);
+    const started = await ensureRedis(config, startConfiguredRedis);
     try {
       assert.ok(started, "a private Redis should have been started");
       assert.ok((await listDir(relative)).includes("redis.log"));
@@ -131,18 +131,18 @@ Deno.test("start-up: a private redis-server is started when none answers, else a
     async () => {
       // This test process may only reach 127.0.0.1 and localhost (deno.json's test task).
       const config = testConfig({ REDIS_HOST: "127.0.0.2", REDIS_AUTOSTART: "false" });
-      await assert.rejects(() => ensureRedis(config), /add 127\.0\.0\.2 to --allow-net/);
+      await assert.rejects(() => ensureRedis(config, startConfiguredRedis), /add 127\.0\.0\.2 to --allow-net/);
       await Deno.remove(config.UPLOAD_DIR.replace(/\/uploads$/, ""), { recursive: true });
     },
   );
   await t.step("REDIS_AUTOSTART=false → an error that says how to get Redis", async () => {
     const config = testConfig({ REDIS_PORT: String(sparePort()), REDIS_AUTOSTART: "false" });
-    await assert.rejects(() => ensureRedis(config), /Redis is not reachable at 127\.0\.0\.1:\d+/);
+    await assert.rejects(() => ensureRedis(config, startConfiguredRedis), /Redis is not reachable at 127\.0\.0\.1:\d+/);
     await Deno.remove(config.UPLOAD_DIR.replace(/\/uploads$/, ""), { recursive: true });
   });
   await t.step("a Redis that answers is used as it is", async () => {
     const config = testConfig();
-    assert.equal(await ensureRedis(config), undefined);
+    assert.equal(await ensureRedis(config, startConfiguredRedis), undefined);
     await Deno.remove(config.UPLOAD_DIR.replace(/\/uploads$/, ""), { recursive: true });
   });
 });

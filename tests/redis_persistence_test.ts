@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { checkRedisPersistence } from "../queue/redis_persistence.ts";
-import { redisAnswers } from "../queue/redis_server.ts";
+import { redisAnswers } from "../queue/redis_probe.ts";
 import { reportLostJob } from "../worker.ts";
 import { sparePort, startTestService, taskFlags, testTempDir } from "./harness.ts";
 

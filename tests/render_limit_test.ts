@@ -2,7 +2,7 @@ import { join } from "node:path";
 import assert from "node:assert/strict";
 import type { AnalysisPool } from "../imaging/pool.ts";
 import { resultNames } from "../storage/files.ts";
-import { createOnDemandRenderer } from "../storage/render_on_demand.ts";
+import { createOnDemandRenderer } from "../rendering/render_on_demand.ts";
 import { testConfig } from "./harness.ts";
 
 Deno.test("drawing on request: 8 images asked for at once are read and drawn 2 at a time, not all at once", async () => {
@@ -16,6 +16,7 @@ Deno.test("drawing on request: 8 images asked for at once are read and drawn 2 a
   const pool = {
     async render() {
       most = Math.max(most, ++running);
+      // A drawing takes time (a sleep is its stand-in), so that requests arriving together overlap in it.
       await new Promise((r) => setTimeout(r, 20));
       running--;
       return new Uint8Array([1]);

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Worker } from "bullmq";
+import { QueueEvents, Worker } from "bullmq";
 import { closeRedis, connectRedis, createRedis } from "../queue/connection.ts";
 import { createContourQueue } from "../queue/contour_queue.ts";
-import { type SweepReport, sweepRetention } from "../storage/retention.ts";
+import { retentionQueueName, type SweepReport, sweepRetention } from "../storage/retention.ts";
 import { startContourWorker } from "../worker.ts";
 import { fixture } from "./fixtures.ts";
-import { listDir, startTestService, upload, waitForTask } from "./harness.ts";
+import { listDir, startTestService, upload, waitForTask, waitUntil } from "./harness.ts";
 
 const HOUR = 3_600_000;
 
@@ -200,16 +200,64 @@ Deno.test("retention: an expired task's result files and upload go in the sweep 
   }
 });
 
-Deno.test("KEEP_UPLOADS=true keeps the upload after a successful job (removed by default: see api_test)", async () => {
-  const svc = await startTestService({ KEEP_UPLOADS: "true" });
+Deno.test("retention: two worker processes sweep once per interval between them, not once each", async () => {
+  // 0.01 min = 600 ms between sweeps.
+  const svc = await startTestService({ EMBEDDED_WORKER: "false", RETENTION_SWEEP_MINUTES: "0.01" });
+  const every = 600;
+  const { UPLOAD_DIR } = svc.config;
+  const eventsRedis = createRedis(svc.config, "worker");
+  const events = new QueueEvents(retentionQueueName(svc.config), {
+    connection: eventsRedis,
+    prefix: svc.config.QUEUE_PREFIX,
+  });
+  events.on("error", () => {});
+  const workers = [];
   try {
+    await events.waitUntilReady();
+    const swept: { id: string; at: number }[] = [];
+    events.on("completed", ({ jobId }) => swept.push({ id: jobId, at: Date.now() }));
+    // An orphan upload past the orphan age: only a scheduled sweep can remove it, as nothing here sweeps by hand.
+    const orphan = `${crypto.randomUUID()}.png`;
+    await Deno.mkdir(UPLOAD_DIR, { recursive: true });
+    await Deno.writeTextFile(join(UPLOAD_DIR, orphan), "x");
+    const old = new Date(Date.now() - 3 * HOUR);
+    await Deno.utime(join(UPLOAD_DIR, orphan), old, old);
+    // Two worker processes' worth: each schedules the sweeps and takes sweep jobs.
+    const started = Date.now();
+    for (let i = 0; i < 2; i++) workers.push(await startContourWorker(svc.config));
+    const until = started + 20_000;
+    while (swept.length < 5 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    const elapsed = Date.now() - started;
+    assert.ok(swept.length >= 5, `${swept.length} sweeps in ${elapsed} ms; expected one each ${every} ms`);
+    assert.ok(!(await listDir(UPLOAD_DIR)).includes(orphan), "the scheduled sweeps removed the orphan upload");
+    // Each sweep is one job of the one scheduler, named after its slot: slots one interval apart, none taken twice.
+    const slots = swept.map(({ id }) => Number(/^repeat:retention-sweep:(\d+)$/.exec(id)?.[1]));
+    assert.equal(new Set(slots).size, slots.length, `a slot swept twice: ${slots}`);
+    for (let i = 1; i < slots.length; i++) assert.equal(slots[i] - slots[i - 1], every, `slots ${slots}`);
+    // Had each process swept on its own timer, there would be two sweeps per interval.
+    assert.ok(swept.length <= Math.floor(elapsed / every) + 1, `${swept.length} sweeps in ${elapsed} ms`);
+  } finally {
+    for (const w of workers) await w.close();
+    await events.close();
+    await closeRedis(eventsRedis);
+    await svc.close();
+  }
+});
+
+Deno.test("KEEP_UPLOADS=true keeps the upload after a successful job (removed by default: see api_test)", async () => {
+  const svc = await startTestService({ KEEP_UPLOADS: "true", EMBEDDED_WORKER: "false" });
+  const worker = await startContourWorker(svc.config);
+  try {
+    // The worker removes an upload in its own "completed" listener; listeners run in the order they were added, so
+    // once this later one has heard of the job, the worker's has made its choice.
+    const heard = new Set<string>();
+    worker.worker.on("completed", (job) => heard.add(job.id ?? ""));
     const { task_id } = await (await upload(svc.base, await fixture("page.png"), "page.png")).json();
     assert.equal((await waitForTask(svc.base, task_id)).state, "completed");
-    // The removal would follow completion at once; give the completed-event handler its turn, with a deadline.
-    const until = Date.now() + 1000;
-    while (Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil("the worker's completed event", 10_000, () => heard.has(task_id));
     assert.ok((await listDir(svc.config.UPLOAD_DIR)).some((f) => f.startsWith(task_id)));
   } finally {
+    await worker.close();
     await svc.close();
   }
 });

@@ -5,6 +5,7 @@ import { ImageError } from "../imaging/image_error.ts";
 import { checkStructure } from "../imaging/structure.ts";
 import { CODEC_SAMPLES, codecSample, fixture, SAMPLES } from "./fixtures.ts";
 import { concatBytes } from "../imaging/bytes.ts";
+import { withoutSegments } from "./jpeg_writer.ts";
 
 const JPEG_CROPS = [...Deno.readDirSync(new URL("./fixtures/jpeg/", import.meta.url))]
   .filter((entry) => entry.name.endsWith(".jpg"))
@@ -172,6 +173,14 @@ Deno.test("checkStructure on the sample files", async (t) => {
       const bytes = concatBytes([samples.get(name)!, trailer]);
       assert.equal(outcome(() => checkStructure(bytes)), null, name);
       assert.equal(outcome(() => decodeImage(bytes)), null, name);
+    }
+  });
+
+  await t.step("a JPEG lacking the quantization tables its scan uses is corrupt, as the decoder finds", () => {
+    for (const name of ["rocket.jpg", ...JPEG_CROPS]) {
+      const noDqt = withoutSegments(samples.get(name)!, 0xdb);
+      assertCorrupt(noDqt, /quantization table \d before it is defined/, name);
+      assert.match(outcome(() => decodeImage(noDqt)) ?? "decoded", /^corrupt_image: .*quantization table/, name);
     }
   });
 

@@ -26,6 +26,10 @@ interface UiReport {
   results_thumbnails?: number;
   results_task_ids?: string[];
   thumbnail_width?: number;
+  batch_states?: (string | null)[];
+  batch_zip_href?: string | null;
+  batch_zip?: { magic: number[]; size: number };
+  batch_csv_links?: string[];
 }
 
 Deno.test("the try-it pages: served by the app, and used in headless Chromium", async (t) => {
@@ -109,6 +113,14 @@ Deno.test("the try-it pages: served by the app, and used in headless Chromium", 
         assert.ok(report.error_visible, seen);
         assert.ok(report.error_text && !report.error_text.includes("{"), `error shown raw: ${report.error_text}`);
         assert.match(report.error_text, /not an image/i);
+
+        // Several files at once: one batch, both cards completed, its ZIP offered and served.
+        assert.deepEqual(report.batch_states, ["completed", "completed"], seen);
+        assert.match(report.batch_zip_href ?? "", /^\/api\/v1\/batches\/[0-9a-f-]{36}\/results\.zip$/, seen);
+        assert.deepEqual(report.batch_zip?.magic, [0x50, 0x4b, 0x03, 0x04], seen);
+        const batchStatus = await (await fetch(svc.base + report.batch_zip_href!.replace("/results.zip", ""))).json();
+        assert.equal(batchStatus.counts.completed, 2, JSON.stringify(batchStatus));
+        assert.match(report.batch_csv_links?.[0] ?? "", /\?format=csv$/, seen);
 
         assert.ok(report.results_thumbnails! >= 1, seen);
         assert.ok(report.results_task_ids!.includes(report.task_id!), seen);
@@ -437,6 +449,39 @@ Deno.test("the try-it pages with API keys: a tile's exports and the card it open
     assert.ok(first >= 0, seen);
     assert.deepEqual(report.api.slice(first).filter((r) => !r.key), [], seen);
     assert.ok(!report.api.some((r) => r.path.endsWith("/events")), seen);
+  } finally {
+    await svc.close();
+  }
+});
+
+Deno.test("the try-it page: a queued task's Cancel button cancels it, and the card says so", async () => {
+  // No worker: the upload stays queued until it is cancelled.
+  const svc = await startTestService({ EMBEDDED_WORKER: "false" });
+  try {
+    const report = await runBrowserScript<{
+      failure?: string;
+      outside: string[];
+      page_errors: string[];
+      task_id?: string;
+      button_visible_queued?: boolean;
+      card_state?: string;
+      state_text?: string;
+      error_text?: string;
+      button_visible_after?: boolean;
+    }>("ui_cancel.mjs", [svc.base, OUT_DIR]);
+    if (!report) return;
+    const seen = JSON.stringify(report);
+    assert.equal(report.failure, undefined, seen);
+    assert.deepEqual(report.page_errors, [], seen);
+    assert.deepEqual(report.outside, [], seen);
+    assert.equal(report.button_visible_queued, true, seen);
+    assert.equal(report.card_state, "cancelled", seen);
+    assert.equal(report.state_text, "Cancelled", seen);
+    assert.match(report.error_text ?? "", /cancelled this job/, seen);
+    assert.equal(report.button_visible_after, false, "no Cancel button on a finished task");
+    const status = await (await fetch(`${svc.base}/api/v1/images/status/${report.task_id}`)).json();
+    assert.equal(status.state, "failed");
+    assert.equal(status.error.code, "cancelled");
   } finally {
     await svc.close();
   }

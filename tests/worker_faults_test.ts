@@ -133,7 +133,7 @@ Deno.test("a job whose payload does not match the job schema fails at once with 
     assert.equal(status.attempts, 1, "retrying cannot fix the payload");
     const error = status.error as { code: string; message: string };
     assert.equal(error.code, "invalid_job");
-    assert.match(error.message, /^the job's payload is not valid: upload_path: /);
+    assert.match(error.message, /^the job's payload is not valid: size: /);
   } finally {
     await queue.close();
     await closeRedis(redis);

@@ -69,7 +69,8 @@ Deno.test("SIGTERM on a worker: jobs it took but had not finished go back to the
     assert.deepEqual(returned(analysed).map((l) => l.cut_off), [true], out);
     for (const id of [untouched, analysed]) {
       const job = (await queue.getJob(id))!;
-      assert.equal(await job.getState(), "waiting", id);
+      // Queued again: every upload carries a priority, so BullMQ keeps it in its prioritized set.
+      assert.equal(await job.getState(), "prioritized", id);
       assert.equal(job.attemptsMade, 0, `${id}: no attempt used`);
       assert.equal(job.progress, 0, `${id}: shown as not started`);
     }

@@ -178,6 +178,10 @@ export function friendlyError(err, ctx = {}) {
       return "Processing took too long and was stopped — try a smaller version of the image.";
     case "processing_error":
       return `Processing failed: ${sentence(message)}`;
+    case "cancelled":
+      return "You cancelled this job; it will not be processed.";
+    case "task_finished":
+      return "This job had already finished, so there was nothing left to cancel.";
     default:
       if (err?.status >= 500) {
         return "The server ran into a problem — try again; if it keeps happening, tell its operator.";

@@ -34,6 +34,7 @@ const jobs = document.getElementById("jobs");
 const jobsEmpty = document.getElementById("jobs-empty");
 const jobsStatus = document.getElementById("jobs-status");
 const clearButton = document.getElementById("clear-jobs");
+const batchDownloads = document.getElementById("batch-downloads");
 const template = document.getElementById("job-template");
 
 let limits = {};
@@ -178,8 +179,12 @@ form.addEventListener("submit", (event) => {
   formStatus.textContent = `Sending ${n} image${n === 1 ? "" : "s"}…`;
   // The newest batch goes above the older cards, its own cards in the order the files were chosen.
   const batch = { before: jobs.firstElementChild, time: Date.now() };
-  Promise.all(selected.map((file, seq) => startJob(file, options, { ...batch, seq }))).then((sent) => {
-    const ok = sent.filter(Boolean).length;
+  // Several files go as one batch, whose results can then be downloaded together as a ZIP.
+  const sending = n > 1
+    ? startBatch(selected, options, batch)
+    : Promise.all(selected.map((file, seq) => startJob(file, options, { ...batch, seq })))
+      .then((sent) => sent.filter(Boolean).length);
+  sending.then((ok) => {
     formStatus.textContent = ok === n ? "" : `${n - ok} of ${n} could not be sent — see the cards below.`;
   });
 });
@@ -296,11 +301,68 @@ async function startJob(file, options, batch) {
   return true;
 }
 
+/**
+ * Uploads several files as one batch (POST /api/v1/images/batch), a card each, then follows each task and offers the
+ * batch's ZIP of results; resolves how many files were accepted.
+ */
+async function startBatch(files, options, batch) {
+  const made = files.map((file) => new JobCard(file.name, { file, before: batch.before }));
+  const body = new FormData();
+  for (const [name, value] of options) body.append(name, value);
+  // The form's file parts, by their place in it (the answer's `index`): the files not refused here.
+  const sent = [];
+  files.forEach((file, seq) => {
+    if (tooLarge(file)) made[seq].fail(friendlyError(new ApiError(413, "file_too_large", ""), errorContext()));
+    else {
+      body.append("file", file, file.name);
+      sent.push(seq);
+    }
+  });
+  if (!sent.length) return 0;
+  let accepted;
+  try {
+    accepted = await (await apiFetch("/api/v1/images/batch", { method: "POST", body })).json();
+  } catch (err) {
+    if (err.code === "validation_error") markInvalid(/^([\w.]+):/.exec(err.message)?.[1]);
+    if (err.code === "unauthorized") document.getElementById("api-key-box").open = true;
+    for (const seq of sent) made[seq].fail(friendlyError(err, errorContext()));
+    return 0;
+  }
+  for (const task of accepted.tasks) {
+    const seq = sent[task.index];
+    made[seq].accepted(task.task_id);
+    rememberTask({ id: task.task_id, name: files[seq].name, batch: batch.time, seq });
+    follow(made[seq], task.task_id);
+  }
+  for (const refused of accepted.errors) {
+    made[sent[refused.index]].fail(
+      friendlyError(new ApiError(400, refused.error.code, refused.error.message), errorContext()),
+    );
+  }
+  if (accepted.tasks.length) offerBatchZip(accepted);
+  return accepted.tasks.length;
+}
+
+/** A link to a batch's results as one ZIP, above the cards. */
+function offerBatchZip(accepted) {
+  const item = element("p", "batch-download");
+  const link = element("a", "", `Download the ${accepted.tasks.length} results of this batch (ZIP)`);
+  link.href = accepted.results_url;
+  link.download = `batch-${accepted.batch_id}.zip`;
+  keyAwareLink(link, (message) => (jobsStatus.textContent = message));
+  item.append(
+    link,
+    element("span", "hint", " — the finished ones at the time you click; its manifest.json lists the rest."),
+  );
+  batchDownloads.prepend(item);
+}
+
 /** Follows a task to its end on its card; `resumed`: a card brought back, whose task may be long finished (or gone). */
 async function follow(card, taskId, { resumed = false } = {}) {
   try {
     const status = await watch(card, taskId, resumed);
     if (status.state === "completed") await card.complete(status.result);
+    else if (status.error?.code === "cancelled") card.cancelled();
     else card.fail(friendlyError(status.error ?? { code: "processing_error", message: "no reason given" }));
   } catch (err) {
     // 404: deleted or expired; 400: not a task id at all (a mangled ?task= link).
@@ -442,6 +504,8 @@ const STATE_WORDS = {
   completed: "Done",
   failed: "Failed",
   gone: "No longer available",
+  cancelled: "Cancelled",
+  cancelling: "Cancelling…",
 };
 
 const number = (n, digits = 2) =>
@@ -476,6 +540,8 @@ class JobCard {
     q(".overlay-toggle-label").htmlFor = this.toggle.id;
     this.measurements = q(".measurements");
     this.hintText = this.measurements.textContent.trim();
+    this.cancelButton = q(".cancel");
+    this.cancelButton.addEventListener("click", () => this.cancel());
     this.setName(name ?? "Task");
     this.setState("uploading", "Uploading…");
     jobs.insertBefore(el, before);
@@ -486,11 +552,14 @@ class JobCard {
   setName(name) {
     this.title.textContent = name;
     this.progress.setAttribute("aria-label", `Progress of ${name}`);
+    this.cancelButton.setAttribute("aria-label", `Cancel ${name}`);
   }
 
   setState(kind, text, progress) {
     this.el.dataset.state = kind;
     this.stateEl.textContent = text;
+    // Only a task the service holds and has not finished can be cancelled; a request under way is not asked twice.
+    this.cancelButton.hidden = !(kind === "queued" || kind === "active") || this.cancelling === true;
     // No value: the bar shows activity without claiming a percentage.
     if (progress === undefined) this.progress.removeAttribute("value");
     else this.progress.value = progress;
@@ -510,10 +579,39 @@ class JobCard {
       this.setName(status.filename);
     }
     if (status.state === "completed" || status.state === "failed") return;
-    const words = status.state === "active"
+    const words = this.cancelling
+      ? STATE_WORDS.cancelling
+      : status.state === "active"
       ? `${STATE_WORDS.active} — ${Math.round(status.progress)} %`
       : STATE_WORDS.queued;
     this.setState(status.state, words, status.progress);
+  }
+
+  /**
+   * Asks the service to cancel the task; the status being followed then ends it (a queued task at once, a running one
+   * when its worker has stopped it).
+   */
+  async cancel() {
+    if (!this.taskId || this.cancelling) return;
+    this.cancelling = true;
+    this.cancelButton.hidden = true;
+    this.stateEl.textContent = STATE_WORDS.cancelling;
+    try {
+      await apiFetch(`/api/v1/images/cancel/${encodeURIComponent(this.taskId)}`, { method: "POST" });
+    } catch (err) {
+      this.cancelling = false;
+      // Finished meanwhile (409): the status being followed shows how; anything else can be tried again.
+      if (!(err instanceof ApiError && err.status === 409)) this.cancelButton.hidden = this.finished;
+      this.showError(friendlyError(err, errorContext()));
+    }
+  }
+
+  /** The task was cancelled (here or by another client). */
+  cancelled() {
+    this.setState("cancelled", STATE_WORDS.cancelled, 0);
+    this.progress.hidden = true;
+    this.showError(friendlyError({ code: "cancelled" }));
+    this.end();
   }
 
   showContactLost(lost) {

@@ -89,6 +89,32 @@ try {
   const errorCard = page.locator(".card").first();
   report.error_text = await errorCard.getByTestId("error").textContent();
   report.error_visible = await errorCard.getByTestId("error").isVisible();
+
+  // Two images at once: sent as one batch, whose results the page offers as a ZIP.
+  const camera = fileURLToPath(new URL("../fixtures/camera.png", import.meta.url));
+  await page.setInputFiles("#file-input", [coins, camera]);
+  await page.click("#submit");
+  await page.waitForFunction(
+    () =>
+      [...document.querySelectorAll(".card")].slice(0, 2).every((c) =>
+        ["completed", "failed"].includes(c.dataset.state)
+      ),
+    null,
+    { timeout: JOB_DEADLINE_MS },
+  );
+  const batchCards = page.locator(".card");
+  report.batch_states = [
+    await batchCards.nth(0).getAttribute("data-state"),
+    await batchCards.nth(1).getAttribute("data-state"),
+  ];
+  const zipLink = page.locator("#batch-downloads a").first();
+  report.batch_zip_href = await zipLink.getAttribute("href");
+  // What the link serves: a ZIP (local file header "PK\x03\x04") holding both results.
+  report.batch_zip = await page.evaluate(async (href) => {
+    const bytes = new Uint8Array(await (await fetch(href)).arrayBuffer());
+    return { magic: [...bytes.slice(0, 4)], size: bytes.length };
+  }, report.batch_zip_href);
+  report.batch_csv_links = await batchCards.nth(0).locator(".dl-csv").evaluateAll((as) => as.map((a) => a.href));
   await page.screenshot({ path: `${outDir}/ui.png`, fullPage: true });
 
   await page.goto(`${base}/ui/results`);

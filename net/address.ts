@@ -1,5 +1,6 @@
 // Parsing, range names and CIDR matching come from ipaddr.js (the library behind Express's proxy-addr); what is ours
-// is the policy: which ranges a callback may reach, and which IPv6 forms deliver to an embedded IPv4 address.
+// is the policy: which ranges an outbound request (a callback, a source_url download) may reach, and which IPv6 forms
+// deliver to an embedded IPv4 address.
 import ipaddr from "ipaddr.js";
 
 type Address = ipaddr.IPv4 | ipaddr.IPv6;
@@ -17,7 +18,7 @@ function parseAddress(text: string): Address | null {
   return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
 }
 
-/** Whether an IP address (v4, or v6 with or without brackets) is one a callback must never reach by default. */
+/** Whether an IP address (v4, or v6 with or without brackets) is one an outbound request must never reach by default. */
 export function isInternalAddress(ip: string): boolean {
   const address = parseAddress(ip);
   // Whatever cannot be read as an address cannot be shown to be public.
@@ -60,7 +61,7 @@ export function isIpLiteral(host: string): boolean {
 /**
  * Only ipaddr.js's "unicast" remains: private, loopback, link-local (cloud metadata lives there), carrier-grade NAT,
  * multicast, broadcast, "this network", documentation, benchmarking and the other special-purpose blocks reach no
- * receiver a callback is meant for.
+ * public server a callback or a source_url is meant for.
  */
 function isInternalIPv4(address: ipaddr.IPv4): boolean {
   return address.range() !== "unicast";

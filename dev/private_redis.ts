@@ -1,6 +1,8 @@
 import { join, resolve } from "node:path";
+import { type Config, redisOptions } from "../config.ts";
 import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import { log } from "../log.ts";
+import { redisAnswers } from "../queue/redis_probe.ts";
 
 /** A private redis-server this process started, and how to stop it. */
 export interface PrivateRedis {
@@ -8,39 +10,28 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
-/** True when something accepts TCP connections at host:port within `timeoutMs`; throws when --allow-net forbids it. */
-export async function redisAnswers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  let conn: Deno.TcpConn | undefined;
-  const probe = async () => {
-    conn = await Deno.connect({ hostname: host, port });
-    await conn.write(new TextEncoder().encode("PING\r\n"));
-    const buf = new Uint8Array(64);
-    const n = await conn.read(buf);
-    // "+PONG" or "-NOAUTH ...": either way a Redis is there.
-    return n !== null && (buf[0] === 0x2b || buf[0] === 0x2d);
-  };
-  let denied: Error | undefined;
-  const answer = await withDeadline(
-    probe().catch((err) => {
-      // Not a silent port but Deno's --allow-net: saying "Redis is not reachable" would send the operator astray.
-      if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) denied = err;
-      return false;
-    }),
-    timeoutMs,
-  );
-  // Closed on every path, including a server that accepted and never answered.
+/**
+ * Starts the private redis-server `deno task start` runs when no Redis answers at the configured loopback address
+ * (REDIS_AUTOSTART): one command on a fresh machine. Says how to install Redis when redis-server is missing.
+ */
+export async function startConfiguredRedis(config: Config): Promise<PrivateRedis> {
+  const { host, port } = redisOptions(config);
+  const where = `${host}:${port}`;
   try {
-    (conn as Deno.TcpConn | undefined)?.close();
-  } catch {
-    // already closed
+    log("warn", "no Redis answers; starting a private redis-server", {
+      address: where,
+      data_dir: config.REDIS_DATA_DIR,
+    });
+    return await startPrivateRedis(port, config.REDIS_DATA_DIR);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new Error(
+        `Redis is not reachable at ${where} and redis-server is not installed: install Redis ` +
+          `(apt-get install redis-server, brew install redis) or set REDIS_URL to a running one`,
+      );
+    }
+    throw err;
   }
-  if (denied) {
-    throw new Error(
-      `Deno may not connect to Redis at ${host}:${port}: start it with deno task start or worker (launcher.ts ` +
-        `grants the configured Redis host), or add ${host} to --allow-net (${denied.message})`,
-    );
-  }
-  return answer === true;
 }
 
 /** Starts `redis-server` on 127.0.0.1:port with its files under `dataDir`, and waits until it answers. */

@@ -1,10 +1,9 @@
 import type { Config } from "../config.ts";
-import { AppError } from "../errors.ts";
-import { EXTENSIONS } from "../imaging/format.ts";
-import type { AnalysisPool } from "../imaging/pool.ts";
+import { type AnalysisPool, createAnalysisPool } from "../imaging/pool.ts";
 import { type PolygonsMeta, readPolygonsMeta } from "../imaging/polygons.ts";
-import { RESULT_EXTENSIONS, resultNames } from "./files.ts";
-import { createLocalStore, type ObjectStore } from "./object_store.ts";
+import { RESULT_EXTENSIONS, resultNames, uploadName } from "../storage/files.ts";
+import { createLocalStore, type ObjectStore } from "../storage/object_store.ts";
+import { ImageGone } from "./image_gone.ts";
 
 /** Draws lazily rendered annotated images (RENDER=lazy) when they are first requested. */
 export interface OnDemandRenderer {
@@ -13,17 +12,6 @@ export interface OnDemandRenderer {
    * result document when missing. False when the task has no such result (not analysed, or another format).
    */
   ensure(taskId: string, extension: string): Promise<boolean>;
-}
-
-/** 410: the result's image was never drawn and the upload it would be drawn from is gone. */
-export class ImageGone extends AppError {
-  constructor(taskId: string) {
-    super(
-      "image_gone",
-      `the annotated image of ${taskId} was never drawn and its upload no longer exists; the contour data is still ` +
-        `available`,
-    );
-  }
 }
 
 /**
@@ -55,8 +43,7 @@ export function createOnDemandRenderer(
     const names = resultNames(taskId, options.output_format);
     // Another process may have drawn it since the caller looked.
     if (await store.exists("results", names.image)) return true;
-    const uploadName = `${taskId}.${EXTENSIONS[format]}`;
-    const upload = await store.read("uploads", uploadName);
+    const upload = await store.read("uploads", uploadName(taskId, format));
     if (!upload) {
       // Another process may have drawn it and removed the upload in between.
       if (await store.exists("results", names.image)) return true;
@@ -67,7 +54,7 @@ export function createOnDemandRenderer(
     await store.write("results", names.image, image);
     // Needed no more, as with RENDER=eager once the worker wrote the image.
     await store.remove("results", names.polygons);
-    if (!config.KEEP_UPLOADS) await store.remove("uploads", uploadName);
+    if (!config.KEEP_UPLOADS) await store.remove("uploads", uploadName(taskId, format));
     return true;
   };
   return {
@@ -79,6 +66,32 @@ export function createOnDemandRenderer(
         drawing.set(key, pending);
       }
       return pending;
+    },
+  };
+}
+
+/** The API's renderer and how to stop the pool it may have started. */
+export interface ApiRenderer extends OnDemandRenderer {
+  close(): Promise<void>;
+}
+
+/**
+ * The API process's renderer: on the embedded workers' pool when there is one (`workerPool`), else on a one-member
+ * pool of its own, started on the first request that needs it, so an API without workers pays nothing until then.
+ */
+export function createApiRenderer(config: Config, store: ObjectStore, workerPool?: AnalysisPool): ApiRenderer {
+  let ownPool: Promise<AnalysisPool> | undefined;
+  const pool = () =>
+    workerPool ? Promise.resolve(workerPool) : (ownPool ??= createAnalysisPool(1, config.WORKER_NICE, {
+      timeoutMs: config.ANALYSIS_TIMEOUT_MS,
+      memberMaxBytes: config.ANALYSIS_MEMBER_MAX_MIB * 2 ** 20,
+    }));
+  const renderer = createOnDemandRenderer(config, pool, workerPool ? config.WORKER_CONCURRENCY : 1, store);
+  return {
+    ensure: renderer.ensure,
+    async close() {
+      // A pool that failed to start has nothing to close.
+      (await ownPool?.catch(() => undefined))?.close();
     },
   };
 }
