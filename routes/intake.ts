@@ -62,13 +62,9 @@ export async function inspectUpload(file: ReceivedFile, spilledAt: string, maxPi
   }
 }
 
-/** One inspected file and what its job is to do. */
-export interface Intake {
+/** What a job is to do, however its image arrives (a file part, or a source_url the worker downloads). */
+export interface JobRequest {
   taskId: string;
-  file: ReceivedFile;
-  /** Where the part was spilled when `file.bytes` is null (consumed: moved into the store). */
-  spilledAt: string;
-  format: ImageFormat;
   filename: string;
   options: AnalysisOptions;
   render: "eager" | "lazy";
@@ -76,6 +72,14 @@ export interface Intake {
   requestId?: string;
   /** BullMQ priority: 1 runs first. */
   priority: number;
+}
+
+/** One inspected file and what its job is to do. */
+export interface Intake extends JobRequest {
+  file: ReceivedFile;
+  /** Where the part was spilled when `file.bytes` is null (consumed: moved into the store). */
+  spilledAt: string;
+  format: ImageFormat;
 }
 
 /**

@@ -1,22 +1,13 @@
 import type { Config } from "../config.ts";
-import type { AnalysisOptions } from "../imaging/options.ts";
 import { log } from "../log.ts";
 import { type ContourQueue, enqueueContourJob } from "../queue/contour_queue.ts";
-import type { UploadAccepted } from "./intake.ts";
+import type { JobRequest, UploadAccepted } from "./intake.ts";
 import { isConnectionError, redisUnavailable } from "./redis_errors.ts";
 
 /** An upload by source_url, checked, and what its job is to do. */
-export interface SourceIntake {
-  taskId: string;
+export interface SourceIntake extends JobRequest {
   /** Validated by validateSourceUrl (sources/source_url.ts). */
   sourceUrl: string;
-  filename: string;
-  options: AnalysisOptions;
-  render: "eager" | "lazy";
-  callbackUrl?: string;
-  requestId?: string;
-  /** BullMQ priority: 1 runs first. */
-  priority: number;
 }
 
 /**
