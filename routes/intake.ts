@@ -74,6 +74,19 @@ export interface JobRequest {
   priority: number;
 }
 
+/** The job's fields every upload has, whichever way its image arrives. */
+export function jobFields(request: JobRequest) {
+  return {
+    task_id: request.taskId,
+    filename: request.filename,
+    submitted_at: new Date().toISOString(),
+    options: request.options,
+    render: request.render,
+    request_id: request.requestId,
+    callback_url: request.callbackUrl,
+  };
+}
+
 /** One inspected file and what its job is to do. */
 export interface Intake extends JobRequest {
   file: ReceivedFile;
@@ -99,18 +112,12 @@ export async function storeAndEnqueue(
       : store.writeFile("uploads", name, intake.spilledAt, file.size)
   );
   try {
-    await enqueueContourJob(queue, config, {
-      task_id: taskId,
-      upload_path: stored,
-      filename: intake.filename,
-      format,
-      size: file.size,
-      submitted_at: new Date().toISOString(),
-      options: intake.options,
-      render: intake.render,
-      request_id: intake.requestId,
-      callback_url: intake.callbackUrl,
-    }, { priority: intake.priority });
+    await enqueueContourJob(
+      queue,
+      config,
+      { ...jobFields(intake), upload_path: stored, format, size: file.size },
+      { priority: intake.priority },
+    );
   } catch (err) {
     // The store may be the very thing that failed; then there is nothing of this upload in it to remove.
     await store.removeAt(stored).catch(() => {});

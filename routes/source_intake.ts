@@ -1,7 +1,7 @@
 import type { Config } from "../config.ts";
 import { log } from "../log.ts";
 import { type ContourQueue, enqueueContourJob } from "../queue/contour_queue.ts";
-import type { JobRequest, UploadAccepted } from "./intake.ts";
+import { jobFields, type JobRequest, type UploadAccepted } from "./intake.ts";
 import { isConnectionError, redisUnavailable } from "./redis_errors.ts";
 
 /** An upload by source_url, checked, and what its job is to do. */
@@ -20,16 +20,9 @@ export async function enqueueSourceJob(
 ): Promise<UploadAccepted> {
   const { taskId } = intake;
   try {
-    await enqueueContourJob(queue, config, {
-      task_id: taskId,
-      source_url: intake.sourceUrl,
-      filename: intake.filename,
-      submitted_at: new Date().toISOString(),
-      options: intake.options,
-      render: intake.render,
-      request_id: intake.requestId,
-      callback_url: intake.callbackUrl,
-    }, { priority: intake.priority });
+    await enqueueContourJob(queue, config, { ...jobFields(intake), source_url: intake.sourceUrl }, {
+      priority: intake.priority,
+    });
   } catch (err) {
     // Only an unreachable Redis is a 503; anything else is a fault of this service, for the error handler's 500.
     if (!isConnectionError(err)) throw err;
