@@ -4,6 +4,7 @@ import { fixture } from "./fixtures.ts";
 import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import {
   dropPrefix,
+  killProcesses,
   listDir,
   sparePort,
   sseReader,
@@ -131,13 +132,7 @@ Deno.test("SIGTERM on the API: it stops accepting, finishes the upload in flight
       await api2.output;
     }
   } finally {
-    try {
-      api.child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await api.child.status;
-    await api.output;
+    await killProcesses(api);
     await worker?.close();
     await dropPrefix(config);
     await Deno.remove(root, { recursive: true });
@@ -171,13 +166,7 @@ Deno.test("SIGTERM on the API with a live status stream open: the stream ends an
     assert.equal(exited === TIMED_OUT ? -1 : exited.code, 0, await api.output);
   } finally {
     await events?.cancel();
-    try {
-      api.child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await api.child.status;
-    await api.output;
+    await killProcesses(api);
     await dropPrefix(parseConfig(env));
     await Deno.remove(root, { recursive: true });
   }

@@ -7,7 +7,7 @@ import { DEFAULT_OPTIONS } from "../imaging/options.ts";
 import { AnalysisCancelledError, createAnalysisPool } from "../imaging/pool.ts";
 import { TaskStatusSchema } from "../queue/contour_queue.ts";
 import { fixture } from "./fixtures.ts";
-import { killWorkers, listDir, spawnWorker, sseReader, startTestService, upload, waitForTask } from "./harness.ts";
+import { killProcesses, listDir, spawnWorker, sseReader, startTestService, upload, waitForTask } from "./harness.ts";
 import { startRedisCluster } from "./redis_topologies.ts";
 
 const UNKNOWN = "00000000-0000-4000-8000-000000000000";
@@ -212,7 +212,7 @@ Deno.test("cancel: a queued task fails as cancelled at once; repeated → the sa
     });
   } finally {
     await events?.cancel();
-    await killWorkers(worker);
+    await killProcesses(worker);
     await svc.close();
     await hook.close();
   }
@@ -294,7 +294,7 @@ Deno.test("cancel: a task running in a separate worker process is stopped there;
       assert.match(text, /analysis worker ended to stop a cancelled analysis/);
     });
   } finally {
-    await killWorkers(worker);
+    await killProcesses(worker);
     await svc.close();
     await hook.close();
   }
@@ -387,7 +387,7 @@ Deno.test("cancel on a Redis Cluster: a queued task in one script, a running one
       assert.equal((status.error as { code: string }).code, "cancelled");
     });
   } finally {
-    await killWorkers(worker);
+    await killProcesses(worker);
     await svc?.close();
     await cluster.close();
   }

@@ -137,8 +137,8 @@ export function spawnDeno(
   return { child, output };
 }
 
-/** Kills worker processes started by spawnWorker (those still running) and waits for each to end. */
-export async function killWorkers(...workers: ({ child: Deno.ChildProcess; output: Promise<string> } | undefined)[]) {
+/** Kills processes started by spawnDeno or spawnWorker (those still running) and waits for each to end. */
+export async function killProcesses(...workers: ({ child: Deno.ChildProcess; output: Promise<string> } | undefined)[]) {
   for (const w of workers) {
     if (!w) continue;
     try {

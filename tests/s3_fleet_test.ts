@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fixture } from "./fixtures.ts";
-import { dropPrefix, killWorkers, listDir, sparePort, spawnDeno, taskFlags, testConfig, upload } from "./harness.ts";
+import { dropPrefix, killProcesses, listDir, sparePort, spawnDeno, taskFlags, testConfig, upload } from "./harness.ts";
 import { pollUntil } from "./redis_topologies.ts";
 import { startS3rver } from "./s3rver.ts";
 
@@ -112,7 +112,7 @@ Deno.test("STORAGE=s3: two APIs and two workers, each with its own private disk,
       }
     }
     await Promise.all(procs.map((p) => p.child.status));
-    await killWorkers(...procs);
+    await killProcesses(...procs);
     await dropPrefix(shared);
     await Deno.remove(join(shared.UPLOAD_DIR, ".."), { recursive: true }).catch(() => {});
     await s3.close();

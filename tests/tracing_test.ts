@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseConfig } from "../config.ts";
 import { queueTelemetry } from "../tracing.ts";
 import { fixture } from "./fixtures.ts";
-import { dropPrefix, sparePort, spawnDeno, taskFlags, testTempDir, waitForTask } from "./harness.ts";
+import { dropPrefix, killProcesses, sparePort, spawnDeno, taskFlags, testTempDir, waitForTask } from "./harness.ts";
 
 const SECRET = "test-secret-0123456789";
 
@@ -210,13 +210,7 @@ Deno.test("tracing: one upload is one trace, from the HTTP request through both 
       assert.ok((sink.posts["/v1/logs"] ?? 0) > 0, JSON.stringify(sink.posts));
     });
   } finally {
-    try {
-      api.child.kill("SIGKILL");
-    } catch {
-      // already ended
-    }
-    await api.child.status;
-    await api.output;
+    await killProcesses(api);
     await dropPrefix(parseConfig(env));
     await hook.close();
     await sink.close();

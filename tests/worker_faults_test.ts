@@ -3,7 +3,7 @@ import jpeg from "jpeg-js";
 import { closeRedis, createRedis } from "../queue/connection.ts";
 import { createContourQueue } from "../queue/contour_queue.ts";
 import { fixture } from "./fixtures.ts";
-import { killWorkers, spawnWorker, startTestService, type TestService, upload, waitForTask } from "./harness.ts";
+import { killProcesses, spawnWorker, startTestService, type TestService, upload, waitForTask } from "./harness.ts";
 
 // One pool member, and a lock short enough that a killed worker's job is taken up again within seconds.
 const FAST_LOCKS = { WORKER_CONCURRENCY: "1", LOCK_DURATION_MS: "2000" };
@@ -55,7 +55,7 @@ Deno.test("a worker killed with SIGKILL mid-job: the job is taken up again and c
     const list = await (await fetch(`${svc.base}/api/v1/images/results?limit=100`)).json();
     assert.equal(list.items.filter((i: { task_id: string }) => i.task_id === task_id).length, 1, "one result");
   } finally {
-    await killWorkers(first, second);
+    await killProcesses(first, second);
     await svc.close();
   }
 });

@@ -3,7 +3,7 @@ import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import { encodePng } from "../imaging/encode.ts";
 import { closeRedis, createRedis } from "../queue/connection.ts";
 import { createContourQueue } from "../queue/contour_queue.ts";
-import { killWorkers, spawnWorker, startTestService, type TestService, waitForTask } from "./harness.ts";
+import { killProcesses, spawnWorker, startTestService, type TestService, waitForTask } from "./harness.ts";
 
 /** A 4000×4000 checkerboard: about 1 MB as PNG, and seconds of work with a 99 px blur and a 255 px adaptive block. */
 function bigPng(): Uint8Array {
@@ -87,7 +87,7 @@ Deno.test("SIGTERM on a worker: jobs it took but had not finished go back to the
       assert.equal(done.attempts, 1);
     }
   } finally {
-    await killWorkers(first, second);
+    await killProcesses(first, second);
     await queue.close();
     await closeRedis(redis);
     await svc.close();
