@@ -1,6 +1,6 @@
 import { Redis } from "ioredis";
 import { join } from "node:path";
-import { sparePort, testTempDir } from "./harness.ts";
+import { sparePort, testTempDir, waitUntil } from "./harness.ts";
 
 /** A redis-server process a test started, and how to stop it. */
 export interface RedisProcess {
@@ -56,14 +56,9 @@ export async function redisCommand(port: number, ...command: string[]): Promise<
   }
 }
 
-/** Polls `check` until it holds, failing with `what` after `timeoutMs`. */
-export async function pollUntil(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms`);
+/** harness.ts's waitUntil with the 20 s these servers may take to start, sync or fail over. */
+export function pollUntil(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  return waitUntil(what, timeoutMs, check, 100);
 }
 
 async function closeAll(dir: string, servers: RedisProcess[]) {

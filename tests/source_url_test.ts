@@ -10,7 +10,7 @@ import { matchSourceHost, validateSourceUrl } from "../sources/source_url.ts";
 import { createObjectStore } from "../storage/object_store.ts";
 import { pngBomb } from "./bombs.ts";
 import { fixture } from "./fixtures.ts";
-import { startTestService, waitForTask } from "./harness.ts";
+import { startTestService, waitForTask, waitUntil } from "./harness.ts";
 import { startS3rver } from "./s3rver.ts";
 
 /** A loopback server of test images, with routes that misbehave on purpose; counts what it was asked for. */
@@ -245,7 +245,7 @@ Deno.test("source_url: downloaded by the worker, guarded, limited while it strea
           code: "source_too_large",
           message: "the source is larger than the limit of 1048576 bytes (MAX_FILE_SIZE)",
         });
-        await waitUntil(() => images.streamCancelled(), "the server's stream was cancelled");
+        await waitUntil("the server's stream was cancelled", 5000, () => images.streamCancelled(), 20);
         // What the server could push before the connection closed: the limit plus the socket buffers, no more.
         assert.ok(images.streamed() < 8 * 1024 * 1024, `${images.streamed()} bytes streamed`);
       },
@@ -458,10 +458,3 @@ Deno.test("source_url: hosts of SOURCE_ALLOWED_HOSTS; internal addresses only wh
     }
   });
 });
-
-/** Polls `check` until it holds, failing with `what` after 5 s. */
-async function waitUntil(check: () => boolean, what: string): Promise<void> {
-  const until = Date.now() + 5000;
-  while (!check() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(check(), `within 5 s: ${what}`);
-}
