@@ -484,7 +484,8 @@ export function multipartBody(
   return { body, type: `multipart/form-data; boundary=${boundary}` };
 }
 
-async function waitForWorkers(base: string, ms: number): Promise<void> {
+/** Waits until the service's health reports at least one worker, for up to `ms`. */
+export async function waitForWorkers(base: string, ms: number): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     const health = await fetch(`${base}/api/v1/health/worker`).then((r) => r.json(), () => ({ workers: 0 }));

@@ -5,6 +5,8 @@
 import { parseArgs } from "node:util";
 import { parseConfig } from "../config.ts";
 import { benchDrain, benchOurs, type DrainReport, type OurRun, POLL_MS, type SideReport } from "./e2e.ts";
+import { benchFileOps } from "./files.ts";
+import { benchRequests, type RequestCost } from "./requests.ts";
 import { benchSeed, seedAvailable } from "./seed.ts";
 import { startS3rver } from "../tests/s3rver.ts";
 import { generateLargeImages } from "./generate.ts";
@@ -42,6 +44,7 @@ const { values: args } = parseArgs({
     "skip-kernel": { type: "boolean", default: false },
     "skip-e2e": { type: "boolean", default: false },
     "skip-drain": { type: "boolean", default: false },
+    "skip-requests": { type: "boolean", default: false },
     runs: { type: "string" },
     uploads: { type: "string" },
     concurrency: { type: "string", default: "8" },
@@ -306,6 +309,37 @@ if (!args["skip-e2e"]) {
       ["target", "result", "met"],
       targets.map((t) => [t.target, t.result, t.met === null ? "not measured" : t.met ? "met" : "NOT met"]),
     ),
+  );
+}
+
+if (!args["skip-requests"]) {
+  // What the client's requests cost outside the kernel, by kind, with the connection guard's relay and without it.
+  const image = { name: "rocket.jpg", bytes: await Deno.readFile(FIXTURES + "rocket.jpg") };
+  const requests = quick ? 200 : 2000;
+  const settings = { image, requests, uploads: quick ? 50 : 500, concurrency };
+  console.log(`\nCPU per request, by kind: ${requests} requests each from ${concurrency} clients, the API alone…`);
+  const costs: Record<string, RequestCost[]> = {};
+  for (const guard of [true, false]) {
+    await Deno.mkdir(`${HERE}.tmp`, { recursive: true });
+    const scratchDir = await Deno.makeTempDir({ dir: `${HERE}.tmp`, prefix: "requests-" });
+    costs[guard ? "guarded" : "direct"] = await benchRequests({ ...settings, scratch: scratchDir, guard });
+  }
+  results.requests = costs;
+  const cell = (c: RequestCost) =>
+    `${c.total_ms} (main ${c.main_ms}, v8 ${c.v8_ms}, file_io ${c.file_io_ms}, redis ${c.redis_ms}, client ${c.client_ms})`;
+  console.log(
+    markdownTable(
+      ["request", "CPU ms, CONNECTION_GUARD=true (default)", "CPU ms, CONNECTION_GUARD=false"],
+      costs.guarded.map((c, i) => [c.kind, cell(c), cell(costs.direct[i])]),
+    ),
+  );
+  // On the disk the uploads and results go to (bench/.tmp is beside them in a checkout).
+  const files = await benchFileOps(`${HERE}.tmp`, quick ? 100 : 1000);
+  results.file_ops = files;
+  console.log(
+    `\nFile operations on this disk, CPU ms each (${files.files} files of ${files.bytes / 1000} kB): create ` +
+      `${files.create_ms}, rename ${files.rename_ms}, overwrite ${files.overwrite_ms}, read ${files.read_ms}, remove ` +
+      `${files.remove_ms}, create right after removes ${files.create_after_removes_ms}`,
   );
 }
 

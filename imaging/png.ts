@@ -2,6 +2,7 @@ import { unzlibSync } from "fflate";
 import { crc32, inflateSync } from "node:zlib";
 import { ImageError } from "./image_error.ts";
 import type { Decoded, DecodeInfo, Raster } from "./raster.ts";
+import { pngUnfilter } from "./unpack.ts";
 
 // The decoder is our own (chunk walk, native zlib, unfilter, conversion) rather than fast-png's:
 // fast-png 8.0.0 cannot decode Adam7 images below 8 bits per sample, silently zero-fills a short last row,
@@ -308,61 +309,11 @@ function inflate(compressed: Uint8Array, size: number): Uint8Array {
 
 /**
  * Reverses the row filters of `rows` rows starting at `at` (each a filter byte then `stride` bytes) and moves
- * each row down over the filter bytes, so row y ends up at at + y * stride. Writes never pass unread input.
+ * each row down over the filter bytes, so row y ends up at at + y * stride (in WASM: imaging/unpack.ts).
  */
 function unfilter(buf: Uint8Array, at: number, rows: number, stride: number, bpp: number, where: string): void {
-  let src = at;
-  let dst = at;
-  let prev = -1;
-  for (let y = 0; y < rows; y++) {
-    const filter = buf[src++];
-    const end = dst + stride;
-    switch (filter) {
-      case 0:
-        buf.copyWithin(dst, src, src + stride);
-        break;
-      case 1:
-        for (let i = 0; i < bpp && i < stride; i++) buf[dst + i] = buf[src + i];
-        for (let d = dst + bpp, s = src + bpp; d < end; d++, s++) buf[d] = buf[s] + buf[d - bpp];
-        break;
-      case 2:
-        if (prev < 0) buf.copyWithin(dst, src, src + stride);
-        else for (let d = dst, s = src, p = prev; d < end; d++, s++, p++) buf[d] = buf[s] + buf[p];
-        break;
-      case 3:
-        if (prev < 0) {
-          for (let i = 0; i < bpp && i < stride; i++) buf[dst + i] = buf[src + i];
-          for (let d = dst + bpp, s = src + bpp; d < end; d++, s++) buf[d] = buf[s] + (buf[d - bpp] >> 1);
-        } else {
-          for (let i = 0; i < bpp && i < stride; i++) buf[dst + i] = buf[src + i] + (buf[prev + i] >> 1);
-          for (let d = dst + bpp, s = src + bpp, p = prev + bpp; d < end; d++, s++, p++) {
-            buf[d] = buf[s] + ((buf[d - bpp] + buf[p]) >> 1);
-          }
-        }
-        break;
-      case 4:
-        if (prev < 0) {
-          // With no previous row, Paeth always predicts the left byte.
-          for (let i = 0; i < bpp && i < stride; i++) buf[dst + i] = buf[src + i];
-          for (let d = dst + bpp, s = src + bpp; d < end; d++, s++) buf[d] = buf[s] + buf[d - bpp];
-        } else {
-          for (let i = 0; i < bpp && i < stride; i++) buf[dst + i] = buf[src + i] + buf[prev + i];
-          for (let d = dst + bpp, s = src + bpp, p = prev + bpp; d < end; d++, s++, p++) {
-            const a = buf[d - bpp], b = buf[p], c = buf[p - bpp];
-            const pa = b > c ? b - c : c - b;
-            const pb = a > c ? a - c : c - a;
-            const pc = a + b > c + c ? a + b - c - c : c + c - a - b;
-            buf[d] = buf[s] + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
-          }
-        }
-        break;
-      default:
-        throw corrupt(`PNG has invalid filter type ${filter} in row ${y}${where}`);
-    }
-    prev = dst;
-    dst = end;
-    src += stride;
-  }
+  const bad = pngUnfilter(buf, at, rows, stride, bpp);
+  if (bad) throw corrupt(`PNG has invalid filter type ${bad.filter} in row ${bad.row}${where}`);
 }
 
 type Converter = (

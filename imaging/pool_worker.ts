@@ -11,6 +11,7 @@ import type { AnalysisOptions } from "./options.ts";
 import { analyseImage, loadPipeline, packResult, renderAnnotatedImage } from "./pipeline.ts";
 import { pngEncoderMemoryBytes } from "./png_encode.ts";
 import { prefilterMemoryBytes } from "./prefilter.ts";
+import { unpackMemoryBytes } from "./unpack.ts";
 
 /** A request to the pool member: analyse an upload, or render the annotated image of an analysed one. */
 export type PoolRequest = {
@@ -96,7 +97,7 @@ function replyCancelled(id: number, cv: OpenCV, bytes: Uint8Array): void {
  */
 function heldBytes(cv: OpenCV): number {
   return Deno.memoryUsage().heapTotal + (cv as unknown as { HEAP8: Int8Array }).HEAP8.length + prefilterMemoryBytes() +
-    pngEncoderMemoryBytes() + jpegEncoderMemoryBytes() + jpegDecoderMemoryBytes();
+    pngEncoderMemoryBytes() + jpegEncoderMemoryBytes() + jpegDecoderMemoryBytes() + unpackMemoryBytes();
 }
 
 /**

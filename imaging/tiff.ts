@@ -10,6 +10,7 @@ import {
 } from "./ccitt.ts";
 import { ImageError } from "./image_error.ts";
 import type { Decoded, DecodeInfo, Raster } from "./raster.ts";
+import { lzwDecode } from "./unpack.ts";
 import { decodeXz } from "./xz.ts";
 
 // A self-contained baseline TIFF reader rather than utif2, which is unsafe on untrusted input (a looping IFD chain
@@ -500,7 +501,6 @@ function readSamples(file: TiffFile, page: Page): Uint8Array {
   // 8-bit interleaved strips are laid out exactly like the output, so they are decoded in place without a copy.
   const direct = !page.tiled && page.planar === 1 && bps === 8;
   const scratch = direct ? undefined : allocate(rowBytes * chunkHeight, `tile ${chunkWidth}x${chunkHeight}`);
-  const lzw = page.compression === COMPRESSION_LZW ? new LzwTables() : undefined;
   const planes = page.planar === 2 ? spp : 1;
   for (let plane = 0; plane < planes; plane++) {
     for (let cy = 0; cy < down; cy++) {
@@ -521,7 +521,7 @@ function readSamples(file: TiffFile, page: Page): Uint8Array {
           neededWidth: Math.min(chunkWidth, width - x0),
           neededRows: Math.min(rows, height - y0),
         };
-        decodeChunk(file, page, chunk, target, lzw);
+        decodeChunk(file, page, chunk, target);
         if (page.predictor) {
           undoPredictor(target, rows, rowBytes, chunkWidth * chunkSamples, chunkSamples, bps, file.le);
         }
@@ -542,7 +542,7 @@ interface Chunk {
   neededRows: number;
 }
 
-function decodeChunk(file: TiffFile, page: Page, chunk: Chunk, target: Uint8Array, lzw: LzwTables | undefined): void {
+function decodeChunk(file: TiffFile, page: Page, chunk: Chunk, target: Uint8Array): void {
   const len = file.bytes.length;
   const offset = page.offsets[chunk.index];
   const count = page.counts[chunk.index];
@@ -562,7 +562,7 @@ function decodeChunk(file: TiffFile, page: Page, chunk: Chunk, target: Uint8Arra
     case COMPRESSION_LZW:
       // Pre-TIFF-6 LZW (LSB-first codes) starts with a zero byte followed by an odd one; libtiff detects it the same way.
       if (raw.length >= 2 && raw[0] === 0 && (raw[1] & 1) === 1) unsupported("TIFF old-style (pre-6.0) LZW");
-      produced = lzwDecode(raw, target, lzw!);
+      produced = decodeLzw(raw, target);
       break;
     case COMPRESSION_DEFLATE:
     case COMPRESSION_DEFLATE_OLD:
@@ -692,71 +692,13 @@ function reverseBits(raw: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Reusable LZW string table: each entry is a run already present in the output (start, length). */
-class LzwTables {
-  start = new Int32Array(4096);
-  length = new Int32Array(4096);
-}
-
-const LZW_CLEAR = 256;
-const LZW_EOI = 257;
-const LZW_FIRST = 258;
-
-/** TIFF LZW (MSB-first, "early change" code widths); returns the number of bytes written, at most `out.length`. */
-function lzwDecode(src: Uint8Array, out: Uint8Array, tables: LzwTables): number {
-  const { start, length } = tables;
-  const srcLen = src.length, outLen = out.length;
-  let ip = 0, bitBuf = 0, bitCount = 0;
-  let width = 9, next = LZW_FIRST;
-  let op = 0, prevStart = -1, prevLen = 0;
-  while (op < outLen) {
-    while (bitCount < width) {
-      // Running out of input without an EOI code just ends the strip; the caller checks the length.
-      if (ip >= srcLen) return op;
-      bitBuf = ((bitBuf << 8) | src[ip++]) & 0xffffff;
-      bitCount += 8;
-    }
-    bitCount -= width;
-    const code = (bitBuf >>> bitCount) & ((1 << width) - 1);
-    if (code === LZW_EOI) break;
-    if (code === LZW_CLEAR) {
-      width = 9;
-      next = LZW_FIRST;
-      prevStart = -1;
-      continue;
-    }
-    const at = op;
-    let len: number;
-    if (code < 256) {
-      out[op++] = code;
-      len = 1;
-    } else if (code < next) {
-      len = length[code];
-      const from = start[code];
-      const n = Math.min(len, outLen - op);
-      if (n > 16) out.copyWithin(op, from, from + n);
-      else for (let i = 0; i < n; i++) out[op + i] = out[from + i];
-      op += n;
-    } else if (code === next && prevStart >= 0) {
-      // The "KwKwK" case: the previous string plus its own first byte, so the copy reads bytes it has just written.
-      len = prevLen + 1;
-      const n = Math.min(len, outLen - op);
-      for (let i = 0; i < n; i++) out[op + i] = out[prevStart + i];
-      op += n;
-    } else {
-      corrupt(`TIFF LZW data has invalid code ${code} (next free code ${next})`);
-    }
-    if (prevStart >= 0 && next < 4096) {
-      // Previous string + first byte of this one is exactly the output run starting at the previous string.
-      start[next] = prevStart;
-      length[next] = prevLen + 1;
-      next++;
-      if (next + 1 >= 1 << width && width < 12) width++;
-    }
-    prevStart = at;
-    prevLen = len;
+/** TIFF LZW (in WASM: imaging/unpack.ts); returns the number of bytes written, at most `out.length`. */
+function decodeLzw(src: Uint8Array, out: Uint8Array): number {
+  const produced = lzwDecode(src, out);
+  if (typeof produced !== "number") {
+    corrupt(`TIFF LZW data has invalid code ${produced.code} (next free code ${produced.next})`);
   }
-  return op;
+  return produced;
 }
 
 /** PackBits (Macintosh RLE); returns the number of bytes written, at most `out.length`. */

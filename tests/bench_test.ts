@@ -84,6 +84,16 @@ Deno.test("deno task bench --quick runs every part and writes its JSON", async (
     }
     assert.ok(result.drain.every((run: { workload: string }) => run.workload === "five samples"));
     assert.match(text, /\| queue drain \| analysis \| main \| file_io \| v8 \| other \| redis \|/);
+    // CPU per request by kind, with the connection guard's relay and without: four kinds each, all answered.
+    for (const mode of ["guarded", "direct"]) {
+      const costs = result.requests[mode];
+      assert.equal(costs.length, 4, JSON.stringify(costs));
+      for (const c of costs) assert.ok(c.requests > 0 && c.total_ms > 0 && c.main_ms >= 0, JSON.stringify(c));
+    }
+    assert.match(text, /\| request \| CPU ms, CONNECTION_GUARD=true \(default\) \| CPU ms, CONNECTION_GUARD=false \|/);
+    for (const op of ["create_ms", "rename_ms", "overwrite_ms", "read_ms", "remove_ms", "create_after_removes_ms"]) {
+      assert.ok(result.file_ops[op] >= 0, JSON.stringify(result.file_ops));
+    }
     assert.match(text, /\| image \| decode \| analyse \| measure \| draw \| encode \| total \|/);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -34,7 +34,9 @@ export function testWasmMatchesSource(task: string, committed: string): void {
     name: `the committed ${name} is what ${task} makes of its C source (needs clang and lld)`,
     ignore: !hasClang(),
     async fn() {
-      const tmp = await Deno.makeTempDir({ dir: new URL("./.tmp", import.meta.url).pathname, prefix: "wasm-" });
+      const dir = new URL("./.tmp", import.meta.url).pathname;
+      await Deno.mkdir(dir, { recursive: true });
+      const tmp = await Deno.makeTempDir({ dir, prefix: "wasm-" });
       try {
         const out = `${tmp}/${name}`;
         const build = await new Deno.Command("deno", {
