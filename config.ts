@@ -94,13 +94,13 @@ const ConfigFields = z
           "what the limit affords",
         defaultText: "from the open-file limit",
       }),
-    // The connection guard enforces HEADER_TIMEOUT_MS, IDLE_TIMEOUT_MS and MAX_CONNECTIONS by relaying every connection
-    // over loopback (about 2 ms of CPU per image in the bench). Behind a proxy that enforces them itself (nginx, Envoy, a
-    // cloud load balancer), false serves with Deno.serve alone; BODY_IDLE_TIMEOUT_MS and surviving accept errors stay.
+    // The connection guard enforces HEADER_TIMEOUT_MS, IDLE_TIMEOUT_MS and MAX_CONNECTIONS on connections it accepts
+    // itself (http_server.ts). Behind a proxy that enforces them (nginx, Envoy, a cloud load balancer), false serves with
+    // Deno.serve alone; BODY_IDLE_TIMEOUT_MS and surviving accept errors stay.
     CONNECTION_GUARD: bool.default(true)
       .describe(
-        "`false`: no relay in front of Deno.serve, for deployments behind a proxy that enforces " +
-          "header/idle deadlines and a connection cap (saves about 2 ms of CPU per image); " +
+        "`false`: Deno.serve alone, without the accept loop that enforces the connection limits, for " +
+          "deployments behind a proxy that enforces header/idle deadlines and a connection cap; " +
           "`HEADER_TIMEOUT_MS`, `IDLE_TIMEOUT_MS` and `MAX_CONNECTIONS` then do not apply, accept errors " +
           "are still survived ([operations](operations.md#operating-it))",
       ),

@@ -1,14 +1,15 @@
-// The HTTP server: an accept loop of our own in front of Deno.serve.
+// The HTTP server: an accept loop of our own, with connection limits, in front of Deno's HTTP server.
 //
 // Deno.serve accepts connections inside the runtime and exposes none of them: a connection that never sends a request
 // is invisible to the program, there are no header, idle or connection-count limits, and an accept error such as
-// EMFILE rejects `finished` and ends the process. Deno 2.9 has no public API to serve HTTP on a connection accepted by
-// the program (Deno.serveHttp was removed in 2.0), and node:http, which has the limits, stops accepting for good after
-// one EMFILE without an 'error' event (deno_core's uv_compat `poll_tcp_handle` drops the error of `poll_accept`). So
-// connections are accepted here with Deno.listen, whose errors reach the program, then counted, timed, and relayed byte
-// for byte over loopback to a Deno.serve that only this process reaches.
-// The relay knows each request's start and end from the handler (matched by the loopback hop's port) and
-// `info.completed`, which is what the header and idle deadlines need.
+// EMFILE rejects `finished` and ends the process. node:http, which has the limits, stops accepting for good after one
+// EMFILE without an 'error' event (deno_core's uv_compat `poll_tcp_handle` drops the error of `poll_accept`). So
+// connections are accepted here with Deno.listen, whose errors reach the program, counted and timed, and each is handed
+// to Deno's HTTP server with `serveHttpOnConnection`: the function Deno.serve's module has for serving one connection.
+// Deno 2.9 has no public API for that (Deno.serveHttp was removed in 2.0) but keeps it among its internals; where a
+// runtime lacks it, each connection is relayed byte for byte over loopback to a Deno.serve that only this process
+// reaches, which costs about a millisecond of CPU per image end to end (docs/performance.md). Either way the guard
+// knows each request's start and end from the handler and `info.completed`, which is what the deadlines need.
 
 import { withDeadline } from "./deadline.ts";
 import { log } from "./log.ts";
@@ -57,9 +58,14 @@ export interface HttpServerOptions {
   idleTimeoutMs: number;
   /**
    * False: serve with Deno.serve alone, for deployments behind a proxy that enforces the deadlines and the cap (they
-   * then do not apply here, which saves the relay's CPU); accept errors are still survived. Default true.
+   * then do not apply here); accept errors are still survived. Default true.
    */
   guard?: boolean;
+  /**
+   * True: relay every connection to a Deno.serve over loopback even where Deno can serve the connection accepted here
+   * (what a runtime without `serveHttpOnConnection` gets; tests use it to cover that path).
+   */
+  relay?: boolean;
   stats?: ConnectionStats;
 }
 
@@ -86,8 +92,11 @@ const MIN_BACKOFF_MS = 10;
 const MAX_BACKOFF_MS = 1000;
 // At most one log line per kind of trouble this often, with the count of events since the previous line.
 const LOG_EVERY_MS = 10_000;
-// At shutdown, how long relays may take to pass on the last bytes of responses the HTTP server has finished.
+// At shutdown, how long connections may take to pass on the last bytes of responses the HTTP server has finished.
 const FLUSH_MS = 2000;
+// At shutdown, how long requests in flight on connections served where they were accepted may take to be answered
+// (the API drains its requests before it shuts the server down: this bounds only what that left).
+const DRAIN_MS = 5000;
 // Sent before reading anything from the client: a status and when to try again, nothing that needs its request.
 const REFUSAL = new TextEncoder().encode(
   "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
@@ -95,7 +104,8 @@ const REFUSAL = new TextEncoder().encode(
 
 type Phase = "head" | "busy" | "idle";
 
-class Connection {
+/** A client connection relayed to the HTTP server. */
+class Connection implements Guarded {
   /** Our end of the loopback hop to the HTTP server, once the client has sent something. */
   inner: Deno.TcpConn | null = null;
   /** "head": a request is due or arriving; "busy": requests in flight; "idle": kept alive between requests. */
@@ -116,6 +126,10 @@ class Connection {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  get pending(): boolean {
+    return this.phase === "busy" || (this.phase === "head" && this.heard);
   }
 
   /** Bytes from the client: on an idle connection they start a request, whose head gets HEADER_TIMEOUT_MS. */
@@ -171,116 +185,65 @@ class Connection {
 export function serveHttp(options: HttpServerOptions, handler: Handler): HttpServer {
   const stats = options.stats ?? createConnectionStats();
   if (options.guard === false) return serveDirect(options, handler, stats);
-  const listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
-  const connections = new Set<Connection>();
-  // The loopback hop's local port names the client connection it relays (the HTTP server sees it as remoteAddr).
-  const byHopPort = new Map<number, Connection>();
-  const tasks = new Set<Promise<unknown>>();
-  const retired: Promise<void>[] = [];
-  let upstream: { server: Deno.HttpServer<Deno.NetAddr>; port: number } | null = null;
+  if (serveOnConnection && !options.relay) return serveAccepted(options, handler, stats, serveOnConnection);
+  return serveRelayed(options, handler, stats);
+}
+
+/** Deno's HTTP server on one connection: what Deno.serve runs on each connection it accepts. */
+type ServeOnConnection = (
+  connection: Deno.TcpConn,
+  signal: AbortSignal | undefined,
+  handler: Deno.ServeHandler<Deno.NetAddr>,
+  onError: (error: unknown) => Response,
+  onListen: (scheme: string) => void,
+) => { finished: Promise<void>; shutdown(): Promise<void> };
+
+/**
+ * Deno.serve's own `serveHttpOnConnection`, which Deno 2 keeps among its internals (`Deno[Deno.internal]`, beside
+ * `serveHttpOnListener`, which Deno.serve itself calls); null in a runtime without it, which then gets the relay.
+ */
+const serveOnConnection: ServeOnConnection | null = (() => {
+  const deno = Deno as unknown as { internal?: symbol } & Record<symbol, Record<string, unknown> | undefined>;
+  const fn = deno.internal === undefined ? undefined : deno[deno.internal]?.serveHttpOnConnection;
+  return typeof fn === "function" ? fn as ServeOnConnection : null;
+})();
+
+/** Whether connections are served where they were accepted (true) or relayed to a Deno.serve over loopback. */
+export const SERVES_ACCEPTED_CONNECTIONS: boolean = serveOnConnection !== null;
+
+/** A connection under the guard: its phase and deadline, and how to end it. */
+interface Guarded {
+  phase: Phase;
+  /** When the "head" or "idle" phase runs out (performance.now() time). */
+  deadline: number;
+  /** Whether a request is arriving or being answered: what a graceful shutdown waits for. */
+  readonly pending: boolean;
+  /** Closes the connection: a relayed one at once, one served where accepted once a response in flight is out. */
+  close(): void;
+}
+
+/**
+ * Accepts connections for `open` under the guard's limits: the cap (a bare 503 at once), the header and idle deadlines
+ * (one sweep for all), and accept errors (idle connections shed, accepts paused with back-off). `open` serves a client
+ * and gives back its guarded connection and a promise that settles once the connection has ended.
+ */
+function guardConnections(
+  listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>,
+  options: HttpServerOptions,
+  stats: ConnectionStats,
+  open: (client: Deno.TcpConn) => { conn: Guarded; ended: Promise<unknown> },
+) {
+  const connections = new Set<Guarded>();
+  const ending = new Set<Promise<unknown>>();
   let closing = false;
-  let restartTimer: ReturnType<typeof setTimeout> | undefined;
   let pauseTimer: ReturnType<typeof setTimeout> | undefined;
   let wake: (() => void) | undefined;
-
   const logAcceptError = throttledLog("error", "accept failed: shedding idle connections and pausing accepts");
   const logRefusal = throttledLog("warn", "connection limit reached: refusing new connections");
-
-  const track = (task: Promise<unknown>) => {
-    tasks.add(task);
-    const done = () => tasks.delete(task);
-    task.then(done, done);
-  };
-
-  const relayed: Deno.ServeHandler<Deno.NetAddr> = (request, info) => {
-    const conn = byHopPort.get(info.remoteAddr.port);
-    // Someone else on this machine found the loopback port: not a connection these limits cover.
-    if (!conn) return new Response(null, { status: 421 });
-    conn.begin();
-    const end = () => conn.end();
-    info.completed.then(end, end);
-    return handler(request, {
-      remoteAddr: conn.client.remoteAddr,
-      completed: info.completed,
-      arrivedAt: conn.arrivedAt,
-    });
-  };
-
-  let restartBackoff = 0;
-  const startUpstream = () => {
-    restartTimer = undefined;
-    if (closing || upstream) return;
-    try {
-      const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, relayed);
-      upstream = { server, port: server.addr.port };
-      restartBackoff = 0;
-      // Deno.serve ends its accept loop on an accept error and rejects `finished`, which unhandled ends the process:
-      // start another server instead (its port is looked up per connection) and retire this one.
-      server.finished.catch((err) => {
-        if (upstream?.server === server) upstream = null;
-        if (closing) return;
-        stats.acceptErrors++;
-        logAcceptError({ error: String(err), code: errorCode(err), open: connections.size, in: "http server" });
-        shedIdle();
-        retired.push(server.shutdown().catch(() => {}));
-        startUpstream();
-      });
-    } catch (err) {
-      // No descriptor for the listening socket either: try again shortly.
-      stats.acceptErrors++;
-      logAcceptError({ error: String(err), code: errorCode(err), open: connections.size, in: "http server" });
-      restartBackoff = Math.min(MAX_BACKOFF_MS, restartBackoff * 2 || MIN_BACKOFF_MS);
-      restartTimer = setTimeout(startUpstream, restartBackoff);
-    }
-  };
-  startUpstream();
 
   /** Closes every connection without a request in flight: the cheapest way to get descriptors back. */
   const shedIdle = () => {
     for (const conn of connections) if (conn.phase !== "busy") conn.close();
-  };
-
-  const relay = async (conn: Connection) => {
-    const { client } = conn;
-    let toServer: Promise<void> | undefined;
-    let hopPort: number | undefined;
-    try {
-      client.setNoDelay(true);
-      const fromClient = new Reader(client);
-      const first = await fromClient.read();
-      if (first === null || !upstream) return;
-      conn.received();
-      const inner = await Deno.connect({ hostname: "127.0.0.1", port: upstream.port });
-      // A deadline or a shutdown may have closed the client while the hop was being opened.
-      if (conn.closed) return inner.close();
-      conn.inner = inner;
-      inner.setNoDelay(true);
-      hopPort = inner.localAddr.port;
-      byHopPort.set(hopPort, conn);
-      toServer = (async () => {
-        try {
-          await writeAll(inner, first);
-          for (let data; (data = await fromClient.read()) !== null;) {
-            conn.received();
-            await writeAll(inner, data);
-          }
-          // The client is done sending: the server answers what it has, then closes, which ends the relay.
-          await inner.closeWrite();
-        } catch {
-          conn.close();
-        }
-      })();
-      const fromServer = new Reader(inner);
-      for (let data; (data = await fromServer.read()) !== null;) await writeAll(client, data);
-    } catch {
-      // The client reset, a deadline closed the connection, or no descriptor was left for the hop.
-    } finally {
-      conn.close();
-      if (hopPort !== undefined && byHopPort.get(hopPort) === conn) byHopPort.delete(hopPort);
-      connections.delete(conn);
-      stats.open = connections.size;
-      await toServer;
-    }
   };
 
   // Awaited by the accept loop, so refused connections never pile up holding descriptors: a few bytes into a fresh
@@ -320,10 +283,28 @@ export function serveHttp(options: HttpServerOptions, handler: Handler): HttpSer
         await refuse(client);
         continue;
       }
-      const conn = new Connection(client, options);
+      let opened: { conn: Guarded; ended: Promise<unknown> };
+      try {
+        opened = open(client);
+      } catch (err) {
+        // The client went away before it could be served: nothing to keep, and the loop carries on.
+        log("warn", "could not serve an accepted connection", { error: String(err) });
+        try {
+          client.close();
+        } catch {
+          // already closed
+        }
+        continue;
+      }
+      const { conn, ended } = opened;
       connections.add(conn);
       stats.open = connections.size;
-      track(relay(conn));
+      const settled = ended.catch(() => {}).then(() => {
+        connections.delete(conn);
+        stats.open = connections.size;
+        ending.delete(settled);
+      });
+      ending.add(settled);
     }
   })();
 
@@ -335,35 +316,261 @@ export function serveHttp(options: HttpServerOptions, handler: Handler): HttpSer
       if (conn.phase === "busy" || now < conn.deadline) continue;
       if (conn.phase === "head") stats.headerTimeouts++;
       else stats.idleTimeouts++;
+      // Counted once, however long the connection takes to end.
+      conn.deadline = Infinity;
       conn.close();
     }
   }, sweepMs);
+
+  return {
+    connections,
+    shedIdle,
+    logAcceptError,
+    get pending() {
+      let n = 0;
+      for (const conn of connections) if (conn.pending) n++;
+      return n;
+    },
+    /** Stops accepting. */
+    async stop() {
+      closing = true;
+      listener.close();
+      clearTimeout(pauseTimer);
+      wake?.();
+      await acceptLoop;
+    },
+    /** Asks every connection to close (see Guarded.close). */
+    closeAll() {
+      for (const conn of connections) conn.close();
+    },
+    /**
+     * Gives the connections still open `ms` to end, then closes them and waits for them to end, `ms` again at most, and
+     * stops the sweep.
+     */
+    async settle(ms: number) {
+      await withDeadline(Promise.all(ending), ms);
+      for (const conn of connections) conn.close();
+      await withDeadline(Promise.all(ending), ms);
+      clearInterval(sweeper);
+    },
+  };
+}
+
+/** A connection Deno serves where it was accepted. */
+class AcceptedConnection implements Guarded {
+  phase: Phase = "head";
+  deadline: number;
+  /** When the request now arriving began to (see ClientInfo.arrivedAt). */
+  arrivedAt: number;
+  /** Deno's server on this connection, once started. */
+  server: { finished: Promise<void>; shutdown(): Promise<void> } | null = null;
+  #active = 0;
+  #closing: Promise<void> | undefined;
+
+  constructor(readonly limits: HttpServerOptions) {
+    this.arrivedAt = performance.now();
+    this.deadline = this.arrivedAt + limits.headerTimeoutMs;
+  }
+
+  get pending(): boolean {
+    return this.phase === "busy";
+  }
+
+  /**
+   * Deno has parsed a request head. Bytes before it are not seen here: after a response, the head of the next request
+   * counts from when it is complete, and until then the idle deadline applies to the connection.
+   */
+  begin(): void {
+    if (this.phase === "idle") this.arrivedAt = performance.now();
+    this.#active++;
+    this.phase = "busy";
+  }
+
+  /** A response has been sent (or the client left). */
+  end(): void {
+    if (--this.#active > 0) return;
+    this.phase = "idle";
+    this.deadline = performance.now() + this.limits.idleTimeoutMs;
+  }
+
+  /**
+   * Closes the connection: at once when no request is in flight (silent, half a head, idle), after its response
+   * otherwise. Deno's shutdown, not an abort signal: aborting a connection Deno has just closed throws from inside
+   * Deno's listener, where nothing can catch it.
+   */
+  close(): void {
+    this.#closing ??= this.server?.shutdown().catch(() => {});
+  }
+}
+
+/**
+ * The guard with each accepted connection handed to Deno's HTTP server: no relay, and Deno answers on the client's own
+ * socket. What the guard needs of a request it learns from the handler being called and from `info.completed`.
+ */
+function serveAccepted(
+  options: HttpServerOptions,
+  handler: Handler,
+  stats: ConnectionStats,
+  serveOn: ServeOnConnection,
+): HttpServer {
+  const listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+  const onError = (error: unknown) => {
+    log("error", "request failed in the HTTP server", { error: String(error) });
+    return new Response("Internal Server Error", { status: 500 });
+  };
+  const guard = guardConnections(listener, options, stats, (client) => {
+    const conn = new AcceptedConnection(options);
+    const remoteAddr = client.remoteAddr;
+    try {
+      client.setNoDelay(true);
+    } catch {
+      // the client is gone already; serving it ends at once
+    }
+    const served: Deno.ServeHandler<Deno.NetAddr> = (request, info) => {
+      conn.begin();
+      const end = () => conn.end();
+      info.completed.then(end, end);
+      return handler(request, { remoteAddr, completed: info.completed, arrivedAt: conn.arrivedAt });
+    };
+    const server = conn.server = serveOn(client, undefined, served, onError, () => {});
+    // A connection that breaks (the client resets it, or leaves while a response is written) rejects `finished`
+    // without Deno releasing its server: shutting that down releases it.
+    return { conn, ended: server.finished.catch(() => server.shutdown().catch(() => {})) };
+  });
 
   let stopped: Promise<void> | undefined;
   return {
     port: (listener.addr as Deno.NetAddr).port,
     get pending() {
-      let n = 0;
-      for (const conn of connections) if (conn.phase === "busy" || (conn.phase === "head" && conn.heard)) n++;
-      return n;
+      return guard.pending;
+    },
+    shutdown() {
+      return stopped ??= (async () => {
+        await guard.stop();
+        // Connections answering a request finish it (Deno closes each once its response is out); the others close now.
+        guard.closeAll();
+        await guard.settle(DRAIN_MS);
+      })();
+    },
+  };
+}
+
+/** The guard in a runtime without `serveHttpOnConnection`: every accepted connection relayed to a Deno.serve. */
+function serveRelayed(options: HttpServerOptions, handler: Handler, stats: ConnectionStats): HttpServer {
+  const listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+  // The loopback hop's local port names the client connection it relays (the HTTP server sees it as remoteAddr).
+  const byHopPort = new Map<number, Connection>();
+  const retired: Promise<void>[] = [];
+  let upstream: { server: Deno.HttpServer<Deno.NetAddr>; port: number } | null = null;
+  let closing = false;
+  let restartTimer: ReturnType<typeof setTimeout> | undefined;
+
+  const relayed: Deno.ServeHandler<Deno.NetAddr> = (request, info) => {
+    const conn = byHopPort.get(info.remoteAddr.port);
+    // Someone else on this machine found the loopback port: not a connection these limits cover.
+    if (!conn) return new Response(null, { status: 421 });
+    conn.begin();
+    const end = () => conn.end();
+    info.completed.then(end, end);
+    return handler(request, {
+      remoteAddr: conn.client.remoteAddr,
+      completed: info.completed,
+      arrivedAt: conn.arrivedAt,
+    });
+  };
+
+  const relay = async (conn: Connection) => {
+    const { client } = conn;
+    let toServer: Promise<void> | undefined;
+    let hopPort: number | undefined;
+    try {
+      client.setNoDelay(true);
+      const fromClient = new Reader(client);
+      const first = await fromClient.read();
+      if (first === null || !upstream) return;
+      conn.received();
+      const inner = await Deno.connect({ hostname: "127.0.0.1", port: upstream.port });
+      // A deadline or a shutdown may have closed the client while the hop was being opened.
+      if (conn.closed) return inner.close();
+      conn.inner = inner;
+      inner.setNoDelay(true);
+      hopPort = inner.localAddr.port;
+      byHopPort.set(hopPort, conn);
+      toServer = (async () => {
+        try {
+          await writeAll(inner, first);
+          for (let data; (data = await fromClient.read()) !== null;) {
+            conn.received();
+            await writeAll(inner, data);
+          }
+          // The client is done sending: the server answers what it has, then closes, which ends the relay.
+          await inner.closeWrite();
+        } catch {
+          conn.close();
+        }
+      })();
+      const fromServer = new Reader(inner);
+      for (let data; (data = await fromServer.read()) !== null;) await writeAll(client, data);
+    } catch {
+      // The client reset, a deadline closed the connection, or no descriptor was left for the hop.
+    } finally {
+      conn.close();
+      if (hopPort !== undefined && byHopPort.get(hopPort) === conn) byHopPort.delete(hopPort);
+      await toServer;
+    }
+  };
+
+  const guard = guardConnections(listener, options, stats, (client) => {
+    const conn = new Connection(client, options);
+    return { conn, ended: relay(conn) };
+  });
+
+  let restartBackoff = 0;
+  const startUpstream = () => {
+    restartTimer = undefined;
+    if (closing || upstream) return;
+    try {
+      const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, relayed);
+      upstream = { server, port: server.addr.port };
+      restartBackoff = 0;
+      // Deno.serve ends its accept loop on an accept error and rejects `finished`, which unhandled ends the process:
+      // start another server instead (its port is looked up per connection) and retire this one.
+      server.finished.catch((err) => {
+        if (upstream?.server === server) upstream = null;
+        if (closing) return;
+        stats.acceptErrors++;
+        guard.logAcceptError({ error: String(err), code: errorCode(err), open: stats.open, in: "http server" });
+        guard.shedIdle();
+        retired.push(server.shutdown().catch(() => {}));
+        startUpstream();
+      });
+    } catch (err) {
+      // No descriptor for the listening socket either: try again shortly.
+      stats.acceptErrors++;
+      guard.logAcceptError({ error: String(err), code: errorCode(err), open: stats.open, in: "http server" });
+      restartBackoff = Math.min(MAX_BACKOFF_MS, restartBackoff * 2 || MIN_BACKOFF_MS);
+      restartTimer = setTimeout(startUpstream, restartBackoff);
+    }
+  };
+  startUpstream();
+
+  let stopped: Promise<void> | undefined;
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    get pending() {
+      return guard.pending;
     },
     shutdown() {
       return stopped ??= (async () => {
         closing = true;
-        listener.close();
-        clearTimeout(pauseTimer);
-        wake?.();
         clearTimeout(restartTimer);
-        await acceptLoop;
+        await guard.stop();
         // Not shedIdle(): a connection turns idle when the server has written its response to the hop, which can be
         // before the relay has passed those bytes on, so closing it here could cut off the answer to the last request.
         // The server's shutdown closes idle hops itself, and a relay ends once it has passed on the last bytes.
         await upstream?.server.shutdown();
         await Promise.all(retired);
-        await withDeadline(Promise.all(tasks), FLUSH_MS);
-        for (const conn of connections) conn.close();
-        await Promise.all(tasks);
-        clearInterval(sweeper);
+        await guard.settle(FLUSH_MS);
       })();
     },
   };

@@ -12,7 +12,7 @@
 import { type Config, ConfigError, loadConfig, redisSeeds } from "./config.ts";
 
 const SCRIPTS = ["main.ts", "worker.ts"];
-/** Where http_server.ts serves the requests it relays. */
+/** Where http_server.ts serves the requests it relays, in a runtime that cannot serve accepted connections itself. */
 const LOOPBACK_HOP = "127.0.0.1";
 
 /**
@@ -46,7 +46,7 @@ export function permissionFlags(fixed: string[], script: string, config: Config)
   // announces must be among these hosts too (as they are when each runs on its own host and port).
   lists.net.push(...redisSeeds(config).map((n) => netHost(n.host)));
   if (config.STORAGE === "s3") lists.net.push(objectStoreHost(config));
-  // The API also serves on a loopback port of its own, which its connection guard relays to (http_server.ts).
+  // The API may also serve on a loopback port of its own, which its connection guard then relays to (http_server.ts).
   if (api) lists.net.push(netHost(config.HOST), LOOPBACK_HOP);
   // The workers also download source_url images, from hosts the clients choose within SOURCE_ALLOWED_HOSTS.
   const deliversCallbacks = !api || config.EMBEDDED_WORKER;
