@@ -438,21 +438,12 @@ function serveAccepted(
     return { conn, ended: server.finished.catch(() => server.shutdown().catch(() => {})) };
   });
 
-  let stopped: Promise<void> | undefined;
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    get pending() {
-      return guard.pending;
-    },
-    shutdown() {
-      return stopped ??= (async () => {
-        await guard.stop();
-        // Connections answering a request finish it (Deno closes each once its response is out); the others close now.
-        guard.closeAll();
-        await guard.settle(DRAIN_MS);
-      })();
-    },
-  };
+  return guardedServer(listener, guard, async () => {
+    await guard.stop();
+    // Connections answering a request finish it (Deno closes each once its response is out); the others close now.
+    guard.closeAll();
+    await guard.settle(DRAIN_MS);
+  });
 }
 
 /** The guard in a runtime without `serveHttpOnConnection`: every accepted connection relayed to a Deno.serve. */
@@ -554,26 +545,29 @@ function serveRelayed(options: HttpServerOptions, handler: Handler, stats: Conne
   };
   startUpstream();
 
+  return guardedServer(listener, guard, async () => {
+    closing = true;
+    clearTimeout(restartTimer);
+    await guard.stop();
+    // Not shedIdle(): a connection turns idle when the server has written its response to the hop, which can be
+    // before the relay has passed those bytes on, so closing it here could cut off the answer to the last request.
+    // The server's shutdown closes idle hops itself, and a relay ends once it has passed on the last bytes.
+    await upstream?.server.shutdown();
+    await Promise.all(retired);
+    await guard.settle(FLUSH_MS);
+  });
+}
+
+/** The server a guarded listener makes: its port, the connections pending, and `stop` run once on shutdown. */
+function guardedServer(listener: Deno.Listener, guard: { readonly pending: number }, stop: () => Promise<void>) {
   let stopped: Promise<void> | undefined;
   return {
     port: (listener.addr as Deno.NetAddr).port,
     get pending() {
       return guard.pending;
     },
-    shutdown() {
-      return stopped ??= (async () => {
-        closing = true;
-        clearTimeout(restartTimer);
-        await guard.stop();
-        // Not shedIdle(): a connection turns idle when the server has written its response to the hop, which can be
-        // before the relay has passed those bytes on, so closing it here could cut off the answer to the last request.
-        // The server's shutdown closes idle hops itself, and a relay ends once it has passed on the last bytes.
-        await upstream?.server.shutdown();
-        await Promise.all(retired);
-        await guard.settle(FLUSH_MS);
-      })();
-    },
-  };
+    shutdown: () => stopped ??= stop(),
+  } satisfies HttpServer;
 }
 
 /**
