@@ -102,8 +102,9 @@ export async function processContourJob(
   const names = resultNames(data.task_id, data.options.output_format);
   const finishedAt = new Date().toISOString();
   // Named after the task id and overwritten, so a retried job writes the same files, never a second result.
-  // Lazily rendered images are drawn on their first request (routes/static.ts), from the upload and the polygons;
-  // those are written before the document, whose presence tells the task's result is there.
+  // Lazily rendered images are drawn on their first request (routes/static.ts), from the upload and the document (or
+  // the packed polygons a large result keeps); those are written before the document, whose presence tells the task's
+  // result is there.
   if (image) await store.write("results", names.image, image);
   if (polygons) await store.write("results", names.polygons, polygons);
   await store.write("results", names.data, document);

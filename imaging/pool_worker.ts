@@ -10,6 +10,7 @@ import { type OpenCV, openCVVersion } from "./opencv.ts";
 import type { AnalysisOptions } from "./options.ts";
 import { analyseImage, loadPipeline, packResult, renderAnnotatedImage } from "./pipeline.ts";
 import { pngEncoderMemoryBytes } from "./png_encode.ts";
+import { PACK_MIN_POINTS } from "./polygons.ts";
 import { prefilterMemoryBytes } from "./prefilter.ts";
 import { unpackMemoryBytes } from "./unpack.ts";
 
@@ -70,8 +71,10 @@ self.onmessage = async (e: MessageEvent<PoolRequest | PoolInit>) => {
     const document = new TextEncoder().encode(JSON.stringify({ ...header, ...report }));
     const { contours: _, ...summary } = report;
     const owned = image && ownBuffer(image);
-    // Not drawn now: what drawing it on request needs goes along, so that request never parses the document.
-    const polygons = draw ? null : packResult(report);
+    // Not drawn now and large: what drawing it on request needs goes along, packed, so that request need not parse a
+    // document of megabytes. A smaller one is drawn from its document: a file of its own per result would cost every
+    // task more than parsing costs the few whose image is asked for.
+    const polygons = draw || report.total_points < PACK_MIN_POINTS ? null : packResult(report);
     self.postMessage({ id, report: summary, image: owned, document, polygons, startedAt, held: heldBytes(cv) }, [
       ...(owned ? [owned.buffer as ArrayBuffer] : []),
       ...(polygons ? [polygons.buffer as ArrayBuffer] : []),

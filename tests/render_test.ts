@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { AnalysisOptionsSchema } from "../imaging/options.ts";
 import { analyseImage, loadPipeline } from "../imaging/pipeline.ts";
+import { PACK_MIN_POINTS } from "../imaging/polygons.ts";
+import { noisePng } from "../bench/heavy.ts";
 import { closeRedis, connectRedis, createRedis } from "../queue/connection.ts";
 import { createContourQueue } from "../queue/contour_queue.ts";
 import { sweepRetention } from "../storage/retention.ts";
@@ -10,9 +12,9 @@ import { listDir, startTestService, waitForTask } from "./harness.ts";
 
 const HOUR = 3_600_000;
 
-async function submit(base: string, name: string, fields: Record<string, string> = {}) {
+async function submit(base: string, name: string, fields: Record<string, string> = {}, bytes?: Uint8Array) {
   const form = new FormData();
-  form.append("file", new File([await fixture(name) as Uint8Array<ArrayBuffer>], name));
+  form.append("file", new File([(bytes ?? await fixture(name)) as Uint8Array<ArrayBuffer>], name));
   for (const [k, v] of Object.entries(fields)) form.append(k, v);
   const res = await fetch(`${base}/api/v1/images/upload`, { method: "POST", body: form });
   assert.equal(res.status, 202);
@@ -23,8 +25,8 @@ async function submit(base: string, name: string, fields: Record<string, string>
 }
 
 /** What the worker would have drawn at analysis time (RENDER=eager), computed in this thread as a pool member would. */
-async function eagerImage(name: string, fields: Record<string, string> = {}): Promise<Uint8Array> {
-  return analyseImage(await loadPipeline(), await fixture(name), AnalysisOptionsSchema.parse(fields)).image!;
+async function eagerImage(name: string, fields: Record<string, string> = {}, bytes?: Uint8Array): Promise<Uint8Array> {
+  return analyseImage(await loadPipeline(), bytes ?? await fixture(name), AnalysisOptionsSchema.parse(fields)).image!;
 }
 
 Deno.test("RENDER=lazy: the annotated image is drawn on its first request, identical to an eager one", async (t) => {
@@ -32,14 +34,12 @@ Deno.test("RENDER=lazy: the annotated image is drawn on its first request, ident
   const { UPLOAD_DIR, RESULT_DIR } = svc.config;
   try {
     await t.step(
-      "a completed task has its document and packed polygons but no image yet, and keeps its upload",
+      "a completed task has its document but no image yet, and keeps its upload; the image is drawn from the document",
       async () => {
         const { id, result } = await submit(svc.base, "rocket.jpg");
         assert.equal(result.timings_ms.draw, 0);
-        assert.deepEqual((await listDir(RESULT_DIR)).filter((f) => f.startsWith(id)).sort(), [
-          `${id}.json`,
-          `${id}.polygons`,
-        ]);
+        // 2,874 vertices: below PACK_MIN_POINTS, so no packed polygons beside the document.
+        assert.deepEqual((await listDir(RESULT_DIR)).filter((f) => f.startsWith(id)).sort(), [`${id}.json`]);
         assert.equal((await listDir(UPLOAD_DIR)).filter((f) => f.startsWith(id)).length, 1);
 
         const res = await fetch(svc.base + result.result_url);
@@ -98,21 +98,34 @@ Deno.test("RENDER=lazy: the annotated image is drawn on its first request, ident
       await other.body?.cancel();
     });
 
-    await t.step("a result without packed polygons is drawn from its document, to the same bytes", async () => {
-      const fields = { color: "#00ff00", thickness: "2" };
-      const { id, result } = await submit(svc.base, "coins.png", fields);
-      await Deno.remove(join(RESULT_DIR, `${id}.polygons`));
-      const res = await fetch(svc.base + result.result_url);
-      assert.equal(res.status, 200);
-      assertSameBytes(
-        new Uint8Array(await res.arrayBuffer()),
-        await eagerImage("coins.png", fields),
-        "from the document",
-      );
-    });
+    // An 800×800 noise image: 4,686 contours and 124,142 vertices, above PACK_MIN_POINTS.
+    const noise = await noisePng(800);
+    await t.step(
+      "a large result keeps its polygons packed, is drawn from them to the same bytes, then they go",
+      async () => {
+        const fields = { color: "#00ff00", thickness: "2" };
+        const { id, result } = await submit(svc.base, "noise.png", fields, noise);
+        assert.ok(Number(result.total_points) >= PACK_MIN_POINTS, `${result.total_points} vertices`);
+        assert.deepEqual((await listDir(RESULT_DIR)).filter((f) => f.startsWith(id)).sort(), [
+          `${id}.json`,
+          `${id}.polygons`,
+        ]);
+        const res = await fetch(svc.base + result.result_url);
+        assert.equal(res.status, 200);
+        assertSameBytes(
+          new Uint8Array(await res.arrayBuffer()),
+          await eagerImage("noise.png", fields, noise),
+          "from the packed polygons",
+        );
+        assert.deepEqual((await listDir(RESULT_DIR)).filter((f) => f.startsWith(id)).sort(), [
+          `${id}.json`,
+          `${id}.png`,
+        ]);
+      },
+    );
 
     await t.step("DELETE of an undrawn result removes its packed polygons with the rest", async () => {
-      const { id } = await submit(svc.base, "coins.png");
+      const { id } = await submit(svc.base, "noise.png", {}, noise);
       assert.ok((await listDir(RESULT_DIR)).includes(`${id}.polygons`));
       assert.equal((await fetch(`${svc.base}/api/v1/images/${id}`, { method: "DELETE" })).status, 204);
       assert.deepEqual((await listDir(RESULT_DIR)).filter((f) => f.startsWith(id)), []);
