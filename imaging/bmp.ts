@@ -218,9 +218,26 @@ export function decodeBmp(bytes: Uint8Array): Raster {
     return { width, height, channels: 3, data: out };
   }
 
-  if (bpp === 24 || (bpp === 32 && !bitfields)) {
+  if (bpp === 24) {
+    // Each row copied whole, then blue and red swapped in place: a copy and two bytes per pixel, not three.
     const out = allocate(width * height * 3, width, height);
-    const step = bpp / 8;
+    const rowBytes = width * 3;
+    for (let y = 0; y < height; y++) {
+      const s = rowStart(y);
+      const o = y * rowBytes;
+      out.set(bytes.subarray(s, s + rowBytes), o);
+      for (let i = o, end = o + rowBytes; i < end; i += 3) {
+        const blue = out[i];
+        out[i] = out[i + 2];
+        out[i + 2] = blue;
+      }
+    }
+    return { width, height, channels: 3, data: out };
+  }
+
+  if (bpp === 32 && !bitfields) {
+    const out = allocate(width * height * 3, width, height);
+    const step = 4;
     let o = 0;
     for (let y = 0; y < height; y++) {
       let s = rowStart(y);
