@@ -20,25 +20,31 @@ static int reflect101(int p, int len) {
   return p;
 }
 
+// Sixteen pixels, as four vectors of four four-byte pixels (R G B and a byte that is ignored), to their sixteen gray
+// bytes at dst. Per pixel, a multiply-add of 16-bit lanes (R G B x) with (cR cG cB 0) yields R*cR + G*cG and B*cB; the
+// pairs are then gathered and summed.
+static inline void gray16(const v128_t px[4], uint8_t* dst) {
+  const v128_t coef = wasm_i16x8_make(9798, 19235, 3735, 0, 9798, 19235, 3735, 0);
+  const v128_t half = wasm_i32x4_splat(1 << 14);
+  v128_t y[4];
+  for (int k = 0; k < 4; k++) {
+    v128_t d0 = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_low_u8x16(px[k]), coef);
+    v128_t d1 = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(px[k]), coef);
+    v128_t s = wasm_i32x4_add(wasm_i32x4_shuffle(d0, d1, 0, 2, 4, 6), wasm_i32x4_shuffle(d0, d1, 1, 3, 5, 7));
+    y[k] = wasm_u32x4_shr(wasm_i32x4_add(s, half), 15);
+  }
+  v128_t lo = wasm_i16x8_narrow_i32x4(y[0], y[1]);
+  v128_t hi = wasm_i16x8_narrow_i32x4(y[2], y[3]);
+  wasm_v128_store(dst, wasm_u8x16_narrow_i16x8(lo, hi));
+}
+
 EXPORT("gray_from_rgba")
 void gray_from_rgba(const uint8_t* src, uint8_t* dst, int n) {
   int i = 0;
-  // Per pixel, a multiply-add of 16-bit lanes (R G B A) with (cR cG cB 0) yields R*cR + G*cG and B*cB; the pairs
-  // are then gathered and summed.
-  const v128_t coef = wasm_i16x8_make(9798, 19235, 3735, 0, 9798, 19235, 3735, 0);
-  const v128_t half = wasm_i32x4_splat(1 << 14);
   for (; i + 16 <= n; i += 16) {
-    v128_t y[4];
-    for (int k = 0; k < 4; k++) {
-      v128_t p = wasm_v128_load(src + 4 * (i + 4 * k));
-      v128_t d0 = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_low_u8x16(p), coef);
-      v128_t d1 = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(p), coef);
-      v128_t s = wasm_i32x4_add(wasm_i32x4_shuffle(d0, d1, 0, 2, 4, 6), wasm_i32x4_shuffle(d0, d1, 1, 3, 5, 7));
-      y[k] = wasm_u32x4_shr(wasm_i32x4_add(s, half), 15);
-    }
-    v128_t lo = wasm_i16x8_narrow_i32x4(y[0], y[1]);
-    v128_t hi = wasm_i16x8_narrow_i32x4(y[2], y[3]);
-    wasm_v128_store(dst + i, wasm_u8x16_narrow_i16x8(lo, hi));
+    v128_t px[4];
+    for (int k = 0; k < 4; k++) px[k] = wasm_v128_load(src + 4 * (i + 4 * k));
+    gray16(px, dst + i);
   }
   for (; i < n; i++) {
     const uint8_t* p = src + 4 * i;
@@ -49,24 +55,13 @@ void gray_from_rgba(const uint8_t* src, uint8_t* dst, int n) {
 EXPORT("gray_from_rgb")
 void gray_from_rgb(const uint8_t* src, uint8_t* dst, int n) {
   int i = 0;
-  // Each 16-byte load is spread into four RGB0 pixels (a swizzle index of 0x80 gives a zero byte), which then go
-  // through the same multiply-add as RGBA. The last load of a round reads 4 bytes past its 16 pixels: the loop stops
-  // while those bytes are still inside the image.
+  // Each 16-byte load is spread into four RGB0 pixels (a swizzle index of 0x80 gives a zero byte). The last load of a
+  // round reads 4 bytes past its 16 pixels: the loop stops while those bytes are still inside the image.
   const v128_t spread = wasm_i8x16_make(0, 1, 2, -128, 3, 4, 5, -128, 6, 7, 8, -128, 9, 10, 11, -128);
-  const v128_t coef = wasm_i16x8_make(9798, 19235, 3735, 0, 9798, 19235, 3735, 0);
-  const v128_t half = wasm_i32x4_splat(1 << 14);
   for (; i + 17 <= n; i += 16) {
-    v128_t y[4];
-    for (int k = 0; k < 4; k++) {
-      v128_t p = wasm_i8x16_swizzle(wasm_v128_load(src + 3 * (i + 4 * k)), spread);
-      v128_t d0 = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_low_u8x16(p), coef);
-      v128_t d1 = wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(p), coef);
-      v128_t s = wasm_i32x4_add(wasm_i32x4_shuffle(d0, d1, 0, 2, 4, 6), wasm_i32x4_shuffle(d0, d1, 1, 3, 5, 7));
-      y[k] = wasm_u32x4_shr(wasm_i32x4_add(s, half), 15);
-    }
-    v128_t lo = wasm_i16x8_narrow_i32x4(y[0], y[1]);
-    v128_t hi = wasm_i16x8_narrow_i32x4(y[2], y[3]);
-    wasm_v128_store(dst + i, wasm_u8x16_narrow_i16x8(lo, hi));
+    v128_t px[4];
+    for (int k = 0; k < 4; k++) px[k] = wasm_i8x16_swizzle(wasm_v128_load(src + 3 * (i + 4 * k)), spread);
+    gray16(px, dst + i);
   }
   for (; i < n; i++) {
     const uint8_t* p = src + 3 * i;
