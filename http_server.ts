@@ -104,24 +104,59 @@ const REFUSAL = new TextEncoder().encode(
 
 type Phase = "head" | "busy" | "idle";
 
-/** A client connection relayed to the HTTP server. */
-class Connection implements Guarded {
-  /** Our end of the loopback hop to the HTTP server, once the client has sent something. */
-  inner: Deno.TcpConn | null = null;
-  /** "head": a request is due or arriving; "busy": requests in flight; "idle": kept alive between requests. */
+/**
+ * A connection under the guard: its phase ("head": a request is due or arriving; "busy": requests in flight; "idle":
+ * kept alive between requests), the deadline of that phase, and how to end it.
+ */
+abstract class Guarded {
   phase: Phase = "head";
   /** When the "head" or "idle" phase runs out (performance.now() time). */
   deadline: number;
   /** When the request now arriving began to (see ClientInfo.arrivedAt). */
   arrivedAt: number;
-  /** Whether any of that request has been received yet. */
-  heard = false;
   #active = 0;
-  #closed = false;
 
-  constructor(readonly client: Deno.TcpConn, readonly limits: HttpServerOptions) {
+  constructor(readonly limits: HttpServerOptions) {
     this.arrivedAt = performance.now();
     this.deadline = this.arrivedAt + limits.headerTimeoutMs;
+  }
+
+  /** Whether a request is arriving or being answered: what a graceful shutdown waits for. */
+  abstract readonly pending: boolean;
+
+  /** Closes the connection: a relayed one at once, one served where accepted once a response in flight is out. */
+  abstract close(): void;
+
+  /**
+   * The HTTP server has parsed a request head; the request ends with `completed`. A request that comes after a
+   * response without the guard seeing its first byte (served where accepted) counts from here.
+   */
+  begin(completed: Promise<void>): void {
+    if (this.phase === "idle") this.arrivedAt = performance.now();
+    this.#active++;
+    this.phase = "busy";
+    const end = () => this.end();
+    completed.then(end, end);
+  }
+
+  /** A response has been sent (or the client left): with none left in flight, the idle deadline runs. */
+  protected end(): void {
+    if (--this.#active > 0) return;
+    this.phase = "idle";
+    this.deadline = performance.now() + this.limits.idleTimeoutMs;
+  }
+}
+
+/** A client connection relayed to the HTTP server. */
+class Connection extends Guarded {
+  /** Our end of the loopback hop to the HTTP server, once the client has sent something. */
+  inner: Deno.TcpConn | null = null;
+  /** Whether any of the request now arriving has been received yet. */
+  heard = false;
+  #closed = false;
+
+  constructor(readonly client: Deno.TcpConn, limits: HttpServerOptions) {
+    super(limits);
   }
 
   get closed(): boolean {
@@ -141,18 +176,9 @@ class Connection implements Guarded {
     this.deadline = this.arrivedAt + this.limits.headerTimeoutMs;
   }
 
-  /** The HTTP server has parsed a request head. */
-  begin(): void {
-    this.#active++;
-    this.phase = "busy";
-  }
-
-  /** A response has been sent (or the client left). */
-  end(): void {
-    if (--this.#active > 0) return;
-    this.phase = "idle";
-    this.heard = false;
-    this.deadline = performance.now() + this.limits.idleTimeoutMs;
+  protected override end(): void {
+    super.end();
+    if (this.phase === "idle") this.heard = false;
   }
 
   close(): void {
@@ -210,17 +236,6 @@ const serveOnConnection: ServeOnConnection | null = (() => {
 
 /** Whether connections are served where they were accepted (true) or relayed to a Deno.serve over loopback. */
 export const SERVES_ACCEPTED_CONNECTIONS: boolean = serveOnConnection !== null;
-
-/** A connection under the guard: its phase and deadline, and how to end it. */
-interface Guarded {
-  phase: Phase;
-  /** When the "head" or "idle" phase runs out (performance.now() time). */
-  deadline: number;
-  /** Whether a request is arriving or being answered: what a graceful shutdown waits for. */
-  readonly pending: boolean;
-  /** Closes the connection: a relayed one at once, one served where accepted once a response in flight is out. */
-  close(): void;
-}
 
 /**
  * Accepts connections for `open` under the guard's limits: the cap (a bare 503 at once), the header and idle deadlines
@@ -357,40 +372,13 @@ function guardConnections(
 }
 
 /** A connection Deno serves where it was accepted. */
-class AcceptedConnection implements Guarded {
-  phase: Phase = "head";
-  deadline: number;
-  /** When the request now arriving began to (see ClientInfo.arrivedAt). */
-  arrivedAt: number;
+class AcceptedConnection extends Guarded {
   /** Deno's server on this connection, once started. */
   server: { finished: Promise<void>; shutdown(): Promise<void> } | null = null;
-  #active = 0;
   #closing: Promise<void> | undefined;
-
-  constructor(readonly limits: HttpServerOptions) {
-    this.arrivedAt = performance.now();
-    this.deadline = this.arrivedAt + limits.headerTimeoutMs;
-  }
 
   get pending(): boolean {
     return this.phase === "busy";
-  }
-
-  /**
-   * Deno has parsed a request head. Bytes before it are not seen here: after a response, the head of the next request
-   * counts from when it is complete, and until then the idle deadline applies to the connection.
-   */
-  begin(): void {
-    if (this.phase === "idle") this.arrivedAt = performance.now();
-    this.#active++;
-    this.phase = "busy";
-  }
-
-  /** A response has been sent (or the client left). */
-  end(): void {
-    if (--this.#active > 0) return;
-    this.phase = "idle";
-    this.deadline = performance.now() + this.limits.idleTimeoutMs;
   }
 
   /**
@@ -427,9 +415,7 @@ function serveAccepted(
       // the client is gone already; serving it ends at once
     }
     const served: Deno.ServeHandler<Deno.NetAddr> = (request, info) => {
-      conn.begin();
-      const end = () => conn.end();
-      info.completed.then(end, end);
+      conn.begin(info.completed);
       return handler(request, { remoteAddr, completed: info.completed, arrivedAt: conn.arrivedAt });
     };
     const server = conn.server = serveOn(client, undefined, served, onError, () => {});
@@ -460,9 +446,7 @@ function serveRelayed(options: HttpServerOptions, handler: Handler, stats: Conne
     const conn = byHopPort.get(info.remoteAddr.port);
     // Someone else on this machine found the loopback port: not a connection these limits cover.
     if (!conn) return new Response(null, { status: 421 });
-    conn.begin();
-    const end = () => conn.end();
-    info.completed.then(end, end);
+    conn.begin(info.completed);
     return handler(request, {
       remoteAddr: conn.client.remoteAddr,
       completed: info.completed,
