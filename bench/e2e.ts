@@ -340,14 +340,17 @@ function latencies(values: number[]) {
 }
 
 /** The service's environment for one run: its own port, queue prefix and folders, no rate limit. */
-function serviceEnv(s: EndToEndSettings, port: number): Record<string, string> {
+export function serviceEnv(
+  s: Pick<EndToEndSettings, "scratch" | "render" | "env"> & { workers?: number },
+  port: number,
+): Record<string, string> {
   return {
     HOST: "127.0.0.1",
     PORT: String(port),
     QUEUE_PREFIX: `bench-${crypto.randomUUID()}`,
     UPLOAD_DIR: `${s.scratch}/uploads`,
     RESULT_DIR: `${s.scratch}/results`,
-    WORKER_CONCURRENCY: String(s.workers),
+    ...(s.workers ? { WORKER_CONCURRENCY: String(s.workers) } : {}),
     ...(s.render ? { RENDER: s.render } : {}),
     RATE_LIMIT: "0",
     REDIS_AUTOSTART: "false",

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { encodePng } from "../imaging/encode.ts";
 import { loadPngEncoder } from "../imaging/png_encode.ts";
 import { dropPrefix, sparePort } from "../tests/harness.ts";
-import { spawnService } from "./e2e.ts";
+import { serviceEnv, spawnService } from "./e2e.ts";
 import { parseConfig } from "../config.ts";
 
 /** One heavy run: what is uploaded, how many at once, and the service's settings. */
@@ -114,18 +114,12 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, what: str
 export async function runHeavy(s: HeavySettings): Promise<HeavyReport> {
   const timeoutMs = s.timeoutMs ?? 600_000;
   const port = sparePort();
-  const env: Record<string, string> = {
-    HOST: "127.0.0.1",
-    PORT: String(port),
-    QUEUE_PREFIX: `heavy-${crypto.randomUUID()}`,
-    UPLOAD_DIR: `${s.scratch}/uploads`,
-    RESULT_DIR: `${s.scratch}/results`,
-    RATE_LIMIT: "0",
-    REDIS_AUTOSTART: "false",
-    RENDER: s.render,
-    ...(s.maxContours ? { MAX_CONTOURS_STORED: String(s.maxContours) } : {}),
-    ...(s.workers ? { WORKER_CONCURRENCY: String(s.workers) } : {}),
-  };
+  const env = serviceEnv({
+    scratch: s.scratch,
+    render: s.render,
+    workers: s.workers,
+    env: s.maxContours ? { MAX_CONTOURS_STORED: String(s.maxContours) } : {},
+  }, port);
   const config = parseConfig(env);
   const { process: service, stderr } = await spawnService("start", "main.ts", env, s.scratch);
   const base = `http://127.0.0.1:${port}`;

@@ -5,7 +5,7 @@ import process from "node:process";
 import { parseConfig } from "../config.ts";
 import { closeRedis, connectRedis, createRedis } from "../queue/connection.ts";
 import { dropPrefix, sparePort } from "../tests/harness.ts";
-import { multipartBody, spawnService, waitForWorkers } from "./e2e.ts";
+import { multipartBody, serviceEnv, spawnService, waitForWorkers } from "./e2e.ts";
 import { redisCpu, round, threadCpu } from "./stats.ts";
 
 /** One kind of request and what it cost, in CPU ms per request. */
@@ -42,17 +42,10 @@ export interface RequestSettings {
  */
 export async function benchRequests(s: RequestSettings): Promise<RequestCost[]> {
   const port = sparePort();
-  const env: Record<string, string> = {
-    HOST: "127.0.0.1",
-    PORT: String(port),
-    QUEUE_PREFIX: `bench-${crypto.randomUUID()}`,
-    UPLOAD_DIR: `${s.scratch}/uploads`,
-    RESULT_DIR: `${s.scratch}/results`,
-    RATE_LIMIT: "0",
-    REDIS_AUTOSTART: "false",
-    EMBEDDED_WORKER: "false",
-    CONNECTION_GUARD: String(s.guard),
-  };
+  const env = serviceEnv({
+    scratch: s.scratch,
+    env: { EMBEDDED_WORKER: "false", CONNECTION_GUARD: String(s.guard) },
+  }, port);
   const config = parseConfig(env);
   const redis = createRedis(config, "producer");
   const api = await spawnService("start", "main.ts", env, s.scratch);
