@@ -3,6 +3,7 @@
 // docs/png-encoder.md). Native OpenCV's libpng + zlib takes about three times as long for 5% larger files.
 import { crc32 } from "node:zlib";
 import type { Raster } from "./raster.ts";
+import { WasmKernel } from "./wasm_kernel.ts";
 
 interface Kernel {
   __heap_base: WebAssembly.Global;
@@ -15,39 +16,19 @@ interface Kernel {
 
 const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 const COLOUR_TYPES = { 1: 0, 3: 2, 4: 6 } as const;
-const PAGE = 65536;
-/**
- * The encoder works on strips of rows, so its memory is a few blocks of about 128 KiB unless a single row is larger.
- * WASM memory cannot shrink: after an image needing more than this, the next smaller one gets a fresh instance.
- */
-const RETAIN_BYTES = 64 * 1024 * 1024;
 /** The kernel's sizes are 32-bit: a row this long keeps its work area and output bound (a few rows) below 4 GiB. */
 const MAX_ROW_BYTES = 2 ** 28;
-const WASM_URL = new URL("./png_encoder/png_encoder.wasm", import.meta.url);
-
-let wasm: WebAssembly.Module | undefined;
-let kernel: Kernel | null = null;
-let memory: WebAssembly.Memory;
-let loading: Promise<void> | undefined;
+// The encoder works on strips of rows, so its memory is a few blocks of about 128 KiB unless a single row is larger.
+const kernel = new WasmKernel<Kernel>(new URL("./png_encoder/png_encoder.wasm", import.meta.url));
 
 /** Compiles the encoder once per isolate, off the critical path (encodePngWasm otherwise compiles it on first use). */
 export function loadPngEncoder(): Promise<void> {
-  loading ??= (async () => {
-    wasm ??= await WebAssembly.compile(await Deno.readFile(WASM_URL));
-    if (!kernel) instantiate(2);
-  })();
-  return loading;
-}
-
-function instantiate(pages: number): void {
-  wasm ??= new WebAssembly.Module(Deno.readFileSync(WASM_URL));
-  memory = new WebAssembly.Memory({ initial: pages });
-  kernel = new WebAssembly.Instance(wasm, { env: { memory } }).exports as unknown as Kernel;
+  return kernel.load();
 }
 
 /** Bytes of WASM memory the encoder holds now. */
 export function pngEncoderMemoryBytes(): number {
-  return kernel ? memory.buffer.byteLength : 0;
+  return kernel.heldBytes;
 }
 
 /**
@@ -55,7 +36,6 @@ export function pngEncoderMemoryBytes(): number {
  * RGB. One zlib stream, one IDAT chunk per block of rows.
  */
 export function encodePngWasm(raster: Raster, dropAlpha: boolean): Uint8Array {
-  if (!kernel) instantiate(2);
   const { width, height, channels: inC, data } = raster;
   const c = dropAlpha && inC === 4 ? 3 : inC;
   if (!(width >= 1 && height >= 1)) throw new RangeError(`cannot encode a ${width}×${height} image as PNG`);
@@ -63,16 +43,15 @@ export function encodePngWasm(raster: Raster, dropAlpha: boolean): Uint8Array {
   if (data.length < width * height * inC) throw new RangeError("the raster holds fewer bytes than its size");
 
   const align = (v: number) => Math.ceil(v / 16) * 16;
-  const rowsPerCall = Math.min(kernel!.png_rows_per_call(width, c), height);
-  const work = align(kernel!.__heap_base.value as number);
-  const src = align(work + kernel!.png_work_size(width, c));
+  const sizes = kernel.exports;
+  const rowsPerCall = Math.min(sizes.png_rows_per_call(width, c), height);
+  const work = align(kernel.heapBase);
+  const src = align(work + sizes.png_work_size(width, c));
   const srcRow = width * inC;
   const out = align(src + rowsPerCall * srcRow);
-  const end = out + kernel!.png_out_bound(width, c, rowsPerCall);
-  const held = memory.buffer.byteLength;
-  if (end > held) memory.grow(Math.ceil((end - held) / PAGE));
-  else if (held > RETAIN_BYTES && end <= RETAIN_BYTES) instantiate(Math.ceil(end / PAGE));
-  const k = kernel!;
+  const end = out + sizes.png_out_bound(width, c, rowsPerCall);
+  const k = kernel.reserve(end);
+  const memory = kernel.memory;
 
   k.png_init(work, width, inC, c);
   const parts: Uint8Array[] = [];

@@ -2,6 +2,7 @@
 // OpenCV. OpenCV.js on npm is built without SIMD, which made these steps 3–8× slower than native
 // (docs/performance.md); the kernel is prefilter/prefilter.c, built by prefilter/build.sh.
 import type { Raster } from "./raster.ts";
+import { WasmKernel } from "./wasm_kernel.ts";
 
 interface Kernel {
   __heap_base: WebAssembly.Global;
@@ -23,41 +24,21 @@ const KERNELS: Record<number, { taps: number[]; shift: number }> = {
   7: { taps: [2, 7, 14, 18, 14, 7, 2], shift: 12 }, // [8, 28, 56, 72, 56, 28, 8] / 4
 };
 
-const PAGE = 65536;
-/**
- * WASM memory cannot shrink: after an image needing more than this, the next smaller one gets a fresh instance, so a
- * pool member holds on to one huge image's buffers only until then.
- */
-const RETAIN_BYTES = 64 * 1024 * 1024;
-const WASM_URL = new URL("./prefilter/prefilter.wasm", import.meta.url);
-
-let wasm: WebAssembly.Module;
-let kernel: Kernel | null = null;
-let memory: WebAssembly.Memory;
-let loading: Promise<void> | undefined;
+const kernel = new WasmKernel<Kernel>(new URL("./prefilter/prefilter.wasm", import.meta.url));
 
 /** Loads the WASM kernel once per isolate; the functions below work once it resolves. */
 export function loadPrefilter(): Promise<void> {
-  loading ??= (async () => {
-    wasm = await WebAssembly.compile(await Deno.readFile(WASM_URL));
-    instantiate(2);
-  })();
-  return loading;
-}
-
-function instantiate(pages: number): void {
-  memory = new WebAssembly.Memory({ initial: pages });
-  kernel = new WebAssembly.Instance(wasm, { env: { memory } }).exports as unknown as Kernel;
+  return kernel.load();
 }
 
 /** Bytes of WASM memory the prefilter holds now (for the bench's memory figures). */
 export function prefilterMemoryBytes(): number {
-  return kernel ? memory.buffer.byteLength : 0;
+  return kernel.heldBytes;
 }
 
 /** Whether the WASM kernel is loaded and computes this blur size (0 = none); otherwise OpenCV.js does the work. */
 export function prefilterHandles(blur: number): boolean {
-  return kernel !== null && (blur <= 1 || blur in KERNELS);
+  return kernel.loaded && (blur <= 1 || blur in KERNELS);
 }
 
 /** Byte offsets of one image's buffers in the kernel's memory. */
@@ -85,7 +66,8 @@ export function smoothGray(raster: Raster, blur: number): Uint8Array {
   const { taps, shift } = KERNELS[blur] ?? { taps: [], shift: 0 };
   const l = reserve(n, channels, Math.max(taps.length, 1) * w);
   // After reserve, which may have replaced the instance.
-  const k = kernel!;
+  const k = kernel.exports;
+  const memory = kernel.memory;
   new Uint8Array(memory.buffer, l.src, n * channels).set(raster.data.subarray(0, n * channels));
   let gray = l.src;
   if (channels === 4) k.gray_from_rgba(l.src, gray = l.gray, n);
@@ -106,7 +88,7 @@ let lastGray = { at: 0, n: 0 };
  * measurements: a view into the kernel's memory, valid until the next call.
  */
 export function unblurredGray(): Uint8Array {
-  return new Uint8Array(memory.buffer, lastGray.at, lastGray.n);
+  return new Uint8Array(kernel.memory.buffer, lastGray.at, lastGray.n);
 }
 
 /**
@@ -114,7 +96,8 @@ export function unblurredGray(): Uint8Array {
  * or BINARY_INV) makes with it; the image is a view into the kernel's memory, valid until the next call.
  */
 export function otsuBinary(smoothed: Uint8Array, invert: boolean): { threshold: number; binary: Uint8Array } {
-  const k = kernel!;
+  const k = kernel.exports;
+  const memory = kernel.memory;
   const l = layout!;
   const n = smoothed.length;
   new Uint32Array(memory.buffer, l.hist, 1024).fill(0);
@@ -149,22 +132,16 @@ export function otsuThreshold(hist: Uint32Array, n: number): number {
   return maxVal;
 }
 
-/**
- * Lays out one image's buffers after the kernel's stack, growing the memory when the image needs more (or starting
- * afresh when a large image left more than RETAIN_BYTES and this one needs less).
- */
+/** Lays out one image's buffers after the kernel's stack, with the memory made to hold them (WasmKernel.reserve). */
 function reserve(n: number, channels: number, rowSamples: number): Layout {
   const align = (v: number) => Math.ceil(v / 16) * 16 + 16;
-  const src = align(kernel!.__heap_base.value as number);
+  const src = align(kernel.heapBase);
   const gray = align(src + n * channels);
   const smoothed = align(gray + n);
   const rows = align(smoothed + n);
   const taps = align(rows + rowSamples * 2);
   const hist = align(taps + 64);
   const binary = align(hist + 4096);
-  const end = binary + n;
-  const held = memory.buffer.byteLength;
-  if (end > held) memory.grow(Math.ceil((end - held) / PAGE));
-  else if (held > RETAIN_BYTES && end <= RETAIN_BYTES) instantiate(Math.ceil(end / PAGE));
+  kernel.reserve(binary + n);
   return (layout = { src, gray, smoothed, rows, taps, hist, binary });
 }

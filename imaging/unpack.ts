@@ -1,6 +1,7 @@
 // PNG unfiltering and TIFF LZW in WASM (unpack/unpack.c, built by unpack/build.sh): the two per-byte loops that made
 // up a third of a PNG's and two thirds of an LZW TIFF's decoding time in JavaScript (docs/decoders.md). Instantiated
 // on first use, synchronously (the module is a few kilobytes), so decoding stays a plain function call everywhere.
+import { WasmKernel } from "./wasm_kernel.ts";
 
 interface Kernel {
   __heap_base: WebAssembly.Global;
@@ -10,35 +11,17 @@ interface Kernel {
   lzw_bad_next(): number;
 }
 
-const PAGE = 65536;
-/** Memory cannot shrink: after an image needing more than this, the next smaller one gets a fresh instance. */
-const RETAIN_BYTES = 64 * 1024 * 1024;
-const WASM_URL = new URL("./unpack/unpack.wasm", import.meta.url);
-
-let wasm: WebAssembly.Module | undefined;
-let kernel: Kernel | null = null;
-let memory: WebAssembly.Memory;
-
-function instantiate(pages: number): Kernel {
-  wasm ??= new WebAssembly.Module(Deno.readFileSync(WASM_URL));
-  memory = new WebAssembly.Memory({ initial: pages });
-  return kernel = new WebAssembly.Instance(wasm, { env: { memory } }).exports as unknown as Kernel;
-}
+const kernel = new WasmKernel<Kernel>(new URL("./unpack/unpack.wasm", import.meta.url));
 
 /** Bytes of WASM memory held now (for the pool's memory accounting and the bench). */
 export function unpackMemoryBytes(): number {
-  return kernel ? memory.buffer.byteLength : 0;
+  return kernel.heldBytes;
 }
 
 /** The kernel with room for `bytes` bytes from the returned offset on. */
 function reserve(bytes: number): { k: Kernel; at: number } {
-  const k = kernel ?? instantiate(2);
-  const at = Math.ceil((k.__heap_base.value as number) / 16) * 16;
-  const end = at + bytes;
-  const held = memory.buffer.byteLength;
-  if (end > held) memory.grow(Math.ceil((end - held) / PAGE));
-  else if (held > RETAIN_BYTES && end <= RETAIN_BYTES) return { k: instantiate(Math.ceil(end / PAGE)), at };
-  return { k, at };
+  const at = Math.ceil(kernel.heapBase / 16) * 16;
+  return { k: kernel.reserve(at + bytes), at };
 }
 
 /**
@@ -55,11 +38,11 @@ export function pngUnfilter(
 ): { row: number; filter: number } | null {
   const size = rows * (stride + 1);
   const { k, at: ptr } = reserve(size);
-  new Uint8Array(memory.buffer, ptr, size).set(buf.subarray(at, at + size));
+  new Uint8Array(kernel.memory.buffer, ptr, size).set(buf.subarray(at, at + size));
   const row = k.png_unfilter(ptr, rows, stride, bpp);
   // The bad row's filter byte is still in place: the rows before it were written below it.
-  if (row >= 0) return { row, filter: new Uint8Array(memory.buffer)[ptr + row * (stride + 1)] };
-  buf.set(new Uint8Array(memory.buffer, ptr, rows * stride), at);
+  if (row >= 0) return { row, filter: new Uint8Array(kernel.memory.buffer)[ptr + row * (stride + 1)] };
+  buf.set(new Uint8Array(kernel.memory.buffer, ptr, rows * stride), at);
   return null;
 }
 
@@ -70,9 +53,9 @@ export function pngUnfilter(
 export function lzwDecode(src: Uint8Array, out: Uint8Array): number | { code: number; next: number } {
   const outOffset = Math.ceil(src.length / 16) * 16;
   const { k, at } = reserve(outOffset + out.length);
-  new Uint8Array(memory.buffer, at, src.length).set(src);
+  new Uint8Array(kernel.memory.buffer, at, src.length).set(src);
   const produced = k.lzw_decode(at, src.length, at + outOffset, out.length);
   if (produced < 0) return { code: k.lzw_bad_code(), next: k.lzw_bad_next() };
-  out.set(new Uint8Array(memory.buffer, at + outOffset, produced));
+  out.set(new Uint8Array(kernel.memory.buffer, at + outOffset, produced));
   return produced;
 }
