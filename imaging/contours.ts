@@ -1,8 +1,10 @@
 import { type AnalysisOptions, DEFAULT_OPTIONS, parseColor } from "./options.ts";
-import { measureBox, measureShape } from "./measure.ts";
 import type { CalibratedMeasurements, MeasuredContour } from "./measurements.ts";
 import { intensityStats } from "./measure_intensity.ts";
+import { drawOutlines } from "./draw.ts";
+import { closedArcLength, isConvex, measureBox, measureShape, polygonArea } from "./measure.ts";
 import { type OpenCV, withMats } from "./opencv.ts";
+import { traceContours, traceHandles } from "./trace.ts";
 import { otsuBinary, prefilterHandles, smoothGray, unblurredGray } from "./prefilter.ts";
 import type { Raster } from "./raster.ts";
 
@@ -28,8 +30,14 @@ export interface ContourAnalysis<T = Raster> {
 }
 
 const GRAY_CODES = { 3: "COLOR_RGB2GRAY", 4: "COLOR_RGBA2GRAY" } as const;
-const RETRIEVAL = { external: "RETR_EXTERNAL", list: "RETR_LIST", ccomp: "RETR_CCOMP", tree: "RETR_TREE" } as const;
-const APPROX = {
+/** OpenCV.js's names of the retrieval modes and approximations the options name. */
+export const RETRIEVAL = {
+  external: "RETR_EXTERNAL",
+  list: "RETR_LIST",
+  ccomp: "RETR_CCOMP",
+  tree: "RETR_TREE",
+} as const;
+export const APPROX = {
   none: "CHAIN_APPROX_NONE",
   simple: "CHAIN_APPROX_SIMPLE",
   tc89_l1: "CHAIN_APPROX_TC89_L1",
@@ -62,7 +70,8 @@ export function analyseContours<T = Raster>(
     let src: Mat | null = null;
     const source = () => (src ??= rasterMat(cv, keep, raster));
 
-    let binary: Mat;
+    // The binary image's pixels, one byte each (a view into the prefilter's or OpenCV's memory, read at once).
+    let binary: Uint8Array;
     let threshold: number | null = null;
     // The unblurred gray image, for the intensity measurements.
     let grayPixels: () => Uint8Array;
@@ -73,9 +82,10 @@ export function analyseContours<T = Raster>(
       if (options.threshold === "otsu") {
         const otsu = otsuBinary(smoothed, options.invert);
         threshold = otsu.threshold;
-        binary = grayMat(cv, keep, otsu.binary, width, height);
+        binary = otsu.binary;
       } else {
-        ({ binary, threshold } = binarise(cv, keep, grayMat(cv, keep, smoothed, width, height), options));
+        const binarised = binarise(cv, keep, grayMat(cv, keep, smoothed, width, height), options);
+        ({ binary: { data: binary }, threshold } = binarised);
       }
     } else {
       let gray = source();
@@ -90,27 +100,22 @@ export function analyseContours<T = Raster>(
         smoothed = keep(new cv.Mat());
         cv.GaussianBlur(gray, smoothed, new cv.Size(options.blur, options.blur), 0, 0, cv.BORDER_DEFAULT);
       }
-      ({ binary, threshold } = binarise(cv, keep, smoothed, options));
+      const binarised = binarise(cv, keep, smoothed, options);
+      ({ binary: { data: binary }, threshold } = binarised);
     }
 
-    const found = keep(new cv.MatVector());
-    const hierarchy = keep(new cv.Mat());
-    cv.findContours(binary, found, hierarchy, cv[RETRIEVAL[options.retrieval]], cv[APPROX[options.approximation]]);
+    const found = findContours(cv, keep, binary, width, height, options);
     const t1 = performance.now();
 
     // Simplify first, so measurements, drawing and exports all describe the same polygons.
-    const count = found.size();
-    const shapes: { mat: InstanceType<OpenCV["Mat"]>; area: number; parent: number }[] = [];
-    for (let i = 0; i < count; i++) {
-      let c = keep(found.get(i));
-      if (options.epsilon > 0) {
-        const approx = keep(new cv.Mat());
-        cv.approxPolyDP(c, approx, options.epsilon, true);
-        c = approx;
-      }
-      shapes.push({ mat: c, area: cv.contourArea(c, false), parent: hierarchy.data32S[i * 4 + 3] });
+    const count = found.counts.length;
+    const shapes: Shape[] = [];
+    for (let i = 0, at = 0; i < count; at += 2 * found.counts[i++]) {
+      let xy = found.xy.subarray(at, at + 2 * found.counts[i]);
+      if (options.epsilon > 0) xy = approximate(cv, xy, options.epsilon);
+      shapes.push({ xy, area: polygonArea(xy), parent: found.hierarchy[i * 4 + 3] });
     }
-    let kept = shapes.map((_, i) => i).filter((i) => meetsFilters(cv, shapes[i], width, height, options));
+    let kept = shapes.map((_, i) => i).filter((i) => meetsFilters(shapes[i], width, height, options));
     const asked = options.max_contours ?? Infinity;
     const met = Math.min(kept.length, asked);
     // The largest `limit` of the largest `asked` are the largest `limit`: one cut serves both (ties go to the first).
@@ -127,7 +132,7 @@ export function analyseContours<T = Raster>(
       return chain;
     };
 
-    const boxes = kept.map((raw) => boundingBox(shapes[raw].mat.data32S));
+    const boxes = kept.map((raw) => boundingBox(shapes[raw].xy));
     const lineage = kept.map(keptAncestors);
     const all = options.measurements === "all";
     const intensity = !all ? [] : intensityStats(
@@ -137,7 +142,7 @@ export function analyseContours<T = Raster>(
       width,
       height,
       kept.map((raw, id) => ({
-        mat: shapes[raw].mat,
+        mat: polygonMat(cv, keep, shapes[raw].xy),
         depth: lineage[id].length,
         area: shapes[raw].area,
         root: lineage[id].length ? lineage[id].at(-1)! : id,
@@ -145,11 +150,10 @@ export function analyseContours<T = Raster>(
       })),
     );
     const contours: MeasuredContour[] = kept.map((raw, id) => {
-      const { mat, area } = shapes[raw];
-      const xy = mat.data32S;
+      const { xy, area } = shapes[raw];
       const points: [number, number][] = [];
       for (let p = 0; p < xy.length; p += 2) points.push([xy[p], xy[p + 1]]);
-      const perimeter = cv.arcLength(mat, true);
+      const perimeter = closedArcLength(xy);
       const r = boxes[id];
       const m = polygonMoments(xy);
       const centroid = m.m00 !== 0 ? { x: m.m10 / m.m00, y: m.m01 / m.m00 } : {
@@ -166,7 +170,7 @@ export function analyseContours<T = Raster>(
         perimeter: round(perimeter),
         bbox: { x: r.x, y: r.y, width: r.width, height: r.height },
         centroid: { x: round(centroid.x), y: round(centroid.y) },
-        convex: cv.isContourConvex(mat),
+        convex: isConvex(xy),
         circularity: circularity(area, perimeter),
         ...measureBox(area, r),
         ...shape,
@@ -183,9 +187,10 @@ export function analyseContours<T = Raster>(
 
     let annotated: T | null = null;
     if (render) {
-      const polygons = keep(new cv.MatVector());
-      for (const raw of kept) polygons.push_back(shapes[raw].mat);
-      annotated = drawContours(cv, keep, source(), channels, polygons, options, render);
+      const polygons = packShapes(kept.map((raw) => shapes[raw].xy));
+      annotated = options.fill
+        ? fillContours(cv, keep, source(), channels, polygons.counts, polygons.xy, options, render)
+        : drawOutlines(raster, polygons.counts, polygons.xy, options.thickness, parseColor(options.color), render);
     }
     const t3 = performance.now();
     return {
@@ -209,22 +214,16 @@ const circularity = (area: number, perimeter: number) =>
   perimeter > 0 ? round((4 * Math.PI * area) / (perimeter * perimeter), 4) : 0;
 
 /** Whether a contour passes the area, border and circularity filters of the options. */
-function meetsFilters(
-  cv: OpenCV,
-  shape: { mat: InstanceType<OpenCV["Mat"]>; area: number },
-  width: number,
-  height: number,
-  options: AnalysisOptions,
-): boolean {
+function meetsFilters(shape: Shape, width: number, height: number, options: AnalysisOptions): boolean {
   if (shape.area < options.min_area) return false;
   if (options.max_area !== undefined && shape.area > options.max_area) return false;
   if (options.exclude_on_edge) {
-    const b = boundingBox(shape.mat.data32S);
+    const b = boundingBox(shape.xy);
     if (b.x === 0 || b.y === 0 || b.x + b.width === width || b.y + b.height === height) return false;
   }
   if (options.circularity_min !== undefined || options.circularity_max !== undefined) {
     // The rounded value the result reports, so that a filter and the document never disagree.
-    const c = circularity(shape.area, cv.arcLength(shape.mat, true));
+    const c = circularity(shape.area, closedArcLength(shape.xy));
     if (c < (options.circularity_min ?? 0) || c > (options.circularity_max ?? 1)) return false;
   }
   return true;
@@ -298,7 +297,6 @@ export function polygonMoments(xy: Int32Array): { m00: number; m10: number; m01:
 
 type Keep = <M extends { delete(): void }>(m: M) => M;
 type Mat = InstanceType<OpenCV["Mat"]>;
-type MatVector = InstanceType<OpenCV["MatVector"]>;
 
 /** A Mat holding a copy of the raster's pixels. */
 function rasterMat(cv: OpenCV, keep: Keep, raster: Raster): Mat {
@@ -341,14 +339,16 @@ function binarise(
 }
 
 /**
- * Draws the polygons on the image in colour (on `src` itself when it is RGB or RGBA) and lends the result to `render`.
+ * Fills the polygons (`counts[i]` vertices each, from `xy`) on the image in colour (on `src` itself when it is RGB or
+ * RGBA) with OpenCV.js, and lends the result to `render`. Outlines are drawn by the WASM kernel (drawOutlines).
  */
-function drawContours<T>(
+function fillContours<T>(
   cv: OpenCV,
   keep: Keep,
   src: Mat,
   channels: 1 | 3 | 4,
-  polygons: MatVector,
+  counts: Int32Array,
+  xy: Int32Array,
   options: AnalysisOptions,
   render: (annotated: Raster) => T,
 ): T {
@@ -359,15 +359,12 @@ function drawContours<T>(
     colour = keep(new cv.Mat());
     cv.cvtColor(src, colour, cv.COLOR_GRAY2RGB);
   }
+  const polygons = keep(new cv.MatVector());
+  for (let i = 0, at = 0; i < counts.length; at += 2 * counts[i++]) {
+    polygons.push_back(polygonMat(cv, keep, xy.subarray(at, at + 2 * counts[i])));
+  }
   const [r, g, b] = parseColor(options.color);
-  cv.drawContours(
-    colour,
-    polygons,
-    -1,
-    new cv.Scalar(r, g, b, 255),
-    options.fill ? cv.FILLED : options.thickness,
-    cv.LINE_8,
-  );
+  cv.drawContours(colour, polygons, -1, new cv.Scalar(r, g, b, 255), cv.FILLED, cv.LINE_8);
   // The Mat is freed when the caller's scope ends, so the view is only lent to `render`, which runs no OpenCV code.
   return render({ width: colour.cols, height: colour.rows, channels: channels === 4 ? 4 : 3, data: colour.data });
 }
@@ -384,16 +381,85 @@ export function drawPolygons<T>(
   options: AnalysisOptions,
   render: (annotated: Raster) => T,
 ): T {
+  if (!options.fill) return drawOutlines(raster, counts, xy, options.thickness, parseColor(options.color), render);
+  return withMats((keep) =>
+    fillContours(cv, keep, rasterMat(cv, keep, raster), raster.channels, counts, xy, options, render)
+  );
+}
+
+/** A contour as the analysis keeps it: its vertices (x, y interleaved), its area and its parent's index (−1: none). */
+interface Shape {
+  xy: Int32Array;
+  area: number;
+  parent: number;
+}
+
+/** Contours found in a binary image: `counts[i]` vertices each, all in `xy`, and OpenCV's hierarchy, 4 per contour. */
+interface Found {
+  counts: Int32Array;
+  xy: Int32Array;
+  hierarchy: Int32Array;
+}
+
+/**
+ * cv.findContours of the binary image with the options' retrieval mode and approximation: by the WASM kernel where it
+ * does the pair (the same contours in the same order, faster), otherwise by OpenCV.js.
+ */
+function findContours(
+  cv: OpenCV,
+  keep: Keep,
+  binary: Uint8Array,
+  width: number,
+  height: number,
+  options: AnalysisOptions,
+): Found {
+  const { retrieval, approximation } = options;
+  if (traceHandles(retrieval, approximation)) return traceContours(binary, width, height, retrieval, approximation);
+  const found = keep(new cv.MatVector());
+  const hierarchy = keep(new cv.Mat());
+  cv.findContours(
+    grayMat(cv, keep, binary, width, height),
+    found,
+    hierarchy,
+    cv[RETRIEVAL[retrieval]],
+    cv[APPROX[approximation]],
+  );
+  const n = found.size();
+  const counts = new Int32Array(n);
+  const parts: Int32Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = found.get(i);
+    parts.push(c.data32S.slice());
+    counts[i] = c.data32S.length / 2;
+    c.delete();
+  }
+  return { counts, xy: concat(parts), hierarchy: n ? hierarchy.data32S.slice() : new Int32Array(0) };
+}
+
+/** The polygons end to end, with their vertex counts. */
+function packShapes(polygons: Int32Array[]): { counts: Int32Array; xy: Int32Array } {
+  return { counts: Int32Array.from(polygons, (p) => p.length / 2), xy: concat(polygons) };
+}
+
+function concat(parts: Int32Array[]): Int32Array {
+  const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) out.set(p, (at += p.length) - p.length);
+  return out;
+}
+
+/** A polygon as a Mat of points (CV_32SC2), for the OpenCV.js functions that take one. */
+function polygonMat(cv: OpenCV, keep: Keep, xy: Int32Array): Mat {
+  const mat = keep(new cv.Mat(xy.length / 2, 1, cv.CV_32SC2));
+  mat.data32S.set(xy);
+  return mat;
+}
+
+/** cv.approxPolyDP of a closed polygon. */
+function approximate(cv: OpenCV, xy: Int32Array, epsilon: number): Int32Array {
   return withMats((keep) => {
-    const src = rasterMat(cv, keep, raster);
-    const polygons = keep(new cv.MatVector());
-    let at = 0;
-    for (const n of counts) {
-      const polygon = keep(new cv.Mat(n, 1, cv.CV_32SC2));
-      polygon.data32S.set(xy.subarray(at, at + n * 2));
-      at += n * 2;
-      polygons.push_back(polygon);
-    }
-    return drawContours(cv, keep, src, raster.channels, polygons, options, render);
+    const approx = keep(new cv.Mat());
+    cv.approxPolyDP(polygonMat(cv, keep, xy), approx, epsilon, true);
+    return approx.data32S.slice();
   });
 }

@@ -507,3 +507,46 @@ function huMoments(xy: Int32Array): number[] {
   // Not rounded: the invariants span many orders of magnitude, so a fixed number of decimals would not do.
   return hu;
 }
+
+/**
+ * The perimeter of a closed polygon as cv.arcLength(contour, true) gives it for integer vertices: each side's length
+ * in single precision (the differences and their squares are floats, and so is the root), summed in double from the
+ * side that closes the polygon on. Fewer than two vertices have none.
+ */
+export function closedArcLength(xy: Int32Array): number {
+  const n = xy.length / 2;
+  if (n <= 1) return 0;
+  let perimeter = 0;
+  let px = xy[2 * n - 2], py = xy[2 * n - 1];
+  for (let i = 0; i < xy.length; i += 2) {
+    const dx = xy[i] - px, dy = xy[i + 1] - py;
+    perimeter += Math.fround(Math.sqrt(Math.fround(dx * dx + dy * dy)));
+    px = xy[i];
+    py = xy[i + 1];
+  }
+  return perimeter;
+}
+
+/**
+ * Whether a polygon is convex as cv.isContourConvex decides it: every turn between consecutive sides goes the same
+ * way, and a straight or reversed turn (equal cross products) makes it not convex. No vertices is not convex.
+ */
+export function isConvex(xy: Int32Array): boolean {
+  const n = xy.length / 2;
+  if (n === 0) return false;
+  const prev = ((n - 2 + n) % n) * 2;
+  let cx = xy[2 * n - 2], cy = xy[2 * n - 1];
+  let dx0 = cx - xy[prev], dy0 = cy - xy[prev + 1];
+  let orientation = 0;
+  for (let i = 0; i < xy.length; i += 2) {
+    const dx = xy[i] - cx, dy = xy[i + 1] - cy;
+    const a = Math.imul(dy, dx0), b = Math.imul(dx, dy0);
+    orientation |= a > b ? 1 : a < b ? 2 : 3;
+    if (orientation === 3) return false;
+    cx = xy[i];
+    cy = xy[i + 1];
+    dx0 = dx;
+    dy0 = dy;
+  }
+  return true;
+}

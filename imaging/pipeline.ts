@@ -1,6 +1,7 @@
 import { releaseBuffer } from "./bytes.ts";
 import { analyseContours, drawPolygons } from "./contours.ts";
 import { decodeImage } from "./decode.ts";
+import { loadDraw } from "./draw.ts";
 import { encodeImage } from "./encode.ts";
 import { loadJpegEncoder } from "./jpeg_encode.ts";
 import { loadJpegWasm } from "./jpeg_wasm.ts";
@@ -9,15 +10,24 @@ import { type AnalysisOptions, DEFAULT_OPTIONS } from "./options.ts";
 import { packPolygons, unpackPolygons } from "./polygons.ts";
 import { loadPngEncoder } from "./png_encode.ts";
 import { loadPrefilter } from "./prefilter.ts";
+import { loadTrace } from "./trace.ts";
 import type { Raster } from "./raster.ts";
 import type { AnalysisReport } from "./report.ts";
 
 /**
  * Loads what the pipeline runs on, once per isolate: OpenCV.js, libjpeg-turbo (WASM) for JPEGs and the SIMD prefilter
- * (gray, blur, Otsu).
+ * (gray, blur, Otsu), contour tracing, the encoders and the outline drawing.
  */
 export async function loadPipeline(): Promise<OpenCV> {
-  const [cv] = await Promise.all([loadOpenCV(), loadJpegWasm(), loadJpegEncoder(), loadPrefilter(), loadPngEncoder()]);
+  const [cv] = await Promise.all([
+    loadOpenCV(),
+    loadJpegWasm(),
+    loadJpegEncoder(),
+    loadPrefilter(),
+    loadPngEncoder(),
+    loadDraw(),
+    loadTrace(),
+  ]);
   return cv;
 }
 

@@ -9,9 +9,11 @@ import { jpegDecoderMemoryBytes } from "./jpeg_wasm.ts";
 import { type OpenCV, openCVVersion } from "./opencv.ts";
 import type { AnalysisOptions } from "./options.ts";
 import { analyseImage, loadPipeline, packResult, renderAnnotatedImage } from "./pipeline.ts";
+import { drawMemoryBytes } from "./draw.ts";
 import { pngEncoderMemoryBytes } from "./png_encode.ts";
 import { PACK_MIN_POINTS } from "./polygons.ts";
 import { prefilterMemoryBytes } from "./prefilter.ts";
+import { traceMemoryBytes } from "./trace.ts";
 import { unpackMemoryBytes } from "./unpack.ts";
 
 /** A request to the pool member: analyse an upload, or render the annotated image of an analysed one. */
@@ -100,7 +102,8 @@ function replyCancelled(id: number, cv: OpenCV, bytes: Uint8Array): void {
  */
 function heldBytes(cv: OpenCV): number {
   return Deno.memoryUsage().heapTotal + (cv as unknown as { HEAP8: Int8Array }).HEAP8.length + prefilterMemoryBytes() +
-    pngEncoderMemoryBytes() + jpegEncoderMemoryBytes() + jpegDecoderMemoryBytes() + unpackMemoryBytes();
+    pngEncoderMemoryBytes() + jpegEncoderMemoryBytes() + jpegDecoderMemoryBytes() + unpackMemoryBytes() +
+    drawMemoryBytes() + traceMemoryBytes();
 }
 
 /**

@@ -5,10 +5,11 @@ import { analyseContours, boundingBox, polygonMoments } from "../imaging/contour
 import type { MeasuredContour } from "../imaging/measurements.ts";
 import { decodeImage } from "../imaging/decode.ts";
 import { contoursToGeoJson, contoursToSvg } from "../imaging/export.ts";
+import { closedArcLength, isConvex, polygonArea } from "../imaging/measure.ts";
 import { loadPipeline } from "../imaging/pipeline.ts";
 import { type AnalysisOptions, AnalysisOptionsSchema } from "../imaging/options.ts";
 import type { Raster } from "../imaging/raster.ts";
-import { fixture, openCVGray } from "./fixtures.ts";
+import { fixture, openCVGray, seededRandom } from "./fixtures.ts";
 
 const opts = (o: Record<string, unknown> = {}): AnalysisOptions => AnalysisOptionsSchema.parse(o);
 
@@ -225,7 +226,7 @@ Deno.test("options: invalid values are refused naming the field", () => {
   }
 });
 
-Deno.test("polygonMoments and boundingBox equal cv.moments and cv.boundingRect bit for bit", async () => {
+Deno.test("moments, bounding box, area, perimeter and convexity equal OpenCV.js's bit for bit", async () => {
   const cv = await loadPipeline();
   let compared = 0;
   for (const name of ["coins.png", "rocket.jpg"]) {
@@ -243,6 +244,9 @@ Deno.test("polygonMoments and boundingBox equal cv.moments and cv.boundingRect b
           assert.deepEqual(polygonMoments(c.data32S), { m00: m.m00, m10: m.m10, m01: m.m01 }, `${name} #${i}`);
           const r = cv.boundingRect(c);
           assert.deepEqual(boundingBox(c.data32S), { x: r.x, y: r.y, width: r.width, height: r.height });
+          assert.equal(polygonArea(c.data32S), cv.contourArea(c, false), `${name} #${i}: area`);
+          assert.equal(closedArcLength(c.data32S), cv.arcLength(c, true), `${name} #${i}: perimeter`);
+          assert.equal(isConvex(c.data32S), cv.isContourConvex(c), `${name} #${i}: convexity`);
           c.delete();
           compared++;
         }
@@ -253,4 +257,18 @@ Deno.test("polygonMoments and boundingBox equal cv.moments and cv.boundingRect b
     }
   }
   assert.ok(compared > 1000, `only ${compared} contours compared`);
+  // Random polygons: self-crossing, repeated and collinear vertices, one and two vertices.
+  const random = seededRandom(61206);
+  for (let trial = 0; trial < 3000; trial++) {
+    const n = 1 + Math.floor(random() * 8);
+    const xy = Int32Array.from({ length: 2 * n }, () => Math.floor(random() * (trial % 2 ? 5 : 400)));
+    const c = cv.matFromArray(n, 1, cv.CV_32SC2, [...xy]);
+    try {
+      assert.equal(polygonArea(xy), cv.contourArea(c, false), `${xy}: area`);
+      assert.equal(closedArcLength(xy), cv.arcLength(c, true), `${xy}: perimeter`);
+      assert.equal(isConvex(xy), cv.isContourConvex(c), `${xy}: convexity`);
+    } finally {
+      c.delete();
+    }
+  }
 });
