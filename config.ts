@@ -53,6 +53,11 @@ const ConfigFields = z
         "readable (non-JSON) log lines with debug events, and auto-reload: `deno task start` hands over " +
           "to `deno task dev` (Deno's `--watch`)",
       ),
+    LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).optional()
+      .describe(
+        "the least severe events written: `info` (the default; `debug` with `DEBUG`) writes a line per request " +
+          "and per job, `warn` only what needs attention",
+      ),
     HOST: z.string().min(1).default("0.0.0.0")
       .describe("listen address"),
     PORT: port.default(8000)

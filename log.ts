@@ -3,21 +3,26 @@ import { trace } from "@opentelemetry/api";
 /** Log levels in increasing severity. */
 export type Level = "debug" | "info" | "warn" | "error";
 
+const SEVERITY: Record<Level, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
 let pretty = false;
 let traced = false;
+let least: Level = "info";
 
 /**
  * Switches between one-JSON-object-per-line (default) and readable lines (DEBUG=true); with `tracing` (OTEL_DENO), lines
- * written inside a span carry its `trace_id` and `span_id`.
+ * written inside a span carry its `trace_id` and `span_id`. Events less severe than `level` (LOG_LEVEL; by default
+ * debug for readable lines, info otherwise) are not written.
  */
-export function configureLog(options: { pretty: boolean; tracing?: boolean }): void {
+export function configureLog(options: { pretty: boolean; tracing?: boolean; level?: Level }): void {
   pretty = options.pretty;
   traced = options.tracing ?? false;
+  least = options.level ?? (pretty ? "debug" : "info");
 }
 
 /** Writes one structured log event. */
 export function log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
-  if (level === "debug" && !pretty) return;
+  if (SEVERITY[level] < SEVERITY[least]) return;
   const time = new Date().toISOString();
   if (traced) fields = { ...fields, ...traceIds() };
   const line = pretty

@@ -123,7 +123,7 @@ if (import.meta.main) {
     console.error(err instanceof ConfigError ? err.message : String(err));
     Deno.exit(2);
   }
-  configureLog({ pretty: config.DEBUG, tracing: config.OTEL_DENO });
+  configureLog({ pretty: config.DEBUG, tracing: config.OTEL_DENO, level: config.LOG_LEVEL });
   // Development only: DEBUG/RELOAD re-run the service under `deno task dev` (Deno's --watch), which marks its
   // process with BIP_WATCHED; the module that does so is loaded only then.
   const dev = config.DEBUG || config.RELOAD || Deno.env.get("BIP_WATCHED") ? await import("./dev/watch.ts") : undefined;

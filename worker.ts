@@ -380,7 +380,7 @@ if (import.meta.main) {
     console.error((err as Error).message);
     Deno.exit(2);
   }
-  configureLog({ pretty: config.DEBUG, tracing: config.OTEL_DENO });
+  configureLog({ pretty: config.DEBUG, tracing: config.OTEL_DENO, level: config.LOG_LEVEL });
   let contourWorker: ContourWorker;
   try {
     // A worker may start before Redis and keeps trying to reach it; a Redis --allow-net forbids would never answer.

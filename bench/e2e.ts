@@ -354,6 +354,8 @@ export function serviceEnv(
     ...(s.render ? { RENDER: s.render } : {}),
     RATE_LIMIT: "0",
     REDIS_AUTOSTART: "false",
+    // What the original runs at (uvicorn --log-level warning, Celery --loglevel WARNING): no line per request or job.
+    LOG_LEVEL: "warn",
     ...s.env,
   };
 }
