@@ -29,10 +29,12 @@ static inline void put(i32 x, i32 y) {
   u8* p = image + ((i64)y * width + x) * channels;
   if (channels == 4) {
     *(u32*)p = colour32;
-  } else {
+  } else if (channels == 3) {
     p[0] = colour[0];
     p[1] = colour[1];
     p[2] = colour[2];
+  } else {
+    *p = 1; // a stamp's canvas (below)
   }
 }
 
@@ -46,12 +48,14 @@ static void span(i32 y, i32 x0, i32 x1) {
   if (channels == 4) {
     u32* q = (u32*)p;
     for (i32 x = x0; x <= x1; x++) *q++ = colour32;
-  } else {
+  } else if (channels == 3) {
     for (i32 x = x0; x <= x1; x++, p += 3) {
       p[0] = colour[0];
       p[1] = colour[1];
       p[2] = colour[2];
     }
+  } else {
+    for (i32 x = x0; x <= x1; x++) *p++ = 1;
   }
 }
 
@@ -259,6 +263,76 @@ static void thick_segment(i32 ax, i32 ay, i32 bx, i32 by, i32 thickness) {
   disc(bx, by, (i32)((half + HALF) >> SHIFT));
 }
 
+// Stamps. Away from the image's edges nothing is clipped, and every step above is the same for a segment moved by
+// whole pixels (fixed-point coordinates move by multiples of ONE, and differences, shifts and floors move with them):
+// a thick segment's pixels are then those of the same segment drawn anywhere else, moved. Contours are mostly short
+// segments, so the pixels of each short one are worked out once per call, on a small canvas, and then only written.
+#define STAMP_REACH 4          // segments of up to this many pixels along x and along y
+#define STAMP_MAX_THICKNESS 4  // larger stamps would not fit STAMP_PIXELS
+#define STAMP_PIXELS 96
+#define STAMP_SIDE (2 * (STAMP_REACH + STAMP_MAX_THICKNESS + 4) + 1)
+#define STAMPS ((2 * STAMP_REACH + 1) * (2 * STAMP_REACH + 1))
+
+typedef signed char i8;
+static i8 stamp_at[STAMPS][STAMP_PIXELS][2];
+static i32 stamp_count[STAMPS]; // -1: not made yet
+static i32 stamp_thickness;     // what the stamps were made for (0: none made)
+static u8 canvas[STAMP_SIDE * STAMP_SIDE];
+
+// The pixels (relative to the start) of a segment from (0, 0) to (dx, dy), `thickness` wide: drawn on the canvas.
+static void make_stamp(i32 k, i32 dx, i32 dy, i32 thickness) {
+  u8* saved_image = image;
+  i32 saved_width = width, saved_height = height, saved_channels = channels;
+  const i32 c = STAMP_SIDE / 2;
+  for (i32 i = 0; i < STAMP_SIDE * STAMP_SIDE; i++) canvas[i] = 0;
+  image = canvas;
+  width = height = STAMP_SIDE;
+  channels = 1;
+  thick_segment(c, c, c + dx, c + dy, thickness);
+  image = saved_image;
+  width = saved_width;
+  height = saved_height;
+  channels = saved_channels;
+  i32 n = 0;
+  for (i32 y = 0; y < STAMP_SIDE; y++) {
+    for (i32 x = 0; x < STAMP_SIDE; x++) {
+      if (!canvas[y * STAMP_SIDE + x]) continue;
+      stamp_at[k][n][0] = (i8)(x - c);
+      stamp_at[k][n][1] = (i8)(y - c);
+      n++;
+    }
+  }
+  stamp_count[k] = n;
+}
+
+// One segment of a polyline `thickness` pixels wide (more than 1): stamped when it is short and far enough from the
+// edges for nothing to be clipped (the quadrilateral reaches thickness / 2 + 1 pixels out, the disc (thickness + 1) / 2).
+static void thick_segment_stamped(i32 ax, i32 ay, i32 bx, i32 by, i32 thickness) {
+  const i32 dx = bx - ax, dy = by - ay, margin = thickness + 2;
+  const i32 x0 = dx < 0 ? bx : ax, x1 = dx < 0 ? ax : bx, y0 = dy < 0 ? by : ay, y1 = dy < 0 ? ay : by;
+  if (thickness > STAMP_MAX_THICKNESS || dx < -STAMP_REACH || dx > STAMP_REACH || dy < -STAMP_REACH ||
+      dy > STAMP_REACH || x0 < margin || y0 < margin || x1 >= width - margin || y1 >= height - margin) {
+    thick_segment(ax, ay, bx, by, thickness);
+    return;
+  }
+  const i32 k = (dy + STAMP_REACH) * (2 * STAMP_REACH + 1) + dx + STAMP_REACH;
+  if (stamp_count[k] < 0) make_stamp(k, dx, dy, thickness);
+  const i32 n = stamp_count[k];
+  const i8(*at)[2] = stamp_at[k];
+  u8* base = image + ((i64)ay * width + ax) * channels;
+  const i32 row = width * channels;
+  if (channels == 4) {
+    for (i32 i = 0; i < n; i++) *(u32*)(base + at[i][1] * row + at[i][0] * 4) = colour32;
+  } else {
+    for (i32 i = 0; i < n; i++) {
+      u8* p = base + at[i][1] * row + at[i][0] * 3;
+      p[0] = colour[0];
+      p[1] = colour[1];
+      p[2] = colour[2];
+    }
+  }
+}
+
 typedef u8 v16 __attribute__((vector_size(16)));
 
 // Converts a gray image (n bytes at src) into RGB at dst, which must not overlap it: sixteen pixels per three byte
@@ -292,13 +366,17 @@ __attribute__((export_name("draw_polylines"))) void draw_polylines(u8* img, i32 
   colour[2] = (u8)b;
   colour[3] = 255;
   colour32 = (u32)colour[0] | (u32)colour[1] << 8 | (u32)colour[2] << 16 | 0xffu << 24;
+  if (thickness != stamp_thickness) {
+    for (i32 k = 0; k < STAMPS; k++) stamp_count[k] = -1;
+    stamp_thickness = thickness;
+  }
   for (i32 c = 0; c < polygons; c++) {
     i32 n = counts[c];
     for (i32 j = 0; j < n; j++) {
       const i32* a = xy + 2 * j;
       const i32* z = xy + 2 * (j + 1 == n ? 0 : j + 1);
       if (thickness <= 1) thin_line(a[0], a[1], z[0], z[1]);
-      else thick_segment(a[0], a[1], z[0], z[1], thickness);
+      else thick_segment_stamped(a[0], a[1], z[0], z[1], thickness);
     }
     xy += 2 * n;
   }
