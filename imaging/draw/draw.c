@@ -145,25 +145,20 @@ static void fixed_line(i64 x1, i64 y1, i64 x2, i64 y2) {
   if (!clip((i64)width << SHIFT, (i64)height << SHIFT, &x1, &y1, &x2, &y2)) return;
   i64 dx = x2 - x1, dy = y2 - y1;
   i64 ax = dx < 0 ? -dx : dx, ay = dy < 0 ? -dy : dy;
-  i64 step, count;
-  int x_major = ax > ay;
-  if (x_major) {
-    if (dx < 0) {
-      i64 t = x1; x1 = x2; x2 = t;
-      t = y1; y1 = y2; y2 = t;
-      dy = -dy;
-    }
-    step = dy * ONE / (ax | 1);
-    count = (x2 - x1) >> SHIFT;
-  } else {
-    if (dy < 0) {
-      i64 t = x1; x1 = x2; x2 = t;
-      t = y1; y1 = y2; y2 = t;
-      dx = -dx;
-    }
-    step = dx * ONE / (ay | 1);
-    count = (y2 - y1) >> SHIFT;
+  const int x_major = ax > ay;
+  // Walked in increasing major coordinate: the end points swap when it decreases (and the minor delta changes sign).
+  if (x_major ? dx < 0 : dy < 0) {
+    i64 t = x1;
+    x1 = x2;
+    x2 = t;
+    t = y1;
+    y1 = y2;
+    y2 = t;
+    dx = -dx;
+    dy = -dy;
   }
+  const i64 step = x_major ? dy * ONE / (ax | 1) : dx * ONE / (ay | 1);
+  i64 count = x_major ? (x2 - x1) >> SHIFT : (y2 - y1) >> SHIFT;
   x1 += HALF;
   y1 += HALF;
   put_clipped((x2 + HALF) >> SHIFT, (y2 + HALF) >> SHIFT);
