@@ -66,10 +66,6 @@ export function analyseContours<T = Raster>(
   const { width, height, channels } = raster;
   return withMats((keep) => {
     const t0 = performance.now();
-    // The input as a Mat, made only when needed: the WASM prefilter reads the raster itself.
-    let src: Mat | null = null;
-    const source = () => (src ??= rasterMat(cv, keep, raster));
-
     // The binary image's pixels, one byte each (a view into the prefilter's or OpenCV's memory, read at once).
     let binary: Uint8Array;
     let threshold: number | null = null;
@@ -88,10 +84,12 @@ export function analyseContours<T = Raster>(
         ({ binary: { data: binary }, threshold } = binarised);
       }
     } else {
-      let gray = source();
+      // The input as a Mat, only here: the WASM prefilter reads the raster itself.
+      const input = rasterMat(cv, keep, raster);
+      let gray = input;
       if (channels !== 1) {
         gray = keep(new cv.Mat());
-        cv.cvtColor(source(), gray, cv[GRAY_CODES[channels]]);
+        cv.cvtColor(input, gray, cv[GRAY_CODES[channels]]);
       }
       const grayMat = gray;
       grayPixels = () => grayMat.data;
@@ -187,10 +185,8 @@ export function analyseContours<T = Raster>(
 
     let annotated: T | null = null;
     if (render) {
-      const polygons = packShapes(kept.map((raw) => shapes[raw].xy));
-      annotated = options.fill
-        ? fillContours(cv, keep, source(), channels, polygons.counts, polygons.xy, options, render)
-        : drawOutlines(raster, polygons.counts, polygons.xy, options.thickness, parseColor(options.color), render);
+      const { counts, xy } = packShapes(kept.map((raw) => shapes[raw].xy));
+      annotated = drawPolygons(cv, raster, counts, xy, options, render);
     }
     const t3 = performance.now();
     return {
