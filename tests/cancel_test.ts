@@ -41,6 +41,22 @@ async function pollStatus(
   throw new Error(`task ${taskId} was not ${what} within ${timeoutMs} ms; last status ${JSON.stringify(last)}`);
 }
 
+/**
+ * Whole seconds of CPU the analysis threads of process `pid` have used (the pool's Web Workers, named worker-N), from
+ * ps: whether an analysis is under way, as the status (which says active before the analysis thread starts) cannot
+ * tell.
+ */
+async function analysisCpuSeconds(pid: number): Promise<number> {
+  const out = await new Deno.Command("ps", { args: ["-L", "-o", "comm=,time=", "-p", String(pid)], stdout: "piped" })
+    .output();
+  let seconds = 0;
+  for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
+    const m = /^worker-\S*\s+(?:(\d+)-)?(\d+):(\d+):(\d+)$/.exec(line.trim());
+    if (m) seconds += Number(m[1] ?? 0) * 86_400 + Number(m[2]) * 3600 + Number(m[3]) * 60 + Number(m[4]);
+  }
+  return seconds;
+}
+
 /** A loopback callback receiver: the bodies it was sent, by task id. */
 function callbackReceiver() {
   const received = new Map<string, Record<string, unknown>>();
@@ -230,6 +246,14 @@ Deno.test("cancel: a task running in a separate worker process is stopped there;
     let cancelledAt = 0;
     await t.step("active → 202 with the task still active", async () => {
       await pollStatus(svc.base, taskId, (s) => s.state === "active" && s.progress === 10, "being analysed", 60_000);
+      // The cancel must land once the analysis thread has begun (the status says active before it does), where the
+      // member cannot stop by itself: it was idle before this job, so any CPU it uses from here on is the analysis.
+      const from = await analysisCpuSeconds(worker.child.pid);
+      const until = Date.now() + 60_000;
+      while (await analysisCpuSeconds(worker.child.pid) <= from) {
+        assert.ok(Date.now() < until, "the analysis thread used no CPU within 60 s");
+        await new Promise((r) => setTimeout(r, 50));
+      }
       cancelledAt = performance.now();
       const answer = await cancel(svc.base, taskId);
       assert.equal(answer.status, 202);
