@@ -4,7 +4,7 @@ import { intensityStats } from "./measure_intensity.ts";
 import { drawOutlines } from "./draw.ts";
 import { closedArcLength, isConvex, measureBox, measureShape, polygonArea } from "./measure.ts";
 import { type OpenCV, withMats } from "./opencv.ts";
-import { traceContours, traceHandles } from "./trace.ts";
+import { traceContours, type TracedContours, traceHandles } from "./trace.ts";
 import { otsuBinary, prefilterHandles, smoothGray, unblurredGray } from "./prefilter.ts";
 import type { Raster } from "./raster.ts";
 
@@ -106,13 +106,10 @@ export function analyseContours<T = Raster>(
     const t1 = performance.now();
 
     // Simplify first, so measurements, drawing and exports all describe the same polygons.
-    const count = found.counts.length;
-    const shapes: Shape[] = [];
-    for (let i = 0, at = 0; i < count; at += 2 * found.counts[i++]) {
-      let xy = found.xy.subarray(at, at + 2 * found.counts[i]);
-      if (options.epsilon > 0) xy = approximate(cv, xy, options.epsilon);
-      shapes.push({ xy, area: polygonArea(xy), parent: found.hierarchy[i * 4 + 3] });
-    }
+    const shapes: Shape[] = splitPolygons(found.counts, found.xy).map((polygon, i) => {
+      const xy = options.epsilon > 0 ? approximate(cv, polygon, options.epsilon) : polygon;
+      return { xy, area: polygonArea(xy), parent: found.hierarchy[i * 4 + 3] };
+    });
     let kept = shapes.map((_, i) => i).filter((i) => meetsFilters(shapes[i], width, height, options));
     const asked = options.max_contours ?? Infinity;
     const met = Math.min(kept.length, asked);
@@ -356,9 +353,7 @@ function fillContours<T>(
     cv.cvtColor(src, colour, cv.COLOR_GRAY2RGB);
   }
   const polygons = keep(new cv.MatVector());
-  for (let i = 0, at = 0; i < counts.length; at += 2 * counts[i++]) {
-    polygons.push_back(polygonMat(cv, keep, xy.subarray(at, at + 2 * counts[i])));
-  }
+  for (const polygon of splitPolygons(counts, xy)) polygons.push_back(polygonMat(cv, keep, polygon));
   const [r, g, b] = parseColor(options.color);
   cv.drawContours(colour, polygons, -1, new cv.Scalar(r, g, b, 255), cv.FILLED, cv.LINE_8);
   // The Mat is freed when the caller's scope ends, so the view is only lent to `render`, which runs no OpenCV code.
@@ -390,13 +385,6 @@ interface Shape {
   parent: number;
 }
 
-/** Contours found in a binary image: `counts[i]` vertices each, all in `xy`, and OpenCV's hierarchy, 4 per contour. */
-interface Found {
-  counts: Int32Array;
-  xy: Int32Array;
-  hierarchy: Int32Array;
-}
-
 /**
  * cv.findContours of the binary image with the options' retrieval mode and approximation: by the WASM kernel where it
  * does the pair (the same contours in the same order, faster), otherwise by OpenCV.js.
@@ -408,7 +396,7 @@ function findContours(
   width: number,
   height: number,
   options: AnalysisOptions,
-): Found {
+): TracedContours {
   const { retrieval, approximation } = options;
   if (traceHandles(retrieval, approximation)) return traceContours(binary, width, height, retrieval, approximation);
   const found = keep(new cv.MatVector());
@@ -432,7 +420,14 @@ function findContours(
   return { counts, xy: concat(parts), hierarchy: n ? hierarchy.data32S.slice() : new Int32Array(0) };
 }
 
-/** The polygons end to end, with their vertex counts. */
+/** Each polygon of packed ones (`counts[i]` vertices each, end to end in `xy`), as a view of its vertices. */
+function splitPolygons(counts: Int32Array, xy: Int32Array): Int32Array[] {
+  const polygons: Int32Array[] = [];
+  for (let i = 0, at = 0; i < counts.length; at += 2 * counts[i++]) polygons.push(xy.subarray(at, at + 2 * counts[i]));
+  return polygons;
+}
+
+/** The polygons end to end, with their vertex counts: what splitPolygons takes apart. */
 function packShapes(polygons: Int32Array[]): { counts: Int32Array; xy: Int32Array } {
   return { counts: Int32Array.from(polygons, (p) => p.length / 2), xy: concat(polygons) };
 }
