@@ -2,7 +2,7 @@
 // draws with LINE_8 outlines, in a fraction of its time: OpenCV.js is built without SIMD and spends most of it on
 // generic per-segment code (docs/performance.md). Filled contours stay with OpenCV.js.
 import type { Raster } from "./raster.ts";
-import { WasmKernel } from "./wasm_kernel.ts";
+import { align16, WasmKernel } from "./wasm_kernel.ts";
 
 interface Kernel {
   __heap_base: WebAssembly.Global;
@@ -34,8 +34,6 @@ export function drawMemoryBytes(): number {
   return kernel.heldBytes;
 }
 
-const align = (n: number) => Math.ceil(n / 16) * 16;
-
 /**
  * Draws closed polygons (`counts[i]` vertices each, x and y interleaved in `xy`) `thickness` pixels wide in `rgb` on a
  * copy of the raster (gray input becomes RGB, as cv.cvtColor(GRAY2RGB) makes it), and lends the result to `render`:
@@ -52,10 +50,10 @@ export function drawOutlines<T>(
   const { width, height, channels } = raster;
   const n = width * height;
   const outChannels = channels === 4 ? 4 : 3;
-  const image = align(kernel.heapBase);
-  const gray = align(image + n * outChannels);
-  const countsAt = align(channels === 1 ? gray + n : gray);
-  const xyAt = align(countsAt + counts.length * 4);
+  const image = align16(kernel.heapBase);
+  const gray = align16(image + n * outChannels);
+  const countsAt = align16(channels === 1 ? gray + n : gray);
+  const xyAt = align16(countsAt + counts.length * 4);
   const k = kernel.reserve(xyAt + xy.length * 4);
   const memory = kernel.memory.buffer;
   if (channels === 1) {

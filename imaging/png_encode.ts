@@ -3,7 +3,7 @@
 // docs/png-encoder.md). Native OpenCV's libpng + zlib takes about three times as long for 5% larger files.
 import { crc32 } from "node:zlib";
 import type { Raster } from "./raster.ts";
-import { WasmKernel } from "./wasm_kernel.ts";
+import { align16, WasmKernel } from "./wasm_kernel.ts";
 
 interface Kernel {
   __heap_base: WebAssembly.Global;
@@ -42,13 +42,12 @@ export function encodePngWasm(raster: Raster, dropAlpha: boolean): Uint8Array {
   if (width * inC + 1 > MAX_ROW_BYTES) throw new RangeError(`rows of ${width} pixels are too wide to encode`);
   if (data.length < width * height * inC) throw new RangeError("the raster holds fewer bytes than its size");
 
-  const align = (v: number) => Math.ceil(v / 16) * 16;
   const sizes = kernel.exports;
   const rowsPerCall = Math.min(sizes.png_rows_per_call(width, c), height);
-  const work = align(kernel.heapBase);
-  const src = align(work + sizes.png_work_size(width, c));
+  const work = align16(kernel.heapBase);
+  const src = align16(work + sizes.png_work_size(width, c));
   const srcRow = width * inC;
-  const out = align(src + rowsPerCall * srcRow);
+  const out = align16(src + rowsPerCall * srcRow);
   const end = out + sizes.png_out_bound(width, c, rowsPerCall);
   const k = kernel.reserve(end);
   const memory = kernel.memory;

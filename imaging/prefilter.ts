@@ -2,7 +2,7 @@
 // OpenCV. OpenCV.js on npm is built without SIMD, which made these steps 3–8× slower than native
 // (docs/performance.md); the kernel is prefilter/prefilter.c, built by prefilter/build.sh.
 import type { Raster } from "./raster.ts";
-import { WasmKernel } from "./wasm_kernel.ts";
+import { align16, WasmKernel } from "./wasm_kernel.ts";
 
 interface Kernel {
   __heap_base: WebAssembly.Global;
@@ -134,7 +134,7 @@ export function otsuThreshold(hist: Uint32Array, n: number): number {
 
 /** Lays out one image's buffers after the kernel's stack, with the memory made to hold them (WasmKernel.reserve). */
 function reserve(n: number, channels: number, rowSamples: number): Layout {
-  const align = (v: number) => Math.ceil(v / 16) * 16 + 16;
+  const align = (v: number) => align16(v) + 16;
   const src = align(kernel.heapBase);
   const gray = align(src + n * channels);
   const smoothed = align(gray + n);

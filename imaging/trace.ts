@@ -2,7 +2,7 @@
 // own code giving the same contours, vertices, order and hierarchy as OpenCV.js. OpenCV.js on npm is built without
 // SIMD, and handing its contours out costs a Mat per contour (about 0.3 ms an image on the samples); this returns them
 // as three flat arrays.
-import { WasmKernel } from "./wasm_kernel.ts";
+import { align16, WasmKernel } from "./wasm_kernel.ts";
 
 interface Kernel {
   __heap_base: WebAssembly.Global;
@@ -74,11 +74,10 @@ export function traceContours(
   if (binary.length < n) throw new RangeError(`${binary.length} bytes for a ${width}×${height} image`);
   if (n === 0) return { counts: new Int32Array(0), xy: new Int32Array(0), hierarchy: new Int32Array(0) };
 
-  const align = (v: number) => Math.ceil(v / 16) * 16;
-  const src = align(kernel.heapBase);
-  const img = align(src + n);
+  const src = align16(kernel.heapBase);
+  const img = align16(src + n);
   // The padded image, plus the 64 bytes the scan's vector loads may read past its end (SLACK in trace.c).
-  const records = align(img + (width + 2) * (height + 2) + 64);
+  const records = align16(img + (width + 2) * (height + 2) + 64);
   // A first guess of what the records and the results take (the samples need up to a third of a byte a pixel); the
   // kernel grows the memory itself when an image has more contours or vertices.
   const k = kernel.reserve(records + Math.ceil(n / 2) + 65536);

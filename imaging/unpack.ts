@@ -1,7 +1,7 @@
 // PNG unfiltering and TIFF LZW in WASM (unpack/unpack.c, built by unpack/build.sh): the two per-byte loops that made
 // up a third of a PNG's and two thirds of an LZW TIFF's decoding time in JavaScript (docs/decoders.md). Instantiated
 // on first use, synchronously (the module is a few kilobytes), so decoding stays a plain function call everywhere.
-import { WasmKernel } from "./wasm_kernel.ts";
+import { align16, WasmKernel } from "./wasm_kernel.ts";
 
 interface Kernel {
   __heap_base: WebAssembly.Global;
@@ -20,7 +20,7 @@ export function unpackMemoryBytes(): number {
 
 /** The kernel with room for `bytes` bytes from the returned offset on. */
 function reserve(bytes: number): { k: Kernel; at: number } {
-  const at = Math.ceil(kernel.heapBase / 16) * 16;
+  const at = align16(kernel.heapBase);
   return { k: kernel.reserve(at + bytes), at };
 }
 
@@ -51,7 +51,7 @@ export function pngUnfilter(
  * written, or an invalid code and the next free one.
  */
 export function lzwDecode(src: Uint8Array, out: Uint8Array): number | { code: number; next: number } {
-  const outOffset = Math.ceil(src.length / 16) * 16;
+  const outOffset = align16(src.length);
   const { k, at } = reserve(outOffset + out.length);
   new Uint8Array(kernel.memory.buffer, at, src.length).set(src);
   const produced = k.lzw_decode(at, src.length, at + outOffset, out.length);

@@ -2,6 +2,9 @@
 // exports __heap_base, where the caller lays out its buffers.
 
 const PAGE = 65536;
+
+/** `n` rounded up to a multiple of 16: where a kernel's buffers start, so its vector loads and stores are aligned. */
+export const align16 = (n: number): number => Math.ceil(n / 16) * 16;
 /**
  * WASM memory cannot shrink: after a call needing more than this, the next smaller one gets a fresh instance, so a pool
  * member holds on to one huge image's buffers only until then.
