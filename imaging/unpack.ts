@@ -46,14 +46,20 @@ export function pngUnfilter(
   return null;
 }
 
+/** Bytes the LZW kernel may read past its input and write past its output (LZW_SRC_PAD, LZW_OUT_PAD in unpack.c). */
+const LZW_SRC_PAD = 8;
+const LZW_OUT_PAD = 16;
+
 /**
  * Decodes TIFF LZW data (MSB-first codes, "early change" widths) into `out`, at most its length; returns the bytes
  * written, or an invalid code and the next free one.
  */
 export function lzwDecode(src: Uint8Array, out: Uint8Array): number | { code: number; next: number } {
-  const outOffset = align16(src.length);
-  const { k, at } = reserve(outOffset + out.length);
-  new Uint8Array(kernel.memory.buffer, at, src.length).set(src);
+  const outOffset = align16(src.length + LZW_SRC_PAD);
+  const { k, at } = reserve(outOffset + out.length + LZW_OUT_PAD);
+  const memory = new Uint8Array(kernel.memory.buffer);
+  memory.set(src, at);
+  memory.fill(0, at + src.length, at + src.length + LZW_SRC_PAD);
   const produced = k.lzw_decode(at, src.length, at + outOffset, out.length);
   if (produced < 0) return { code: k.lzw_bad_code(), next: k.lzw_bad_next() };
   out.set(new Uint8Array(kernel.memory.buffer, at + outOffset, produced));

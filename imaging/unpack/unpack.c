@@ -64,30 +64,55 @@ int png_unfilter(uint8_t* buf, int rows, int stride, int bpp) {
 }
 
 // TIFF LZW (MSB-first codes, "early change" widths). The string table keeps each entry as a run already present in
-// the output (start, length), as the JavaScript decoder did.
+// the output (start, length), so a code is one copy from earlier output. The caller leaves LZW_SRC_PAD readable bytes
+// after the input and LZW_OUT_PAD writable bytes after the output: codes are read from 64 bits refilled four bytes at a
+// time, and strings are copied sixteen bytes at a time, past their end (what lands beyond a string is overwritten by
+// the next one, or is beyond the bytes returned).
 #define LZW_CLEAR 256
 #define LZW_EOI 257
 #define LZW_FIRST 258
-static int32_t lzw_start[4096];
-static int32_t lzw_length[4096];
+#define LZW_SRC_PAD 8
+#define LZW_OUT_PAD 16
+typedef struct {
+  int32_t start, length;
+} lzw_entry;
+static lzw_entry lzw_table[4096];
 static int32_t lzw_bad[2];
+
+static inline uint32_t load_be32(const uint8_t* p) {
+  uint32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return __builtin_bswap32(v);
+}
+
+// Copies n bytes from out + from to out + to, where from + n <= to: every byte read below `to` is final, and what a
+// vector reads at or beyond `to` only fills bytes past the n copied.
+static inline void copy_run(uint8_t* out, int from, int to, int n) {
+  for (int i = 0; i < n; i += 16) wasm_v128_store(out + to + i, wasm_v128_load(out + from + i));
+}
 
 // Decodes `src_len` bytes at `src` into at most `out_len` bytes at `out`; returns the bytes written, or -1 on a code
 // that is not in the table (lzw_bad_code and lzw_bad_next then say which code, and the next free one).
 EXPORT("lzw_decode")
 int lzw_decode(const uint8_t* src, int src_len, uint8_t* out, int out_len) {
-  int ip = 0, bit_count = 0, width = 9, next = LZW_FIRST;
-  uint32_t bit_buf = 0;
+  int width = 9, next = LZW_FIRST;
+  // `bits` holds the next unread bits at its top; `have` of them are valid. `left` counts input bits not yet taken.
+  uint64_t bits = 0;
+  int have = 0, ip = 0;
+  int64_t left = (int64_t)src_len * 8;
   int op = 0, prev_start = -1, prev_len = 0;
   while (op < out_len) {
-    while (bit_count < width) {
-      // Running out of input without an EOI code just ends the strip; the caller checks the length.
-      if (ip >= src_len) return op;
-      bit_buf = ((bit_buf << 8) | src[ip++]) & 0xffffff;
-      bit_count += 8;
+    // Running out of input without an EOI code just ends the strip; the caller checks the length.
+    if (left < width) return op;
+    if (have < width) {
+      bits |= (uint64_t)load_be32(src + ip) << (32 - have);
+      ip += 4;
+      have += 32;
     }
-    bit_count -= width;
-    const int code = (int)((bit_buf >> bit_count) & ((1u << width) - 1));
+    const int code = (int)(bits >> (64 - width));
+    bits <<= width;
+    have -= width;
+    left -= width;
     if (code == LZW_EOI) break;
     if (code == LZW_CLEAR) {
       width = 9;
@@ -101,22 +126,17 @@ int lzw_decode(const uint8_t* src, int src_len, uint8_t* out, int out_len) {
       out[op++] = (uint8_t)code;
       len = 1;
     } else if (code < next) {
-      len = lzw_length[code];
-      const int from = lzw_start[code];
+      const lzw_entry e = lzw_table[code];
+      len = e.length;
       const int n = len < out_len - op ? len : out_len - op;
-      // A table entry lies wholly before `op`, so the copy never overlaps what it writes. Most strings are a few
-      // bytes, for which a loop beats memory.copy's call.
-      if (n > 32) {
-        __builtin_memmove(out + op, out + from, n);
-      } else {
-        for (int i = 0; i < n; i++) out[op + i] = out[from + i];
-      }
+      copy_run(out, e.start, op, n);
       op += n;
     } else if (code == next && prev_start >= 0) {
-      // The "KwKwK" case: the previous string plus its own first byte, so the copy reads bytes it has just written.
+      // The "KwKwK" case: the previous string (which ends where this one begins) plus its own first byte.
       len = prev_len + 1;
       const int n = len < out_len - op ? len : out_len - op;
-      for (int i = 0; i < n; i++) out[op + i] = out[prev_start + i];
+      copy_run(out, prev_start, op, n < prev_len ? n : prev_len);
+      if (n > prev_len) out[op + prev_len] = out[prev_start];
       op += n;
     } else {
       lzw_bad[0] = code;
@@ -125,8 +145,8 @@ int lzw_decode(const uint8_t* src, int src_len, uint8_t* out, int out_len) {
     }
     if (prev_start >= 0 && next < 4096) {
       // Previous string + first byte of this one is exactly the output run starting at the previous string.
-      lzw_start[next] = prev_start;
-      lzw_length[next] = prev_len + 1;
+      lzw_table[next].start = prev_start;
+      lzw_table[next].length = prev_len + 1;
       next++;
       if (next + 1 >= (1 << width) && width < 12) width++;
     }
