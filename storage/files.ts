@@ -31,10 +31,18 @@ export async function removeFile(path: string): Promise<boolean> {
   }
 }
 
-/** Writes bytes atomically (temp file + rename), so readers never see half a result. */
-export async function writeAtomically(path: string, data: Uint8Array | string): Promise<void> {
+/**
+ * Writes bytes atomically (temp file + rename), so readers never see half a result. With `spare`, an empty file of
+ * the same filesystem, that file becomes the temp file instead of a new one being created; a spare that is gone (or
+ * cannot be moved there) is removed if it can be and a new file is created as usual.
+ */
+export async function writeAtomically(path: string, data: Uint8Array | string, spare?: string): Promise<void> {
   const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+  if (spare) {
+    await Deno.rename(spare, tmp).catch(() => removeFile(spare).catch(() => {}));
+  }
   try {
+    // Creates the file, or truncates the spare moved here (it is empty already).
     if (typeof data === "string") await Deno.writeTextFile(tmp, data);
     else await Deno.writeFile(tmp, data);
     await Deno.rename(tmp, path);

@@ -1,4 +1,4 @@
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { Config } from "../config.ts";
 import { ensureStorageDirs, fileExists, removeFile, writeAtomically } from "./files.ts";
 
@@ -63,13 +63,53 @@ export async function createObjectStore(config: Config): Promise<ObjectStore> {
     const { createS3Store } = await import("./s3_store.ts");
     return createS3Store(config);
   }
-  return createLocalStore(config);
+  return createLocalStore(config, { recycle: true });
 }
 
-/** Uploads and results as files under UPLOAD_DIR and RESULT_DIR. */
-export function createLocalStore(config: Pick<Config, "UPLOAD_DIR" | "RESULT_DIR">): ObjectStore {
+/** Removed uploads a local store keeps, emptied, for its next writes to fill (see createLocalStore). */
+export const SPARE_FILES = 16;
+/** The name of such a file in the uploads folder. */
+export const SPARE_NAME = /^\.spare-[0-9a-f-]{36}$/;
+
+/**
+ * Uploads and results as files under UPLOAD_DIR and RESULT_DIR. With `recycle` (the service's long-lived store), a
+ * removed upload is not unlinked but emptied and kept, up to SPARE_FILES of them, as `.spare-<uuid>` in the uploads
+ * folder, and the next write fills one of those instead of creating a file: each task then creates one file fewer.
+ * Creating a file can cost far more CPU than renaming and truncating one (docs/performance.md). A spare holds no
+ * bytes, and one that is gone when it is wanted (the retention sweep removes those left by a stopped process) only
+ * means a file is created.
+ */
+export function createLocalStore(
+  config: Pick<Config, "UPLOAD_DIR" | "RESULT_DIR">,
+  { recycle = false }: { recycle?: boolean } = {},
+): ObjectStore {
   const dirs: Record<Area, string> = { uploads: config.UPLOAD_DIR, results: config.RESULT_DIR };
   const path = (area: Area, name: string) => join(dirs[area], basename(name));
+  const uploadFolder = dirname(path("uploads", "x"));
+  const spares: string[] = [];
+  // Results take spares too when both folders are on one filesystem (a rename cannot cross filesystems).
+  let resultsTakeSpares = false;
+  const takeSpare = (area: Area) => (area === "uploads" || resultsTakeSpares ? spares.pop() : undefined);
+  const removeAt = async (p: string): Promise<boolean> => {
+    if (!recycle || spares.length >= SPARE_FILES || dirname(p) !== uploadFolder || SPARE_NAME.test(basename(p))) {
+      return removeFile(p);
+    }
+    const spare = join(uploadFolder, `.spare-${crypto.randomUUID()}`);
+    try {
+      // Moved first, so that its name is gone at once, as an unlink would make it.
+      await Deno.rename(p, spare);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return false;
+      return removeFile(p);
+    }
+    try {
+      await Deno.truncate(spare, 0);
+      spares.push(spare);
+    } catch {
+      await removeFile(spare).catch(() => false);
+    }
+    return true;
+  };
   const readPath = async (p: string) => {
     try {
       return await Deno.readFile(p);
@@ -80,9 +120,13 @@ export function createLocalStore(config: Pick<Config, "UPLOAD_DIR" | "RESULT_DIR
   };
   return {
     kind: "local",
-    prepare: () => ensureStorageDirs({ uploadDir: config.UPLOAD_DIR, resultDir: config.RESULT_DIR }),
+    async prepare() {
+      await ensureStorageDirs({ uploadDir: config.UPLOAD_DIR, resultDir: config.RESULT_DIR });
+      const [uploads, results] = await Promise.all([Deno.stat(dirs.uploads), Deno.stat(dirs.results)]);
+      resultsTakeSpares = uploads.dev === results.dev;
+    },
     locate: path,
-    write: (area, name, data) => writeAtomically(path(area, name), data),
+    write: (area, name, data) => writeAtomically(path(area, name), data, takeSpare(area)),
     writeFile: (area, name, from) => Deno.rename(from, path(area, name)),
     read: (area, name) => readPath(path(area, name)),
     readAt: readPath,
@@ -98,8 +142,8 @@ export function createLocalStore(config: Pick<Config, "UPLOAD_DIR" | "RESULT_DIR
       return { body: file.readable, size, modified: mtime ?? new Date(0) };
     },
     exists: (area, name) => fileExists(path(area, name)),
-    remove: (area, name) => removeFile(path(area, name)),
-    removeAt: removeFile,
+    remove: (area, name) => area === "uploads" ? removeAt(path(area, name)) : removeFile(path(area, name)),
+    removeAt,
     async *list(area) {
       let entries: Deno.DirEntry[];
       try {

@@ -9,7 +9,7 @@ import type { ContourQueue } from "../queue/contour_queue.ts";
 import { serviceKeys } from "../queue/keys.ts";
 import { forgetResult } from "../queue/results_index.ts";
 import { uploadName } from "./files.ts";
-import { type Area, createLocalStore, type ObjectStore } from "./object_store.ts";
+import { type Area, createLocalStore, type ObjectStore, SPARE_NAME } from "./object_store.ts";
 import { imageStored, removeResults } from "./results.ts";
 
 /** What one sweep removed. */
@@ -112,6 +112,10 @@ export async function sweepRetention(
     if (now - f.mtime < ORPHAN_MIN_AGE_MS) continue;
     await disk.remove("uploads", f.name);
     report.uploads++;
+  }
+  // Emptied files a process kept to write over (createLocalStore) and did not use before it stopped.
+  for await (const o of disk.list("uploads")) {
+    if (SPARE_NAME.test(o.name) && now - o.modified >= ORPHAN_MIN_AGE_MS) await disk.remove("uploads", o.name);
   }
   const uploadCutoff = now - config.UPLOAD_TTL_HOURS * 3_600_000;
   for await (const f of taskFiles(store, "uploads")) {

@@ -44,11 +44,18 @@ Deno.test("retention: expired results, orphans and old uploads go; files live jo
     await Deno.writeTextFile(join(UPLOAD_DIR, abandoned), "x");
     await Deno.utime(join(UPLOAD_DIR, abandoned), old, old);
     await Deno.writeTextFile(join(UPLOAD_DIR, arriving), "x");
+    // Emptied files a process keeps to write over: one left by a process long gone, one of a running process.
+    const staleSpare = `.spare-${crypto.randomUUID()}`, liveSpare = `.spare-${crypto.randomUUID()}`;
+    await Deno.writeFile(join(UPLOAD_DIR, staleSpare), new Uint8Array());
+    await Deno.utime(join(UPLOAD_DIR, staleSpare), old, old);
+    await Deno.writeFile(join(UPLOAD_DIR, liveSpare), new Uint8Array());
 
     const first = await sweepRetention(svc.config, queue, redis);
     assert.deepEqual(first, { expired_results: 0, expired_failed: 0, orphan_results: 2, uploads: 2 });
     assert.ok(!(await listDir(UPLOAD_DIR)).includes(abandoned), "an abandoned partial upload is removed");
     assert.ok((await listDir(UPLOAD_DIR)).includes(arriving), "an upload still arriving is kept");
+    assert.ok(!(await listDir(UPLOAD_DIR)).includes(staleSpare), "a spare file left long ago is removed");
+    assert.ok((await listDir(UPLOAD_DIR)).includes(liveSpare), "a recent spare file is kept");
     assert.ok((await listDir(UPLOAD_DIR)).includes(queuedUpload), "a queued task's upload is kept");
     assert.ok((await listDir(UPLOAD_DIR)).includes(`${fresh}.png`), "a fresh file is never taken for an orphan");
     assert.ok((await listDir(RESULT_DIR)).some((f) => f.startsWith(done)), "an unexpired result is kept");
