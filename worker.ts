@@ -253,7 +253,7 @@ export async function startContourWorker(config: Config, givenStore?: ObjectStor
     // The upload is no longer needed once its annotated image exists (unless the operator keeps them); a lazily
     // rendered one needs it until then, and the retention sweep removes it afterwards.
     if (!config.KEEP_UPLOADS && renderEagerly(config, job.data)) {
-      if (job.data.upload_path) await store.removeAt(job.data.upload_path).catch(() => {});
+      if (job.data.upload_path) await store.removeAt(job.data.upload_path, { reuse: true }).catch(() => {});
     }
   });
   // A job failed outside its processor (stalled too often) reaches only this handler; queueing again is a no-op.

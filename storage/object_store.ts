@@ -43,8 +43,11 @@ export interface ObjectStore {
   exists(area: Area, name: string): Promise<boolean>;
   /** Removes an object; whether there was one. */
   remove(area: Area, name: string): Promise<boolean>;
-  /** Removes the object at a location {@link locate} returned. */
-  removeAt(location: string): Promise<boolean>;
+  /**
+   * Removes the object at a location {@link locate} returned. With `reuse`, a local store may keep the emptied file for
+   * a later write to fill (createLocalStore): only for an object nothing can be reading any more.
+   */
+  removeAt(location: string, options?: { reuse?: boolean }): Promise<boolean>;
   /** Every object of an area. */
   list(area: Area): AsyncIterable<ListedObject>;
   /** A URL that serves the object for `expiresSeconds` without credentials; undefined when the store has none. */
@@ -63,7 +66,7 @@ export async function createObjectStore(config: Config): Promise<ObjectStore> {
     const { createS3Store } = await import("./s3_store.ts");
     return createS3Store(config);
   }
-  return createLocalStore(config, { recycle: true });
+  return createLocalStore(config);
 }
 
 /** Removed uploads a local store keeps, emptied, for its next writes to fill (see createLocalStore). */
@@ -72,17 +75,15 @@ export const SPARE_FILES = 16;
 export const SPARE_NAME = /^\.spare-[0-9a-f-]{36}$/;
 
 /**
- * Uploads and results as files under UPLOAD_DIR and RESULT_DIR. With `recycle` (the service's long-lived store), a
- * removed upload is not unlinked but emptied and kept, up to SPARE_FILES of them, as `.spare-<uuid>` in the uploads
- * folder, and the next write fills one of those instead of creating a file: each task then creates one file fewer.
- * Creating a file can cost far more CPU than renaming and truncating one (docs/performance.md). A spare holds no
- * bytes, and one that is gone when it is wanted (the retention sweep removes those left by a stopped process) only
- * means a file is created.
+ * Uploads and results as files under UPLOAD_DIR and RESULT_DIR. An upload removed with `reuse` (a worker's, once its
+ * task completed and its image is drawn) is not unlinked but emptied and kept, up to SPARE_FILES of them, as
+ * `.spare-<uuid>` in the uploads folder, and the next write fills one of those instead of creating a file: each task
+ * then creates one file fewer. Creating a file can cost far more CPU than renaming and truncating one
+ * (docs/performance.md). Only such uploads: a reader that has the file open would see it emptied, where an unlinked
+ * file stays whole for it. A spare holds no bytes, and one that is gone when it is wanted (the retention sweep removes
+ * those left by a stopped process) only means a file is created.
  */
-export function createLocalStore(
-  config: Pick<Config, "UPLOAD_DIR" | "RESULT_DIR">,
-  { recycle = false }: { recycle?: boolean } = {},
-): ObjectStore {
+export function createLocalStore(config: Pick<Config, "UPLOAD_DIR" | "RESULT_DIR">): ObjectStore {
   const dirs: Record<Area, string> = { uploads: config.UPLOAD_DIR, results: config.RESULT_DIR };
   const path = (area: Area, name: string) => join(dirs[area], basename(name));
   const uploadFolder = dirname(path("uploads", "x"));
@@ -90,8 +91,8 @@ export function createLocalStore(
   // Results take spares too when both folders are on one filesystem (a rename cannot cross filesystems).
   let resultsTakeSpares = false;
   const takeSpare = (area: Area) => (area === "uploads" || resultsTakeSpares ? spares.pop() : undefined);
-  const removeAt = async (p: string): Promise<boolean> => {
-    if (!recycle || spares.length >= SPARE_FILES || dirname(p) !== uploadFolder || SPARE_NAME.test(basename(p))) {
+  const removeAt = async (p: string, { reuse = false } = {}): Promise<boolean> => {
+    if (!reuse || spares.length >= SPARE_FILES || dirname(p) !== uploadFolder || SPARE_NAME.test(basename(p))) {
       return removeFile(p);
     }
     const spare = join(uploadFolder, `.spare-${crypto.randomUUID()}`);
@@ -142,7 +143,7 @@ export function createLocalStore(
       return { body: file.readable, size, modified: mtime ?? new Date(0) };
     },
     exists: (area, name) => fileExists(path(area, name)),
-    remove: (area, name) => area === "uploads" ? removeAt(path(area, name)) : removeFile(path(area, name)),
+    remove: (area, name) => removeFile(path(area, name)),
     removeAt,
     async *list(area) {
       let entries: Deno.DirEntry[];

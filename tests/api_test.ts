@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { decodeImage } from "../imaging/decode.ts";
 import { fixture, nativeReference, SAMPLES } from "./fixtures.ts";
-import { listDir, startTestService, upload, waitForTask } from "./harness.ts";
+import { listUploads, startTestService, upload, waitForTask } from "./harness.ts";
 
 const LOSSLESS = new Set(["coins.png", "camera.png", "page.png", "coins.bmp", "camera.tif"]);
 
@@ -58,10 +58,10 @@ Deno.test("upload → queue → contours → results, for every sample", async (
     await t.step("uploads are removed once their annotated image was drawn", async () => {
       // Drawn by the worker (RENDER=eager), which removes the upload once BullMQ confirms the completion.
       const until = Date.now() + 5000;
-      while ((await listDir(svc.config.UPLOAD_DIR)).length && Date.now() < until) {
+      while ((await listUploads(svc.config.UPLOAD_DIR)).length && Date.now() < until) {
         await new Promise((r) => setTimeout(r, 20));
       }
-      assert.deepEqual(await listDir(svc.config.UPLOAD_DIR), []);
+      assert.deepEqual(await listUploads(svc.config.UPLOAD_DIR), []);
     });
 
     await t.step("results list: newest first, paginated with limit and cursor", async () => {

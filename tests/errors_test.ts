@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { jpegBomb, pngBomb, pngWithBrokenData } from "./bombs.ts";
 import { fixture } from "./fixtures.ts";
-import { listDir, startTestService, upload, uploadChunkedUntilAnswered, waitForTask } from "./harness.ts";
+import { listUploads, startTestService, upload, uploadChunkedUntilAnswered, waitForTask } from "./harness.ts";
 import { closeRedis, connectRedis, createRedis } from "../queue/connection.ts";
 
 async function expectError(res: Response, status: number, code: string): Promise<void> {
@@ -174,7 +174,7 @@ Deno.test("bad uploads get a clear JSON error and leave nothing on disk", async 
       }
     });
     await t.step("nothing was written for any rejected upload", async () => {
-      assert.deepEqual(await listDir(svc.config.UPLOAD_DIR), []);
+      assert.deepEqual(await listUploads(svc.config.UPLOAD_DIR), []);
     });
     await t.step("a file that fails to decode ends as failed with a reason, without retries", async () => {
       // Well-formed chunks around garbage compressed data: the structure check passes, the decoder refuses it.

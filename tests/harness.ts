@@ -4,6 +4,7 @@ import { type Config, parseConfig } from "../config.ts";
 import { TIMED_OUT, withDeadline } from "../deadline.ts";
 import { childArgs } from "../launcher.ts";
 import { type Service, startService } from "../main.ts";
+import { SPARE_NAME } from "../storage/object_store.ts";
 
 /**
  * A deno.json task's flags without its `--allow-write`: how tests and the bench start the real entry points with the
@@ -239,6 +240,18 @@ export async function listDir(dir: string): Promise<string[]> {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
   return names;
+}
+
+/**
+ * Names of the files in an uploads folder, without the empty spare files a worker keeps to write over
+ * (storage/object_store.ts); fails if a spare holds any bytes.
+ */
+export async function listUploads(dir: string): Promise<string[]> {
+  const names = await listDir(dir);
+  for (const spare of names.filter((n) => SPARE_NAME.test(n))) {
+    assert.equal((await Deno.stat(`${dir}/${spare}`)).size, 0, `${spare} is empty`);
+  }
+  return names.filter((n) => !SPARE_NAME.test(n));
 }
 
 /**

@@ -13,13 +13,13 @@ const spares = async (dir: string) => (await listDir(dir)).filter((n) => SPARE_N
 
 Deno.test("local store: a removed upload's file is emptied, kept and written over by the next write", async (t) => {
   const dirs = folders();
-  const store = createLocalStore(dirs, { recycle: true });
+  const store = createLocalStore(dirs);
   await store.prepare();
   try {
     await t.step("removing an upload leaves an empty spare, not the name or its bytes", async () => {
       await store.write("uploads", "a.png", bytes(5000, 1));
       const inode = (await Deno.stat(store.locate("uploads", "a.png"))).ino;
-      assert.equal(await store.removeAt(store.locate("uploads", "a.png")), true);
+      assert.equal(await store.removeAt(store.locate("uploads", "a.png"), { reuse: true }), true);
       assert.equal(await store.exists("uploads", "a.png"), false);
       const [spare] = await spares(dirs.UPLOAD_DIR);
       assert.ok(spare, "a spare file is kept");
@@ -40,7 +40,7 @@ Deno.test("local store: a removed upload's file is emptied, kept and written ove
     });
 
     await t.step("results take spares too (one filesystem), text included", async () => {
-      await store.remove("uploads", "b.jpg");
+      await store.removeAt(store.locate("uploads", "b.jpg"), { reuse: true });
       const [spare] = await spares(dirs.UPLOAD_DIR);
       const inode = (await Deno.stat(join(dirs.UPLOAD_DIR, spare))).ino;
       await store.write("results", "b.json", '{"ok":true}');
@@ -51,10 +51,10 @@ Deno.test("local store: a removed upload's file is emptied, kept and written ove
     await t.step(`at most ${SPARE_FILES} spares are kept; further removals unlink`, async () => {
       const names = Array.from({ length: SPARE_FILES + 4 }, (_, i) => `${i}.png`);
       for (const n of names) await store.write("uploads", n, bytes(100, 3));
-      for (const n of names) assert.equal(await store.remove("uploads", n), true);
+      for (const n of names) assert.equal(await store.removeAt(store.locate("uploads", n), { reuse: true }), true);
       assert.equal((await spares(dirs.UPLOAD_DIR)).length, SPARE_FILES);
       assert.deepEqual((await listDir(dirs.UPLOAD_DIR)).filter((n) => !SPARE_NAME.test(n)), []);
-      assert.equal(await store.remove("uploads", "0.png"), false, "a missing upload is reported as such");
+      assert.equal(await store.removeAt(store.locate("uploads", "0.png"), { reuse: true }), false, "a missing upload");
     });
 
     await t.step("a spare that has gone (swept) only means a new file is created", async () => {
@@ -69,13 +69,15 @@ Deno.test("local store: a removed upload's file is emptied, kept and written ove
   }
 });
 
-Deno.test("local store: without recycling (a store made for one sweep or request), a removal unlinks", async () => {
+Deno.test("local store: a removal without reuse unlinks (someone may still be reading the file)", async () => {
   const dirs = folders();
   const store = createLocalStore(dirs);
   await store.prepare();
   try {
     await store.write("uploads", "a.png", bytes(100, 5));
     assert.equal(await store.remove("uploads", "a.png"), true);
+    await store.write("uploads", "b.png", bytes(100, 6));
+    assert.equal(await store.removeAt(store.locate("uploads", "b.png")), true);
     assert.deepEqual(await listDir(dirs.UPLOAD_DIR), []);
   } finally {
     await Deno.remove(dirs.root, { recursive: true });

@@ -2,7 +2,16 @@ import assert from "node:assert/strict";
 import { startConfiguredRedis, startPrivateRedis } from "../dev/private_redis.ts";
 import { ensureRedis } from "../queue/redis_probe.ts";
 import { fixture } from "./fixtures.ts";
-import { listDir, sparePort, startTestService, testConfig, testTempDir, upload, waitForTask } from "./harness.ts";
+import {
+  listDir,
+  listUploads,
+  sparePort,
+  startTestService,
+  testConfig,
+  testTempDir,
+  upload,
+  waitForTask,
+} from "./harness.ts";
 
 Deno.test({
   name: "Redis stopped: uploads get 503 with no orphan file, /health/full says which part is down",
@@ -43,12 +52,12 @@ Deno.test({
 
       await t.step("upload → 503 service_unavailable, and the stored file is removed", async () => {
         // Nothing may be added to the folder by a refused upload.
-        const before = await listDir(svc.config.UPLOAD_DIR);
+        const before = await listUploads(svc.config.UPLOAD_DIR);
         const res = await upload(svc.base, await fixture("coins.png"), "coins.png");
         const body = await res.json();
         assert.equal(res.status, 503, JSON.stringify(body));
         assert.equal(body.error.code, "service_unavailable");
-        assert.deepEqual(await listDir(svc.config.UPLOAD_DIR), before);
+        assert.deepEqual(await listUploads(svc.config.UPLOAD_DIR), before);
       });
 
       await t.step("status → 503 rather than a wrong 404, with Retry-After and without ioredis's words", async () => {

@@ -8,7 +8,7 @@ import { closeRedis, connectRedis, createRedis } from "../queue/connection.ts";
 import { createContourQueue } from "../queue/contour_queue.ts";
 import { sweepRetention } from "../storage/retention.ts";
 import { assertSameBytes, fixture } from "./fixtures.ts";
-import { listDir, startTestService, waitForTask } from "./harness.ts";
+import { listDir, listUploads, startTestService, waitForTask } from "./harness.ts";
 
 const HOUR = 3_600_000;
 
@@ -180,10 +180,10 @@ Deno.test("RENDER=eager (the default): the worker draws the image before the tas
     assertSameBytes(new Uint8Array(await res.arrayBuffer()), await eagerImage("rocket.jpg"), "the worker's image");
     // Removal follows BullMQ's confirmation of completion, a moment after the status says completed.
     const until = Date.now() + 5000;
-    while ((await listDir(svc.config.UPLOAD_DIR)).length && Date.now() < until) {
+    while ((await listUploads(svc.config.UPLOAD_DIR)).length && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    assert.deepEqual(await listDir(svc.config.UPLOAD_DIR), []);
+    assert.deepEqual(await listUploads(svc.config.UPLOAD_DIR), []);
   } finally {
     await svc.close();
   }
