@@ -163,6 +163,13 @@ const ConfigFields = z
       ),
     RESULT_DIR: z.string().min(1).default("result_images")
       .describe("where results are written (`STORAGE=local`)"),
+    FILE_IO_SYNC_MAX_KIB: decimal(number().int().min(0).max(65_536)).default(1024)
+      .describe(
+        "`STORAGE=local`: files up to this size (KiB) are read and written on the calling thread, with their " +
+          "renames and removals, which on a local disk costs less CPU than handing each operation to a thread " +
+          "pool; larger files go through the pool; `0` sends every file operation there (for a network " +
+          "filesystem, where one may take milliseconds)",
+      ),
     REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional()
       .describe(
         "`redis://[user:password@]host:port/db` (or `rediss://`); wins over `REDIS_HOST`, `REDIS_PORT`, " +
@@ -586,6 +593,7 @@ export function publicConfig(config: Config): Record<string, unknown> {
     },
     upload_dir: config.UPLOAD_DIR,
     result_dir: config.RESULT_DIR,
+    file_io_sync_max_kib: config.FILE_IO_SYNC_MAX_KIB,
     storage: config.STORAGE === "s3"
       ? {
         kind: "s3",

@@ -313,7 +313,7 @@ export function registerBatchRoutes(app: OpenAPIHono, deps: AppDeps): void {
 /** One entry of the archive, as client-zip takes it. */
 type ZipEntry = {
   name: string;
-  input: ReadableStream<Uint8Array> | string | AsyncIterable<string>;
+  input: ReadableStream<Uint8Array> | Uint8Array | string | AsyncIterable<string>;
   lastModified?: Date;
 };
 

@@ -105,7 +105,7 @@ export function registerStaticRoutes(
       "content-security-policy": "default-src 'none'; sandbox",
     };
     if (notModified(c.req.header("if-none-match"), c.req.header("if-modified-since"), etag, modified)) {
-      await file.body.cancel();
+      if (file.body instanceof ReadableStream) await file.body.cancel();
       return c.body(null, 304, headers);
     }
     return c.body(file.body, 200, { ...headers, "content-type": TYPES[extension], "content-length": String(size) });

@@ -1,13 +1,14 @@
 import { basename, dirname, join } from "node:path";
 import type { Config } from "../config.ts";
-import { ensureStorageDirs, fileExists, removeFile, writeAtomically } from "./files.ts";
+import { ensureStorageDirs } from "./files.ts";
+import { localIo } from "./local_io.ts";
 
 /** The two places objects live: uploads as received, and what the workers make of them. */
 export type Area = "uploads" | "results";
 
-/** An object opened for reading. */
+/** An object opened for reading: its bytes when a local store read it whole, else a stream. */
 export interface StoredObject {
-  body: ReadableStream<Uint8Array>;
+  body: ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer>;
   size: number;
   modified: Date;
 }
@@ -83,7 +84,10 @@ export const SPARE_NAME = /^\.spare-[0-9a-f-]{36}$/;
  * file stays whole for it. A spare holds no bytes, and one that is gone when it is wanted (the retention sweep removes
  * those left by a stopped process) only means a file is created.
  */
-export function createLocalStore(config: Pick<Config, "UPLOAD_DIR" | "RESULT_DIR">): ObjectStore {
+export function createLocalStore(
+  config: Pick<Config, "UPLOAD_DIR" | "RESULT_DIR"> & Partial<Pick<Config, "FILE_IO_SYNC_MAX_KIB">>,
+): ObjectStore {
+  const io = localIo(config.FILE_IO_SYNC_MAX_KIB === undefined ? undefined : config.FILE_IO_SYNC_MAX_KIB * 1024);
   const dirs: Record<Area, string> = { uploads: config.UPLOAD_DIR, results: config.RESULT_DIR };
   const path = (area: Area, name: string) => join(dirs[area], basename(name));
   const uploadFolder = dirname(path("uploads", "x"));
@@ -93,31 +97,23 @@ export function createLocalStore(config: Pick<Config, "UPLOAD_DIR" | "RESULT_DIR
   const takeSpare = (area: Area) => (area === "uploads" || resultsTakeSpares ? spares.pop() : undefined);
   const removeAt = async (p: string, { reuse = false } = {}): Promise<boolean> => {
     if (!reuse || spares.length >= SPARE_FILES || dirname(p) !== uploadFolder || SPARE_NAME.test(basename(p))) {
-      return removeFile(p);
+      return io.remove(p);
     }
     const spare = join(uploadFolder, `.spare-${crypto.randomUUID()}`);
     try {
       // Moved first, so that its name is gone at once, as an unlink would make it.
-      await Deno.rename(p, spare);
+      await io.rename(p, spare);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) return false;
-      return removeFile(p);
+      return io.remove(p);
     }
     try {
-      await Deno.truncate(spare, 0);
+      await io.truncate(spare);
       spares.push(spare);
     } catch {
-      await removeFile(spare).catch(() => false);
+      await io.remove(spare).catch(() => false);
     }
     return true;
-  };
-  const readPath = async (p: string) => {
-    try {
-      return await Deno.readFile(p);
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return null;
-      throw err;
-    }
   };
   return {
     kind: "local",
@@ -127,23 +123,13 @@ export function createLocalStore(config: Pick<Config, "UPLOAD_DIR" | "RESULT_DIR
       resultsTakeSpares = uploads.dev === results.dev;
     },
     locate: path,
-    write: (area, name, data) => writeAtomically(path(area, name), data, takeSpare(area)),
-    writeFile: (area, name, from) => Deno.rename(from, path(area, name)),
-    read: (area, name) => readPath(path(area, name)),
-    readAt: readPath,
-    async open(area, name) {
-      let file: Deno.FsFile;
-      try {
-        file = await Deno.open(path(area, name));
-      } catch (err) {
-        if (err instanceof Deno.errors.NotFound) return null;
-        throw err;
-      }
-      const { size, mtime } = await file.stat();
-      return { body: file.readable, size, modified: mtime ?? new Date(0) };
-    },
-    exists: (area, name) => fileExists(path(area, name)),
-    remove: (area, name) => removeFile(path(area, name)),
+    write: (area, name, data) => io.writeAtomically(path(area, name), data, takeSpare(area)),
+    writeFile: (area, name, from) => io.rename(from, path(area, name)),
+    read: (area, name) => io.read(path(area, name)),
+    readAt: (p) => io.read(p),
+    open: (area, name) => io.open(path(area, name)),
+    exists: (area, name) => io.exists(path(area, name)),
+    remove: (area, name) => io.remove(path(area, name)),
     removeAt,
     async *list(area) {
       let entries: Deno.DirEntry[];
