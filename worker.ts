@@ -12,7 +12,7 @@ import {
 } from "./imaging/pool.ts";
 import { createCallbackQueue, enqueueCallback, startCallbackWorker } from "./callbacks/callback_queue.ts";
 import { configureLog, log } from "./log.ts";
-import { CANCELLED_FAILURE, cancelRequested, subscribeCancellations } from "./queue/cancel.ts";
+import { CANCEL_FIELD, CANCELLED_FAILURE, cancelledBefore, jobKey, subscribeCancellations } from "./queue/cancel.ts";
 import { closeRedis, createRedis } from "./queue/connection.ts";
 import { type ContourJob, ContourJobSchema, type ContourSummary } from "./queue/job.ts";
 import { createContourQueue, formatFailure, getTaskStatus } from "./queue/contour_queue.ts";
@@ -95,8 +95,7 @@ export async function processContourJob(
     }
     throw err;
   }
-  // The cancel message may have been missed (the subscription was reconnecting): the mark it follows is not.
-  if (signal?.aborted || await cancelRequested(redis, job)) throw new AnalysisCancelledError();
+  if (signal?.aborted) throw new AnalysisCancelledError();
   const { report, image, document, polygons } = analysed;
   recordStageSpans(config, analysed.startedAt, report.timings_ms);
   const names = resultNames(data.task_id, data.options.output_format);
@@ -131,9 +130,14 @@ export async function processContourJob(
     finished_at: finishedAt,
     timings_ms: { ...report.timings_ms, total: Math.round((performance.now() - started) * 100) / 100 },
   };
-  // Cancelled while the files were written: the caller removes them.
+  // Cancelled while the files were written: the caller removes them. The cancel message may have been missed (the
+  // subscription was reconnecting): the mark it follows is not, and the result is kept only where there is none.
   if (signal?.aborted) throw new AnalysisCancelledError();
-  await recordResult(redis, serviceKeys(config), summary);
+  const recorded = await recordResult(redis, serviceKeys(config), summary, {
+    key: jobKey(job),
+    cancelField: CANCEL_FIELD,
+  });
+  if (!recorded) throw new AnalysisCancelledError();
   log("info", "job completed", {
     request_id: data.request_id,
     task_id: data.task_id,
@@ -199,7 +203,7 @@ export async function startContourWorker(config: Config, givenStore?: ObjectStor
       // job is taken up again, and the callback, which waits for the task's final state, is sent once it ends.
       try {
         // Cancelled while it waited for a retry, or while a worker that has stopped since had it.
-        if (await cancelRequested(indexRedis, job)) throw new AnalysisCancelledError();
+        if (await cancelledBefore(indexRedis, job)) throw new AnalysisCancelledError();
         // Fetched while the worker was being closed: another worker (or this one restarted) should have it.
         if (stopping) throw new PoolClosedError(false);
         const summary = await processContourJob(config, indexRedis, pool, job, store, signal);

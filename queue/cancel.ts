@@ -23,7 +23,7 @@ export type CancelOutcome =
   | "stopping";
 
 /** The job hash field that marks a task whose cancellation was asked for while it ran (ms since the epoch). */
-const CANCEL_FIELD = "cancelRequested";
+export const CANCEL_FIELD = "cancelRequested";
 
 // BullMQ has no call that fails a job nobody holds (moveToFailed needs the active job's lock), so a queued job is taken
 // out of every list a queued job can be in and failed here, in one script, the way moveToFinished records a failure:
@@ -94,12 +94,22 @@ export async function cancelTask(
   return outcome;
 }
 
-/** Whether a cancellation of the job's task was asked for while it was being processed (or waiting for a retry). */
-export async function cancelRequested(
+/** Where a job's cancellation mark is kept: the job's hash. */
+export function jobKey(job: { queueQualifiedName: string; id?: string }): string {
+  return `${job.queueQualifiedName}:${job.id}`;
+}
+
+/**
+ * Whether a cancellation of the job's task was asked for while an earlier attempt was under way (it has waited for a
+ * retry since, or a worker that stopped had it). Only a job being processed is ever marked (a queued one is failed at
+ * once), so a job on its first attempt cannot carry a mark, and that is known without a round trip.
+ */
+export async function cancelledBefore(
   redis: Redis,
-  job: { queueQualifiedName: string; id?: string },
+  job: { queueQualifiedName: string; id?: string; attemptsStarted: number },
 ): Promise<boolean> {
-  return await redis.hexists(`${job.queueQualifiedName}:${job.id}`, CANCEL_FIELD) === 1;
+  if (job.attemptsStarted <= 1) return false;
+  return await redis.hexists(jobKey(job), CANCEL_FIELD) === 1;
 }
 
 /** A subscription to the cancel channel, and how to end it. */

@@ -7,13 +7,39 @@ export interface ResultKeys {
   summaries: string;
 }
 
-/** Records a completed job's summary, newest-first by finish time; idempotent for a retried job. */
-export async function recordResult(redis: Redis, keys: ResultKeys, summary: ContourSummary): Promise<void> {
-  await redis
-    .multi()
-    .hset(keys.summaries, summary.task_id, JSON.stringify(summary))
-    .zadd(keys.results, Date.parse(summary.finished_at), summary.task_id)
-    .exec();
+// The job's hash and the index share one slot (the prefix's hash tag on a Cluster), so one script may touch all three.
+const RECORD_RESULT_LUA = `
+if redis.call("HEXISTS", KEYS[1], ARGV[1]) == 1 then return 0 end
+redis.call("HSET", KEYS[2], ARGV[2], ARGV[3])
+redis.call("ZADD", KEYS[3], ARGV[4], ARGV[2])
+return 1`;
+
+type RecordingClient = Redis & {
+  recordResult(job: string, summaries: string, results: string, ...args: (string | number)[]): Promise<number>;
+};
+
+/**
+ * Records a completed job's summary, newest-first by finish time, unless the job's hash holds `cancelField` (its
+ * cancellation was asked for): checked and written in one script, so a cancellation is either seen here or comes after
+ * the result is kept, and it costs the worker one round trip. Idempotent for a retried job. Whether it was recorded.
+ */
+export async function recordResult(
+  redis: Redis,
+  keys: ResultKeys,
+  summary: ContourSummary,
+  job: { key: string; cancelField: string },
+): Promise<boolean> {
+  if (!("recordResult" in redis)) redis.defineCommand("recordResult", { numberOfKeys: 3, lua: RECORD_RESULT_LUA });
+  const recorded = await (redis as RecordingClient).recordResult(
+    job.key,
+    keys.summaries,
+    keys.results,
+    job.cancelField,
+    summary.task_id,
+    JSON.stringify(summary),
+    Date.parse(summary.finished_at),
+  );
+  return recorded === 1;
 }
 
 /** Removes a task from the results index (when its job is deleted). */

@@ -178,8 +178,27 @@ Deno.test("cancel: a queued task fails as cancelled at once; repeated → the sa
       }
     });
 
+    // Started once (BullMQ's count of attempts started) and marked as the cancel route marks a running task, then back
+    // in the queue: as a task whose worker died holding it.
+    const markedTask = await uploadWith(svc.base, await fixture("camera.png"), "camera.png", {});
+    const marker = new Redis({ host: svc.config.REDIS_HOST, port: svc.config.REDIS_PORT, maxRetriesPerRequest: 1 });
+    try {
+      const key = `${svc.config.QUEUE_PREFIX}:${svc.config.QUEUE_NAME}:${markedTask}`;
+      await marker.hset(key, "ats", 1, "cancelRequested", Date.now());
+    } finally {
+      await marker.quit();
+    }
+
     worker = await spawnWorker(svc, { WORKER_CONCURRENCY: "1", ...CALLBACKS });
     let laterTask = "";
+
+    await t.step("a queued task marked cancelled is failed as cancelled when a worker takes it up", async () => {
+      const status = await waitForTask(svc.base, markedTask, 60_000);
+      assert.equal(status.state, "failed", JSON.stringify(status));
+      assert.equal((status.error as { code: string }).code, "cancelled");
+      assert.equal(status.progress, 0, "stopped before its analysis began");
+      assert.deepEqual((await listDir(svc.config.RESULT_DIR)).filter((n) => n.startsWith(markedTask)), []);
+    });
 
     await t.step("the cancelled task is never taken up by a worker that starts later", async () => {
       // A later upload completes, so the worker has read the queue past where the cancelled task was.
