@@ -47,6 +47,7 @@ const { values: args } = parseArgs({
     "skip-requests": { type: "boolean", default: false },
     runs: { type: "string" },
     uploads: { type: "string" },
+    warmup: { type: "string" },
     concurrency: { type: "string", default: "8" },
     workers: { type: "string", default: "2" },
     "memory-images": { type: "string" },
@@ -61,8 +62,12 @@ const concurrency = Number(args.concurrency);
 /** Pool members of ours and Celery processes of the original's, end to end. */
 const workers = Number(args.workers);
 const memoryImages = Number(args["memory-images"] ?? (quick ? 50 : 1000));
-/** Tasks before each timed end-to-end run, waited for and not counted: one round of every image per client. */
-const e2eWarmup = Math.min(uploads, E2E_IMAGES.length * concurrency);
+/**
+ * Tasks before each timed end-to-end run, waited for and not counted, so that each service is measured as it runs once
+ * it has been up a while: connections open, and V8 done compiling the code it keeps optimising. After 56 tasks it was
+ * still compiling about 1.6 ms of CPU per task in the next 400, after 1,000 about 0.26 (docs/performance.md).
+ */
+const e2eWarmup = Number(args.warmup ?? (quick ? Math.min(uploads, E2E_IMAGES.length * concurrency) : 1000));
 const cores = navigator.hardwareConcurrency || 1;
 
 const samplePaths = SAMPLES.map((s) => FIXTURES + s);
