@@ -44,17 +44,15 @@ export function localIo(syncMaxBytes = DEFAULT_SYNC_MAX_BYTES): LocalIo {
       if (bytes.byteLength > syncMaxBytes) return writeAtomically(path, bytes, spare);
       return settled(() => writeAtomicallySync(path, bytes, spare));
     },
-    read(path) {
-      return settled(() => {
-        const file = openOrNull(path);
-        if (!file) return null;
-        try {
-          const { size } = file.statSync();
-          return size > syncMaxBytes ? undefined : readWhole(file, size);
-        } finally {
-          file.close();
-        }
-      }).then((bytes) => bytes === undefined ? asyncIo.read(path) : bytes);
+    async read(path) {
+      const file = openOrNull(path);
+      if (!file) return null;
+      try {
+        const { size } = file.statSync();
+        return size > syncMaxBytes ? await readWholeAsync(file, size) : readWhole(file, size);
+      } finally {
+        file.close();
+      }
     },
     open(path) {
       return settled(() => {
@@ -144,6 +142,18 @@ function readWhole(file: Deno.FsFile, size: number): Uint8Array<ArrayBuffer> {
   let at = 0;
   while (at < size) {
     const n = file.readSync(bytes.subarray(at));
+    if (n === null) break;
+    at += n;
+  }
+  return at === size ? bytes : bytes.subarray(0, at);
+}
+
+/** As readWhole, each read through Deno's thread pool. */
+async function readWholeAsync(file: Deno.FsFile, size: number): Promise<Uint8Array<ArrayBuffer>> {
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  while (at < size) {
+    const n = await file.read(bytes.subarray(at));
     if (n === null) break;
     at += n;
   }
