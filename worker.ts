@@ -12,7 +12,7 @@ import {
 } from "./imaging/pool.ts";
 import { createCallbackQueue, enqueueCallback, startCallbackWorker } from "./callbacks/callback_queue.ts";
 import { configureLog, log } from "./log.ts";
-import { CANCEL_FIELD, CANCELLED_FAILURE, cancelledBefore, jobKey, subscribeCancellations } from "./queue/cancel.ts";
+import { CANCELLED_FAILURE, cancelledBefore, jobKey, subscribeCancellations } from "./queue/cancel.ts";
 import { closeRedis, createRedis } from "./queue/connection.ts";
 import { type ContourJob, ContourJobSchema, type ContourSummary } from "./queue/job.ts";
 import { createContourQueue, formatFailure, getTaskStatus } from "./queue/contour_queue.ts";
@@ -133,11 +133,7 @@ export async function processContourJob(
   // Cancelled while the files were written: the caller removes them. The cancel message may have been missed (the
   // subscription was reconnecting): the mark it follows is not, and the result is kept only where there is none.
   if (signal?.aborted) throw new AnalysisCancelledError();
-  const recorded = await recordResult(redis, serviceKeys(config), summary, {
-    key: jobKey(job),
-    cancelField: CANCEL_FIELD,
-  });
-  if (!recorded) throw new AnalysisCancelledError();
+  if (!await recordResult(redis, serviceKeys(config), summary, jobKey(job))) throw new AnalysisCancelledError();
   log("info", "job completed", {
     request_id: data.request_id,
     task_id: data.task_id,

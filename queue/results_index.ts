@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { CANCEL_FIELD } from "./cancel.ts";
 import type { ContourSummary } from "./job.ts";
 
 /** Keys of the index of finished results. */
@@ -19,22 +20,22 @@ type RecordingClient = Redis & {
 };
 
 /**
- * Records a completed job's summary, newest-first by finish time, unless the job's hash holds `cancelField` (its
- * cancellation was asked for): checked and written in one script, so a cancellation is either seen here or comes after
- * the result is kept, and it costs the worker one round trip. Idempotent for a retried job. Whether it was recorded.
+ * Records a completed job's summary, newest-first by finish time, unless the job's hash (at `jobKey`) holds its
+ * cancellation mark: checked and written in one script, so a cancellation is either seen here or comes after the
+ * result is kept, and it costs the worker one round trip. Idempotent for a retried job. Whether it was recorded.
  */
 export async function recordResult(
   redis: Redis,
   keys: ResultKeys,
   summary: ContourSummary,
-  job: { key: string; cancelField: string },
+  jobKey: string,
 ): Promise<boolean> {
   if (!("recordResult" in redis)) redis.defineCommand("recordResult", { numberOfKeys: 3, lua: RECORD_RESULT_LUA });
   const recorded = await (redis as RecordingClient).recordResult(
-    job.key,
+    jobKey,
     keys.summaries,
     keys.results,
-    job.cancelField,
+    CANCEL_FIELD,
     summary.task_id,
     JSON.stringify(summary),
     Date.parse(summary.finished_at),

@@ -77,16 +77,7 @@ export function localIo(syncMaxBytes = DEFAULT_SYNC_MAX_BYTES): LocalIo {
     rename: (from, to) => settled(() => Deno.renameSync(from, to)),
     truncate: (path) => settled(() => Deno.truncateSync(path, 0)),
     remove: (path) => settled(() => removeFileSync(path)),
-    exists: (path) =>
-      settled(() => {
-        try {
-          Deno.statSync(path);
-          return true;
-        } catch (err) {
-          if (err instanceof Deno.errors.NotFound) return false;
-          throw err;
-        }
-      }),
+    exists: (path) => settled(() => unlessMissing(() => (Deno.statSync(path), true), false)),
   };
 }
 
@@ -127,14 +118,20 @@ function settled<T>(fn: () => T): Promise<Awaited<T>> {
   }
 }
 
-function openOrNull(path: string): Deno.FsFile | null {
+/** `fn`'s result, or `missing` when it fails because the file is not there. */
+function unlessMissing<T, M>(fn: () => T, missing: M): T | M {
   try {
-    return Deno.openSync(path);
+    return fn();
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
+    if (err instanceof Deno.errors.NotFound) return missing;
     throw err;
   }
 }
+
+const openOrNull = (path: string) => unlessMissing(() => Deno.openSync(path), null);
+
+/** Removes a file; whether there was one. */
+const removeFileSync = (path: string) => unlessMissing(() => (Deno.removeSync(path), true), false);
 
 /** Reads an open file to its end (`size` is what stat gave; a file written atomically does not change under us). */
 function readWhole(file: Deno.FsFile, size: number): Uint8Array<ArrayBuffer> {
@@ -158,16 +155,6 @@ async function readWholeAsync(file: Deno.FsFile, size: number): Promise<Uint8Arr
     at += n;
   }
   return at === size ? bytes : bytes.subarray(0, at);
-}
-
-function removeFileSync(path: string): boolean {
-  try {
-    Deno.removeSync(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 function writeAtomicallySync(path: string, data: Uint8Array, spare?: string): void {
