@@ -73,7 +73,6 @@ export async function processContourJob(
   else ({ data, bytes } = await storeSource(config, store, job, data, { signal }));
   if (!bytes) throw new UnrecoverableError(formatFailure("upload_missing", "the uploaded file no longer exists"));
   log("debug", "job started", { request_id: data.request_id, task_id: data.task_id, attempt: job.attemptsMade + 1 });
-  await job.updateProgress(10);
   let analysed;
   try {
     // The upload route checked the header too, but this worker may be the only check (an older API, a bad header).
@@ -300,8 +299,6 @@ function isFinalFailure(job: Job, err: Error, settled = false): boolean {
 async function handBack(job: Job<ContourJob>, token: string | undefined, err: PoolClosedError): Promise<never> {
   try {
     if (!token) throw new Error("no lock token");
-    // Queued again, the task should not show the progress of a run that was dropped.
-    if (job.progress) await job.updateProgress(0);
     // The move checks this worker's lock in the same Redis script, so a job another worker has taken up meanwhile
     // (this one's lock expired) is left alone: never processed twice at once.
     await job.moveToWait(token);
@@ -332,7 +329,6 @@ async function waitForRoom(job: Job<ContourJob>, token: string | undefined, err:
   });
   try {
     if (!token) throw new Error("no lock token");
-    if (job.progress) await job.updateProgress(0);
     await job.moveToDelayed(Date.now() + seconds * 1000, token);
   } catch (moveErr) {
     log("warn", "could not delay a job", { task_id: job.id, error: String(moveErr) });
@@ -381,12 +377,23 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   configureLog({ pretty: config.DEBUG, tracing: config.OTEL_DENO, level: config.LOG_LEVEL });
-  let contourWorker: ContourWorker;
+  // Listened for before the worker starts: it takes jobs before it has finished starting, and a signal then must
+  // still hand them back or let them finish, not end the process under them.
+  let starting: Promise<ContourWorker> | undefined;
+  const stop = async (signal: string) => {
+    log("info", "worker stopping", { signal });
+    const contourWorker = await starting?.catch(() => undefined);
+    await contourWorker?.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
   try {
     // A worker may start before Redis and keeps trying to reach it; a Redis --allow-net forbids would never answer.
     const [{ host, port }] = redisSeeds(config);
     await redisAnswers(host, port);
-    contourWorker = await startContourWorker(config);
+    starting = startContourWorker(config);
+    await starting;
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     Deno.exit(1);
@@ -396,11 +403,4 @@ if (import.meta.main) {
     prefix: config.QUEUE_PREFIX,
     concurrency: config.WORKER_CONCURRENCY,
   });
-  const stop = async (signal: string) => {
-    log("info", "worker stopping", { signal });
-    await contourWorker.close();
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
-  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
 }

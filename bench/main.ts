@@ -58,7 +58,12 @@ const { values: args } = parseArgs({
 const quick = args.quick;
 const runs = Number(args.runs ?? (quick ? 3 : 10));
 const warmup = quick ? 1 : 3;
-const uploads = Number(args.uploads ?? (quick ? 20 : 200));
+/**
+ * Timed tasks per run. At 130 images/s, 200 tasks were over in a second and a half, and one pause (a full collection,
+ * the disk catching up) or the first and last tasks' half-empty pipeline moved a ratio by several hundredths; over
+ * 1,000 a run lasts several seconds a side (docs/performance.md).
+ */
+const uploads = Number(args.uploads ?? (quick ? 20 : 1000));
 const concurrency = Number(args.concurrency);
 /** Pool members of ours and Celery processes of the original's, end to end. */
 const workers = Number(args.workers);

@@ -20,7 +20,7 @@ const eventsRoute = createRoute({
   summary: "Live status as Server-Sent Events, ending at completed, failed or gone",
   description:
     "Each `status` event carries the same JSON as GET /status/{task_id}: first the current state, then one " +
-    "event per change (queued → active → progress … → completed | failed), after which the stream closes. " +
+    "event per change (queued → active → completed | failed), after which the stream closes. " +
     "If the task disappears instead (deleted, or expired by retention), one `gone` event carries the 404 body " +
     'GET /status/{task_id} now answers, `{"error": {"code": "not_found", "message": …}}`, and the stream closes.',
   security: API_KEY_SECURITY,
@@ -86,7 +86,7 @@ export function registerEventRoutes(app: OpenAPIHono, deps: AppDeps): void {
           // The client went away mid-write: the abort handler ends the stream.
         });
       };
-      const names = ["waiting", "active", "progress", "completed", "failed", "removed"] as const;
+      const names = ["waiting", "active", "completed", "failed", "removed"] as const;
       for (const n of names) events?.on(n, refresh as never);
       const keepalive = setInterval(() => stream.write(": keep-alive\n\n").catch(() => {}), KEEPALIVE_MS);
       const unregister = onDrain(deps.lifecycle, () => {

@@ -7,7 +7,16 @@ import { DEFAULT_OPTIONS } from "../imaging/options.ts";
 import { AnalysisCancelledError, createAnalysisPool } from "../imaging/pool.ts";
 import { TaskStatusSchema } from "../queue/contour_queue.ts";
 import { fixture } from "./fixtures.ts";
-import { killProcesses, listDir, spawnWorker, sseReader, startTestService, upload, waitForTask } from "./harness.ts";
+import {
+  analysisCpuSeconds,
+  killProcesses,
+  listDir,
+  spawnWorker,
+  sseReader,
+  startTestService,
+  upload,
+  waitForTask,
+} from "./harness.ts";
 import { startRedisCluster } from "./redis_topologies.ts";
 
 const UNKNOWN = "00000000-0000-4000-8000-000000000000";
@@ -39,22 +48,6 @@ async function pollStatus(
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`task ${taskId} was not ${what} within ${timeoutMs} ms; last status ${JSON.stringify(last)}`);
-}
-
-/**
- * Whole seconds of CPU the analysis threads of process `pid` have used (the pool's Web Workers, named worker-N), from
- * ps: whether an analysis is under way, as the status (which says active before the analysis thread starts) cannot
- * tell.
- */
-async function analysisCpuSeconds(pid: number): Promise<number> {
-  const out = await new Deno.Command("ps", { args: ["-L", "-o", "comm=,time=", "-p", String(pid)], stdout: "piped" })
-    .output();
-  let seconds = 0;
-  for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
-    const m = /^worker-\S*\s+(?:(\d+)-)?(\d+):(\d+):(\d+)$/.exec(line.trim());
-    if (m) seconds += Number(m[1] ?? 0) * 86_400 + Number(m[2]) * 3600 + Number(m[3]) * 60 + Number(m[4]);
-  }
-  return seconds;
 }
 
 /** A loopback callback receiver: the bodies it was sent, by task id. */

@@ -33,9 +33,11 @@ Deno.test("live status over Server-Sent Events", async (t) => {
       assert.equal(last.state, "completed", JSON.stringify(events.map((e) => e.state)));
       assert.equal(last.progress, 100);
       assert.ok((last.result as { contour_count: number }).contour_count > 0);
-      // Progress never goes backwards.
+      // Progress never goes backwards, and each state has its own.
       const progress = events.map((e) => e.progress as number);
       assert.deepEqual(progress, [...progress].sort((a, b) => a - b));
+      const byState: Record<string, number> = { queued: 0, active: 10, completed: 100 };
+      for (const e of events) assert.equal(e.progress, byState[e.state as string], JSON.stringify(e));
     });
     await t.step("a finished task sends its final status once and closes", async () => {
       const up = await upload(svc.base, await fixture("coins.png"), "coins.png");

@@ -121,6 +121,22 @@ export async function spawnWorker(
   });
 }
 
+/**
+ * Whole seconds of CPU the analysis threads of process `pid` have used (the pool's Web Workers, named worker-N), from
+ * ps: whether an analysis is under way, as the status (which says active before the analysis thread starts) cannot
+ * tell.
+ */
+export async function analysisCpuSeconds(pid: number): Promise<number> {
+  const out = await new Deno.Command("ps", { args: ["-L", "-o", "comm=,time=", "-p", String(pid)], stdout: "piped" })
+    .output();
+  let seconds = 0;
+  for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
+    const m = /^worker-\S*\s+(?:(\d+)-)?(\d+):(\d+):(\d+)$/.exec(line.trim());
+    if (m) seconds += Number(m[1] ?? 0) * 86_400 + Number(m[2]) * 3600 + Number(m[3]) * 60 + Number(m[4]);
+  }
+  return seconds;
+}
+
 /** Runs `deno <args>` in the project with `env` added; `output` resolves to its stdout and stderr once it exits. */
 export function spawnDeno(
   args: string[],

@@ -2,8 +2,17 @@ import assert from "node:assert/strict";
 import jpeg from "jpeg-js";
 import { closeRedis, createRedis } from "../queue/connection.ts";
 import { createContourQueue } from "../queue/contour_queue.ts";
+import { noisePng } from "../bench/heavy.ts";
 import { fixture } from "./fixtures.ts";
-import { killProcesses, spawnWorker, startTestService, type TestService, upload, waitForTask } from "./harness.ts";
+import {
+  analysisCpuSeconds,
+  killProcesses,
+  spawnWorker,
+  startTestService,
+  type TestService,
+  upload,
+  waitForTask,
+} from "./harness.ts";
 
 // One pool member, and a lock short enough that a killed worker's job is taken up again within seconds.
 const FAST_LOCKS = { WORKER_CONCURRENCY: "1", LOCK_DURATION_MS: "2000" };
@@ -25,13 +34,12 @@ async function waitForState(
   svc: TestService,
   taskId: string,
   state: string,
-  progress = 0,
   timeoutMs = 30_000,
 ): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     const s = await (await fetch(`${svc.base}/api/v1/images/status/${taskId}`)).json();
-    if (s.state === state && s.progress >= progress) return;
+    if (s.state === state) return;
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error(`task ${taskId} never became ${state}`);
@@ -64,11 +72,21 @@ Deno.test("SIGTERM: a worker finishes its active job within the grace period, th
   const svc = await startTestService({ EMBEDDED_WORKER: "false" });
   const worker = await spawnWorker(svc, { ...FAST_LOCKS, WORKER_GRACE_MS: "60000" });
   try {
-    const res = await upload(svc.base, bigJpeg(), "big.jpg");
+    // A noise image with every measurement: seconds of analysis, so the signal lands while it runs.
+    const form = new FormData();
+    form.append("file", new File([await noisePng(3000) as Uint8Array<ArrayBuffer>], "noise.png"));
+    form.append("measurements", "all");
+    const res = await fetch(`${svc.base}/api/v1/images/upload`, { method: "POST", body: form });
     const { task_id } = await res.json();
-    // Progress 10 is set once the upload is read, just before analysis: a job still reading it when SIGTERM comes is
-    // handed back to the queue instead (worker_shutdown_test.ts).
-    await waitForState(svc, task_id, "active", 10);
+    // A job still reading its upload when SIGTERM comes is handed back to the queue instead (worker_shutdown_test.ts):
+    // the signal waits for the analysis thread, idle before this job, to use CPU.
+    await waitForState(svc, task_id, "active");
+    const from = await analysisCpuSeconds(worker.child.pid);
+    const until = Date.now() + 60_000;
+    while (await analysisCpuSeconds(worker.child.pid) <= from) {
+      assert.ok(Date.now() < until, "the analysis thread used no CPU within 60 s");
+      await new Promise((r) => setTimeout(r, 50));
+    }
     worker.child.kill("SIGTERM");
     const { code } = await worker.child.status;
     const out = await worker.output;
