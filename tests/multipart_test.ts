@@ -54,6 +54,43 @@ Deno.test("receiveMultipart streams the file to disk and keeps the text fields",
       });
     }
 
+    await t.step(
+      "with a Content-Length, a kept file's buffer is sized once, and a batch keeps no more than its files",
+      async () => {
+        const withLength = (body: Uint8Array, type: string) => {
+          const request = chunked(body, type, 4096);
+          return new Request(request, { headers: { "content-type": type, "content-length": String(body.length) } });
+        };
+        const big = new Uint8Array(300_000).map((_, i) => (i * 13) % 256);
+        const single = new FormData();
+        single.append("file", new File([big], "big.png"));
+        const one = await encoded(single);
+        const got = await receiveMultipart(withLength(one.body, one.type), {
+          tempPath: `${dir}/sized`,
+          maxFileBytes: 400_000,
+          maxBodyBytes: 400_000,
+        });
+        assert.deepEqual(got.file!.bytes, big);
+        // Grown by doubling from 64 KiB it would be 512 KiB; sized from the body, it is the body's size at most.
+        assert.ok(got.file!.bytes!.buffer.byteLength <= one.body.length, `${got.file!.bytes!.buffer.byteLength}`);
+
+        const small = new Uint8Array(1000).map((_, i) => i % 7);
+        const batch = new FormData();
+        batch.append("file", new File([small], "small.png"));
+        batch.append("file", new File([big], "big.png"));
+        const two = await encoded(batch);
+        const both = await receiveMultipart(withLength(two.body, two.type), {
+          tempPath: `${dir}/batch`,
+          maxFileBytes: 400_000,
+          maxBodyBytes: 400_000,
+          maxFiles: 2,
+        });
+        assert.deepEqual(both.files.map((f) => f.bytes), [small, big]);
+        // The first file's buffer was sized from the whole body: its bytes were copied out of it.
+        assert.equal(both.files[0].bytes!.buffer.byteLength, small.length);
+      },
+    );
+
     await t.step("a file over SPILL_BYTES streams to the temp path instead of memory", async () => {
       const big = new Uint8Array(SPILL_BYTES + 100_000).map((_, i) => (i * 7) % 256);
       const large = new FormData();
