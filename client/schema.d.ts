@@ -121,7 +121,7 @@ export interface paths {
     };
     /**
      * Live status as Server-Sent Events, ending at completed, failed or gone
-     * @description Each `status` event carries the same JSON as GET /status/{task_id}: first the current state, then one event per change (queued → active → progress … → completed | failed), after which the stream closes. If the task disappears instead (deleted, or expired by retention), one `gone` event carries the 404 body GET /status/{task_id} now answers, `{"error": {"code": "not_found", "message": …}}`, and the stream closes.
+     * @description Each `status` event carries the same JSON as GET /status/{task_id}: first the current state, then one event per change (queued → active → completed | failed), after which the stream closes. If the task disappears instead (deleted, or expired by retention), one `gone` event carries the 404 body GET /status/{task_id} now answers, `{"error": {"code": "not_found", "message": …}}`, and the stream closes.
      */
     get: operations["streamTaskStatus"];
     put?: never;
@@ -823,6 +823,7 @@ export interface components {
       task_id: string;
       /** @enum {string} */
       state: "queued" | "active" | "completed" | "failed";
+      /** @description 100 once completed, 10 while a worker has the task, 0 while it is queued and once it failed */
       progress: number;
       filename: string;
       /**
