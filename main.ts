@@ -128,22 +128,26 @@ if (import.meta.main) {
   // process with BIP_WATCHED; the module that does so is loaded only then.
   const dev = config.DEBUG || config.RELOAD || Deno.env.get("BIP_WATCHED") ? await import("./dev/watch.ts") : undefined;
   if (dev && !dev.watched()) Deno.exit(await dev.runUnderWatch());
-  let service: Service;
-  try {
-    service = await startService(config);
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}`);
-    Deno.exit(1);
-  }
+  // Listened for before the service starts: its embedded worker takes jobs before the rest is up, and a signal then
+  // must still hand them back or let them finish, not end the process under them.
+  let starting: Promise<Service> | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log("info", "shutting down", { signal });
-    await service.close();
+    const service = await starting?.catch(() => undefined);
+    await service?.close();
     dev?.endWatched();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  try {
+    starting = startService(config);
+    await starting;
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    Deno.exit(1);
+  }
 }
