@@ -403,13 +403,8 @@ class ByteQueue {
    * from the whole body), when they are copied out so the rest can go.
    */
   take(): Uint8Array {
-    const bytes = this.bytes();
+    const bytes = this.#store.subarray(this.#start, this.#end);
     return this.#store.length > 2 * Math.max(64 * 1024, bytes.length) ? bytes.slice() : bytes;
-  }
-
-  /** The unconsumed bytes (a view, valid until the next append). */
-  bytes(): Uint8Array {
-    return this.#store.subarray(this.#start, this.#end);
   }
 
   /** The same view as a Buffer, for its native search. */

@@ -15,6 +15,7 @@ import {
   sseReader,
   startTestService,
   upload,
+  uploadWith,
   waitForTask,
 } from "./harness.ts";
 import { startRedisCluster } from "./redis_topologies.ts";
@@ -71,16 +72,6 @@ function callbackReceiver() {
 }
 
 const CALLBACKS = { CALLBACK_SECRET: "cancel-test-secret", CALLBACK_ALLOWED_HOSTS: "127.0.0.1" };
-
-/** Uploads with extra form fields. */
-async function uploadWith(base: string, bytes: Uint8Array, name: string, fields: Record<string, string>) {
-  const form = new FormData();
-  form.append("file", new File([bytes as Uint8Array<ArrayBuffer>], name));
-  for (const [k, v] of Object.entries(fields)) form.append(k, v);
-  const res = await fetch(`${base}/api/v1/images/upload`, { method: "POST", body: form });
-  assert.equal(res.status, 202, await res.clone().text());
-  return (await res.json()).task_id as string;
-}
 
 Deno.test("cancel: a queued task fails as cancelled at once; repeated → the same; unknown → 404; finished → 409", async (t) => {
   // No worker at first: uploads stay queued.

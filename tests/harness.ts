@@ -247,6 +247,16 @@ export function upload(base: string, bytes: Uint8Array, name: string, field = "f
   return fetch(`${base}/api/v1/images/upload`, { method: "POST", body: form });
 }
 
+/** Uploads with extra form fields; the task id of the 202. */
+export async function uploadWith(base: string, bytes: Uint8Array, name: string, fields: Record<string, string>) {
+  const form = new FormData();
+  form.append("file", new File([bytes as Uint8Array<ArrayBuffer>], name));
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  const res = await fetch(`${base}/api/v1/images/upload`, { method: "POST", body: form });
+  assert.equal(res.status, 202, await res.clone().text());
+  return (await res.json()).task_id as string;
+}
+
 /** Names of the files in a folder (empty when it does not exist). */
 export async function listDir(dir: string): Promise<string[]> {
   const names: string[] = [];

@@ -11,6 +11,7 @@ import {
   startTestService,
   type TestService,
   upload,
+  uploadWith,
   waitForTask,
 } from "./harness.ts";
 
@@ -73,11 +74,7 @@ Deno.test("SIGTERM: a worker finishes its active job within the grace period, th
   const worker = await spawnWorker(svc, { ...FAST_LOCKS, WORKER_GRACE_MS: "60000" });
   try {
     // A noise image with every measurement: seconds of analysis, so the signal lands while it runs.
-    const form = new FormData();
-    form.append("file", new File([await noisePng(3000) as Uint8Array<ArrayBuffer>], "noise.png"));
-    form.append("measurements", "all");
-    const res = await fetch(`${svc.base}/api/v1/images/upload`, { method: "POST", body: form });
-    const { task_id } = await res.json();
+    const task_id = await uploadWith(svc.base, await noisePng(3000), "noise.png", { measurements: "all" });
     // A job still reading its upload when SIGTERM comes is handed back to the queue instead (worker_shutdown_test.ts):
     // the signal waits for the analysis thread, idle before this job, to use CPU.
     await waitForState(svc, task_id, "active");
